@@ -1,0 +1,1 @@
+"""The four Our Voice services, each its own process."""

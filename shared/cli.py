@@ -1,0 +1,105 @@
+"""The `ourvoice` command for operators."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from shared.config import SERVICES, env
+
+
+def service_command(service: str) -> list[str]:
+    """The one command that runs a service: used by `ourvoice run`, the tests and the image."""
+    return [sys.executable, "-m", f"services.{service}"]
+
+
+def setup() -> None:
+    """Create the database, every service's tables and the broker's exchanges and queues,
+    so that services started together find them in place."""
+    import kombu
+
+    from shared import topology
+    from shared.db import FOLLOWERS_DDL, Database, DatabaseProvider
+    from shared.store import EventStore, open_store
+
+    ddl, stores = [FOLLOWERS_DDL], []
+    for name in SERVICES:
+        service = importlib.import_module(f"services.{name}.service").Service
+        for provider in vars(service).values():
+            if isinstance(provider, DatabaseProvider):
+                ddl.extend(provider.ddl)
+            elif isinstance(provider, EventStore):
+                stores.append(provider.store_class)
+                ddl.extend(d for projection in provider.projections for d in projection.ddl)
+    db = Database(max_size=1)
+    db.migrate(*ddl)
+    db.close()
+    for store_class in stores:
+        open_store(store_class).close()
+    with kombu.Connection(env("AMQP_URI")) as connection:
+        topology.declare(connection.default_channel)
+
+
+def run(services: list[str]) -> int:
+    """Start the services as separate processes; Ctrl-C (or SIGTERM) stops them all."""
+    setup()
+    processes = {name: subprocess.Popen(service_command(name)) for name in services}
+    for name in services:
+        print(f"{name:<14} http://{env(name.upper() + '_ADDRESS')}", flush=True)
+    print("Ctrl-C stops them all.", flush=True)
+
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; stopping the others",
+                          file=sys.stderr)
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ourvoice", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="create the database, tables, exchanges and queues")
+    run_parser = commands.add_parser("run", help="run services as separate processes")
+    run_parser.add_argument("services", nargs="*", metavar="SERVICE",
+                            help=f"any of {', '.join(SERVICES)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = set(getattr(args, "services", [])) - set(SERVICES)
+    if unknown:
+        parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.command == "setup":
+        setup()
+        print("database, tables, exchanges and queues are in place")
+        return 0
+    return run(args.services or list(SERVICES))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

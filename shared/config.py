@@ -1,0 +1,95 @@
+"""Configuration from the environment, with defaults that work on a developer's machine.
+
+PostgreSQL settings use eventsourcing's own POSTGRES_* names so that the event stores and
+our read models read the same variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULTS = {
+    "AMQP_URI": "amqp://guest:guest@localhost:5672/",
+    "POSTGRES_DBNAME": "ourvoice",
+    "POSTGRES_HOST": "127.0.0.1",
+    "POSTGRES_PORT": "5432",
+    "POSTGRES_USER": "postgres",
+    "POSTGRES_PASSWORD": "",
+    "INTAKE_ADDRESS": "127.0.0.1:8001",
+    "ROUTING_ADDRESS": "127.0.0.1:8002",
+    "NOTIFICATIONS_ADDRESS": "127.0.0.1:8003",
+    "REPORTING_ADDRESS": "127.0.0.1:8004",
+    # Signs citizen tokens. Production deployments must set their own.
+    "OURVOICE_SECRET": "local-development-secret-change-me",
+    # How long an idle relay or projection waits before looking at its log again.
+    "OURVOICE_POLL_SECONDS": "0.02",
+}
+
+SERVICES = ("intake", "routing", "notifications", "reporting")
+
+
+def env(name: str) -> str:
+    return os.environ.get(name, DEFAULTS[name])
+
+
+@dataclass(frozen=True)
+class Postgres:
+    dbname: str
+    host: str
+    port: int
+    user: str
+    password: str
+
+    @classmethod
+    def from_env(cls) -> Postgres:
+        return cls(
+            dbname=env("POSTGRES_DBNAME"),
+            host=env("POSTGRES_HOST"),
+            port=int(env("POSTGRES_PORT")),
+            user=env("POSTGRES_USER"),
+            password=env("POSTGRES_PASSWORD"),
+        )
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        parts = {
+            "dbname": dbname or self.dbname,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+        }
+        return " ".join(f"{k}='{v}'" for k, v in parts.items() if v != "")
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment an eventsourcing Application needs to use this database."""
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "4"),
+            "POSTGRES_MAX_OVERFLOW": os.environ.get("POSTGRES_MAX_OVERFLOW", "8"),
+            # Wait for the table lock rather than fail: appends are serialised on purpose.
+            "POSTGRES_LOCK_TIMEOUT": os.environ.get("POSTGRES_LOCK_TIMEOUT", "0"),
+            "POSTGRES_PRE_PING": "y",
+            # Messages from the broker may arrive out of order, so every (source,
+            # position) gets its own tracking row instead of one row per source.
+            "SINGLE_ROW_TRACKING": "n",
+        }
+
+
+def ensure_database(pg: Postgres | None = None) -> None:
+    """Create the configured database if it does not exist yet."""
+    import psycopg
+    from psycopg import sql
+
+    pg = pg or Postgres.from_env()
+    with psycopg.connect(pg.conninfo("postgres"), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.dbname,))
+        if found.fetchone() is None:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(pg.dbname)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another service created it at the same moment

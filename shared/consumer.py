@@ -1,0 +1,132 @@
+"""The idempotent consumer: how every service reads `ourvoice.events`.
+
+`@on_events(service)` makes a nameko method consume the service's quorum queue. The
+service keeps its Database dependency as `self.db`. The method receives the validated
+envelope and a `Tracking` for (source, position); it must
+commit that tracking in the same transaction as its own writes, either with the events it
+records (`store.record(..., tracking=tracking)`) or with its read-model rows
+(`ReadModel.tracked`). A redelivered message then finds its tracking row and changes
+nothing.
+
+What happens to a message, on purpose:
+- handled, or already handled: acknowledged;
+- not a public event we can read: rejected, so RabbitMQ moves it to the dead letters;
+- the database or broker is unreachable: retried in place with backoff, then requeued;
+- any other failure: rejected to the dead letters, where operators see it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import partial
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, Tracking
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import Consumer, QueueConsumer
+
+from shared import topology
+from shared.db import TRANSIENT
+from shared.events import MalformedEvent, read_event
+
+log = logging.getLogger(__name__)
+
+RETRY_FOR_SECONDS = 30.0
+
+
+class RawQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, handing over undecoded messages: a body that is not JSON
+    or has an unexpected content type must reach us to be dead-lettered, instead of
+    raising inside kombu's drain loop."""
+
+    def get_consumers(self, consumer_cls, channel):
+        for provider in self._providers:
+            consumer = consumer_cls(
+                queues=[provider.queue],
+                on_message=partial(self.handle_message, provider, None),
+            )
+            consumer.qos(prefetch_count=self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
+
+    def handle_message(self, provider, body, message):
+        provider.handle_message(body, message)
+
+
+class EventConsumer(Consumer):
+    queue_consumer = RawQueueConsumer()
+
+    def __init__(self, service: str, **kwargs):
+        super().__init__(topology.service_queue(service), **kwargs)
+        self.service = service
+
+    def handle_message(self, body, message):
+        try:
+            event = read_event(json.loads(message.body))
+            tracking = Tracking(
+                application_name=str(message.headers["ourvoice-source"]),
+                notification_id=int(message.headers["ourvoice-position"]),
+            )
+        except (MalformedEvent, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+            log.warning("dead-lettering a malformed message: %s", str(error)[:300])
+            self.queue_consumer_reject(message)
+            return
+        try:
+            self.container.spawn_worker(
+                self, (event, tracking), {}, handle_result=partial(self.handle_result, message)
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def queue_consumer_reject(self, message) -> None:
+        if message.channel.connection:
+            try:
+                message.reject(requeue=False)
+            except ConnectionError:
+                pass  # the broker takes the message back when the connection is gone
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+        elif issubclass(exc_info[0], TRANSIENT + (ConnectionError,)):
+            self.queue_consumer.requeue_message(message)
+        else:
+            self.queue_consumer_reject(message)
+
+
+def on_events(service: str):
+    """Consume the service's queue, once per (source, position)."""
+
+    def decorate(handler):
+        return EventConsumer.decorator(service)(_exactly_once(service, handler))
+
+    return decorate
+
+
+def _exactly_once(service: str, handler):
+    """Skip what was already processed, wait out outages of the database, and treat a
+    lost race on the tracking row as already processed."""
+
+    def wrapper(self, event, tracking):
+        deadline = time.monotonic() + RETRY_FOR_SECONDS
+        backoff = 0.1
+        while True:
+            try:
+                if self.db.has_tracking(service, tracking):
+                    return None
+                return handler(self, event, tracking)
+            except (IntegrityError, psycopg.IntegrityError):
+                if self.db.has_tracking(service, tracking):
+                    return None  # another instance processed it at the same moment
+                raise
+            except TRANSIENT:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("database unavailable; retrying %s", event["event_id"])
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper

@@ -1,0 +1,108 @@
+"""A connection pool for read models, tracking and follower positions.
+
+Events themselves go through eventsourcing's own pool; this one serves the rows we
+update in place (read models) and the bookkeeping that must commit with them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from nameko.extensions import DependencyProvider
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from shared.config import Postgres, ensure_database
+
+# Errors after which the same work can simply be tried again once the database is back.
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
+
+FOLLOWERS_DDL = """
+CREATE TABLE IF NOT EXISTS ourvoice_followers (
+    name text PRIMARY KEY,
+    position bigint NOT NULL DEFAULT 0
+)"""
+
+
+def tracking_ddl(consumer: str) -> str:
+    """The same layout as eventsourcing's multi-row tracking table, so a consumer that
+    records events and one that writes read models share one table per service."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {consumer}_tracking ("
+        "application_name text, notification_id bigint, "
+        "PRIMARY KEY (application_name, notification_id))"
+    )
+
+
+class Database:
+    def __init__(self, pg: Postgres | None = None, *, max_size: int = 8):
+        self.pg = pg or Postgres.from_env()
+        ensure_database(self.pg)
+        self.pool = ConnectionPool(
+            self.pg.conninfo(),
+            min_size=1,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row},
+            check=ConnectionPool.check_connection,
+            open=True,
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor]:
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield cursor
+
+    def migrate(self, *statements: str) -> None:
+        """Run DDL; a lock keeps services that start together from racing on it."""
+        with self.transaction() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ourvoice.migrate'))")
+            for statement in statements:
+                cursor.execute(statement)
+
+    def has_tracking(self, consumer: str, tracking) -> bool:
+        with self.pool.connection() as conn:
+            found = conn.execute(
+                f"SELECT 1 FROM {consumer}_tracking "
+                "WHERE application_name = %s AND notification_id = %s",
+                (tracking.application_name, tracking.notification_id),
+            ).fetchone()
+        return found is not None
+
+    @contextmanager
+    def tracked(self, consumer: str, tracking) -> Iterator[psycopg.Cursor]:
+        """A transaction that records (source, position) as processed by `consumer` along
+        with whatever the caller writes; a second attempt fails on the primary key."""
+        with self.transaction() as cursor:
+            cursor.execute(
+                f"INSERT INTO {consumer}_tracking (application_name, notification_id) "
+                "VALUES (%s, %s)",
+                (tracking.application_name, tracking.notification_id),
+            )
+            yield cursor
+
+    def ping(self) -> None:
+        with self.pool.connection(timeout=2) as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class DatabaseProvider(DependencyProvider):
+    """One pool per service process, with the tables its read models need."""
+
+    def __init__(self, *ddl: str):
+        self.ddl = ddl
+        self.db: Database | None = None
+
+    def setup(self) -> None:
+        self.db = Database()
+        self.db.migrate(FOLLOWERS_DDL, *self.ddl)
+
+    def stop(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+    def get_dependency(self, worker_ctx) -> Database:
+        return self.db

@@ -1,0 +1,222 @@
+"""The public events: one marshmallow schema per event type, the envelope every event
+travels in, and the routing key office systems bind to.
+
+Nothing here may carry personal data: each schema lists the fields that leave the
+service, so anything not listed (contacts, descriptions, notes) never reaches the bus."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+SCHEMA_VERSION = 1
+EXCHANGE = "ourvoice.events"
+
+# Event ids are derived from where the event was stored, so a relay that publishes the
+# same stored event twice publishes the same event_id twice.
+EVENT_ID_NAMESPACE = uuid.UUID("5d0c7d8e-8f3e-4f0e-9a43-6f7572566f69")
+
+CASE_TYPES = ("complaint", "support", "information", "evaluation")
+
+
+class Location(Schema):
+    class Meta:
+        unknown = RAISE
+
+    province = fields.String(required=True, validate=validate.Regexp(r"^\d{2}$"))
+    district = fields.String(required=True, validate=validate.Regexp(r"^\d{4}$"))
+    commune = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$"))
+
+
+class EventData(Schema):
+    """Base of every event's `data`. Readers ignore fields they do not know, so a newer
+    producer can add fields without breaking older consumers."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class CaseSubmitted(EventData):
+    type = fields.String(required=True, validate=validate.OneOf(CASE_TYPES))
+    category = fields.String(required=True)
+    language = fields.String(required=True, validate=validate.OneOf(("km", "en")))
+    anonymous = fields.Boolean(required=True)
+    channel = fields.String(load_default="app")
+
+
+class CaseRouted(EventData):
+    office_id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class CaseAcknowledged(EventData):
+    pass
+
+
+class InformationRequested(EventData):
+    pass
+
+
+class InformationProvided(EventData):
+    pass
+
+
+class CaseTransferred(EventData):
+    office_id = fields.String(required=True)
+    from_office_id = fields.String(required=True)
+    transfers = fields.Integer(required=True)
+
+
+class CaseResolved(EventData):
+    pass
+
+
+class FeedbackReceived(EventData):
+    satisfied = fields.Boolean(required=True)
+    rating = fields.Integer(allow_none=True, validate=validate.Range(1, 5))
+
+
+class CaseAppealed(EventData):
+    pass
+
+
+class SlaWarning(EventData):
+    deadline = fields.String(required=True, validate=validate.OneOf(("acknowledge", "resolve")))
+    due_at = fields.DateTime(required=True)
+
+
+class SlaBreached(SlaWarning):
+    pass
+
+
+class CaseEscalated(EventData):
+    office_id = fields.String(required=True)
+    from_office_id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class OmbudsmanFindingsRecorded(EventData):
+    pass
+
+
+class CaseClosed(EventData):
+    pass
+
+
+class CaseWithdrawn(EventData):
+    pass
+
+
+class PersonalDataErased(EventData):
+    pass
+
+
+class NotificationSent(EventData):
+    channel = fields.String(required=True)
+    message = fields.String(required=True)
+    recipient_role = fields.String(required=True)
+
+
+class NotificationFailed(NotificationSent):
+    error = fields.String(required=True)
+
+
+DATA_SCHEMAS: dict[str, type[EventData]] = {
+    schema.__name__: schema
+    for schema in (
+        CaseSubmitted, CaseRouted, CaseAcknowledged, InformationRequested,
+        InformationProvided, CaseTransferred, CaseResolved, FeedbackReceived,
+        CaseAppealed, SlaWarning, SlaBreached, CaseEscalated, OmbudsmanFindingsRecorded,
+        CaseClosed, CaseWithdrawn, PersonalDataErased, NotificationSent, NotificationFailed,
+    )
+}
+EVENT_TYPES = tuple(DATA_SCHEMAS)
+
+
+class Envelope(Schema):
+    """What travels on `ourvoice.events`, for every event type."""
+
+    class Meta:
+        unknown = RAISE
+
+    event_id = fields.UUID(required=True)
+    event_type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    schema_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True)
+    case_id = fields.UUID(required=True)
+    tracking_code = fields.String(required=True)
+    sequence = fields.Integer(required=True, validate=validate.Range(min=1))
+    office_id = fields.String(required=True, allow_none=True)
+    location = fields.Nested(Location, required=True)
+    data = fields.Dict(required=True)
+
+
+ENVELOPE = Envelope()
+
+
+def location_of(commune: str) -> dict[str, str]:
+    """Official geocodes nest: the commune code starts with its district and province."""
+    return {"province": commune[:2], "district": commune[:4], "commune": commune}
+
+
+def routing_key(event_type: str, location: dict[str, str]) -> str:
+    return f"{event_type}.{location['province']}.{location['district']}"
+
+
+def public_event(source: str, position: int, domain_event: Any) -> dict | None:
+    """The envelope of a stored domain event, or None for events that stay inside."""
+    event_type = type(domain_event).__name__
+    schema = DATA_SCHEMAS.get(event_type)
+    if schema is None:
+        return None
+    context = domain_event.context
+    office_id = getattr(domain_event, "office_id", None) or context.get("office_id")
+    occurred_at: datetime = domain_event.timestamp
+    return {
+        "event_id": str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{position}")),
+        "event_type": event_type,
+        "schema_version": SCHEMA_VERSION,
+        "occurred_at": occurred_at.isoformat(),
+        "case_id": str(domain_event.originator_id),
+        "tracking_code": context["tracking_code"],
+        "sequence": domain_event.originator_version,
+        "office_id": office_id,
+        "location": location_of(context["commune"]),
+        "data": schema().dump(domain_event),
+    }
+
+
+class MalformedEvent(ValueError):
+    """A message that is not a public event we can read; it belongs in the dead letters."""
+
+
+def read_event(body: Any) -> dict:
+    """Validate an envelope and its data; raise MalformedEvent with the reasons."""
+    if not isinstance(body, dict):
+        raise MalformedEvent(f"expected a JSON object, got {type(body).__name__}")
+    try:
+        envelope = ENVELOPE.load(body)
+        envelope["data"] = DATA_SCHEMAS[envelope["event_type"]]().load(envelope["data"])
+    except ValidationError as error:
+        raise MalformedEvent(str(error.messages)) from error
+    return envelope
+
+
+# The status a case has after each event, as citizens, offices and reports see it.
+STATUS_AFTER: dict[str, str] = {
+    "CaseSubmitted": "submitted",
+    "CaseRouted": "routed",
+    "CaseAcknowledged": "acknowledged",
+    "InformationRequested": "waiting-for-citizen",
+    "InformationProvided": "acknowledged",
+    "CaseTransferred": "routed",
+    "CaseResolved": "resolved",
+    "CaseAppealed": "escalated",
+    "CaseEscalated": "escalated",
+    "OmbudsmanFindingsRecorded": "escalated",
+    "CaseClosed": "closed",
+    "CaseWithdrawn": "withdrawn",
+}

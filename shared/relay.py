@@ -1,0 +1,134 @@
+"""The relay: a transactional outbox from an event store to the `ourvoice.events` exchange.
+
+It follows the store's notification log (see follower.py), publishes each public event
+persistently on a channel in confirm mode, waits until the broker has confirmed the whole
+batch, and only then lets the follower move its position. Killed at any moment, it
+publishes again from the last confirmed position: consumers drop what they already had
+by its (source, position), so nothing is lost and no effect is doubled."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import kombu
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+
+from shared import topology
+from shared.events import public_event, routing_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    routing_key: str
+    body: bytes
+    headers: dict
+    message_id: str
+
+
+class BrokerRefused(ConnectionError):
+    """The broker did not confirm a publication (nack or no answer in time)."""
+
+
+class ConfirmedPublisher:
+    """Publishes batches and returns only once the broker confirmed every message.
+
+    Confirms are batched: the messages go out back to back and the acks (which RabbitMQ
+    sends with `multiple` set) are counted afterwards, instead of one round trip each."""
+
+    def __init__(self, amqp_uri: str, *, confirm_timeout: float = 30.0):
+        self.amqp_uri = amqp_uri
+        self.confirm_timeout = confirm_timeout
+        self.connection: kombu.Connection | None = None
+        self.channel = None
+        self.published = 0  # delivery tags issued on this channel
+        self.acked = 0
+        self.nacked = False
+
+    def _open(self) -> None:
+        self.connection = kombu.Connection(self.amqp_uri, heartbeat=0)
+        self.connection.ensure_connection(max_retries=1)
+        self.channel = self.connection.channel()
+        topology.declare(self.channel)
+        self.channel.confirm_select()
+        self.channel.events["basic_ack"].add(self._on_ack)
+        self.channel.events["basic_nack"].add(self._on_nack)
+        self.published = self.acked = 0
+        self.nacked = False
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self.acked = max(self.acked, delivery_tag) if multiple else self.acked + 1
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacked = True
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if not messages:
+            return
+        try:
+            if self.connection is None:
+                self._open()
+            producer = kombu.Producer(self.channel, exchange=topology.EVENTS)
+            for message in messages:
+                producer.publish(
+                    message.body,
+                    routing_key=message.routing_key,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    headers=message.headers,
+                    message_id=message.message_id,
+                )
+            self.published += len(messages)
+            deadline = time.monotonic() + self.confirm_timeout
+            while self.acked < self.published and not self.nacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise BrokerRefused("no confirm from the broker in time")
+                self.connection.drain_events(timeout=remaining)
+            if self.nacked:
+                raise BrokerRefused("the broker refused a message")
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.release()
+            except Exception:  # already broken; we only want it gone
+                pass
+        self.connection = None
+        self.channel = None
+
+
+def outgoing(source: str, app: Application, notifications: Sequence[Notification]):
+    """The public messages for a batch of stored notifications, in log order."""
+    for notification in notifications:
+        envelope = public_event(source, notification.id, app.mapper.to_domain_event(notification))
+        if envelope is None:
+            continue
+        yield OutgoingMessage(
+            routing_key=routing_key(envelope["event_type"], envelope["location"]),
+            body=json.dumps(envelope, ensure_ascii=False).encode(),
+            headers={"ourvoice-source": source, "ourvoice-position": notification.id},
+            message_id=envelope["event_id"],
+        )
+
+
+class Relay:
+    """The handler a LogFollower calls for each batch of an event store's log."""
+
+    def __init__(self, source: str, app: Application, publisher: ConfirmedPublisher):
+        self.source = source
+        self.app = app
+        self.publisher = publisher
+
+    def __call__(self, cursor, notifications: Sequence[Notification]) -> None:
+        self.publisher.publish(list(outgoing(self.source, self.app, notifications)))

@@ -1,0 +1,49 @@
+"""Running one service as its own process: `python -m services.<name>`.
+
+This is the single command per service, used alike by `make run`, by the tests and by the
+container image, so what is tested is what runs."""
+
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()  # before anything opens a socket
+
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from nameko.runners import ServiceRunner  # noqa: E402
+
+from shared.config import SERVICES, env  # noqa: E402
+
+
+def config_for(service: str) -> dict:
+    return {
+        "AMQP_URI": env("AMQP_URI"),
+        "WEB_SERVER_ADDRESS": env(f"{service.upper()}_ADDRESS"),
+        "max_workers": 16,
+        "serializer": "json",
+    }
+
+
+def main(service: str) -> None:
+    if service not in SERVICES:
+        sys.exit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    logging.basicConfig(
+        level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
+    )
+    module = importlib.import_module(f"services.{service}.service")
+    runner = ServiceRunner(config_for(service))
+    runner.add_service(module.Service)
+
+    def shutdown(signum, frame):
+        # Stop in a green thread: the signal handler must not block the hub.
+        eventlet.spawn(runner.stop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    runner.start()
+    logging.getLogger(service).info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
+    runner.wait()

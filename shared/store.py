@@ -1,0 +1,107 @@
+"""Event stores: each deciding service keeps its events in its own PostgreSQL tables
+(`<service>_events`, `<service>_tracking`) through an eventsourcing Application, and
+runs beside it the relay and the projections that follow its notification log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import ProcessRecorder, Tracking
+from nameko.extensions import DependencyProvider
+
+from shared.config import Postgres, ensure_database, env
+from shared.db import FOLLOWERS_DDL, Database
+from shared.follower import LogFollower
+from shared.relay import ConfirmedPublisher, Relay
+
+
+class CaseStore(Application):
+    """An event store whose events can be recorded together with the tracking of the
+    message that caused them (a process recorder), so a consumer acts once."""
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    def record(self, *aggregates: Any, tracking: Tracking | None = None) -> None:
+        events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        self.events.put(events, tracking=tracking)
+
+
+Store = TypeVar("Store", bound=CaseStore)
+
+
+def open_store(store_class: type[Store], pg: Postgres | None = None) -> Store:
+    """A store on the configured database, its tables created if missing."""
+    pg = pg or Postgres.from_env()
+    ensure_database(pg)
+    for attempt in range(5):
+        try:
+            return store_class(env=pg.eventsourcing_env())
+        except psycopg.errors.UniqueViolation:
+            # Two processes created the same table at the same instant; the second
+            # finds it there on the next try.
+            time.sleep(0.2 * (attempt + 1))
+    return store_class(env=pg.eventsourcing_env())
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model kept from a store's own events, in order, in the same transaction as
+    its position: `apply(cursor, domain_event)` for each event of the log."""
+
+    name: str
+    ddl: Sequence[str]
+    apply: Callable[[psycopg.Cursor, Any], None]
+
+    def handler(self, store: CaseStore):
+        def handle(cursor, notifications):
+            for notification in notifications:
+                self.apply(cursor, store.mapper.to_domain_event(notification))
+
+        return handle
+
+
+class EventStore(DependencyProvider):
+    """Gives a service's workers its store, and runs its relay and projections."""
+
+    def __init__(self, store_class: type[CaseStore], projections: Sequence[Projection] = ()):
+        self.store_class = store_class
+        self.projections = projections
+        self.store: CaseStore | None = None
+        self.followers: list[LogFollower] = []
+
+    def setup(self) -> None:
+        self.store = open_store(self.store_class)
+        self.db = Database(max_size=2)
+        self.db.migrate(FOLLOWERS_DDL, *[d for p in self.projections for d in p.ddl])
+        source = self.store_class.name
+        idle = float(env("OURVOICE_POLL_SECONDS"))
+        self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
+        self.followers = [
+            LogFollower(f"relay:{source}", self.db, self.store.recorder,
+                        Relay(source, self.store, self.publisher), idle_seconds=idle),
+            *(
+                LogFollower(f"projection:{p.name}", self.db, self.store.recorder,
+                            p.handler(self.store), idle_seconds=idle)
+                for p in self.projections
+            ),
+        ]
+
+    def start(self) -> None:
+        for follower in self.followers:
+            self.container.spawn_managed_thread(follower.run, identifier=follower.name)
+
+    def stop(self) -> None:
+        for follower in self.followers:
+            follower.stop()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx) -> CaseStore:
+        return self.store

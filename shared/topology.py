@@ -1,0 +1,63 @@
+"""Exchanges and queues on RabbitMQ, declared the same way by every service.
+
+Each service declares the whole topology when it starts, so that a queue exists (and
+keeps messages) before its consumer first runs: an event published while routing is
+down waits for routing instead of being dropped by the exchange."""
+
+from __future__ import annotations
+
+from kombu import Exchange, Queue, binding
+
+from shared.events import EXCHANGE
+
+EVENTS = Exchange(EXCHANGE, type="topic", durable=True)
+DEAD_LETTERS = Exchange("ourvoice.dead-letters", type="direct", durable=True)
+
+# Which events each service consumes. Office systems bind their own queues.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "intake": ("#",),
+    "routing": ("CaseSubmitted.#",),
+    "notifications": ("CaseSubmitted.#", "CaseRouted.#"),
+    "reporting": ("#",),
+}
+
+
+def queue_name(service: str) -> str:
+    return f"ourvoice.{service}"
+
+
+def dead_letter_queue_name(service: str) -> str:
+    return f"ourvoice.{service}.dead-letters"
+
+
+def service_queue(service: str) -> Queue:
+    """A quorum queue (replicated once RabbitMQ is clustered) that dead-letters what its
+    consumer rejects into the service's own dead-letter queue."""
+    return Queue(
+        queue_name(service),
+        bindings=[binding(EVENTS, routing_key=key) for key in SUBSCRIPTIONS[service]],
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": DEAD_LETTERS.name,
+            "x-dead-letter-routing-key": queue_name(service),
+        },
+    )
+
+
+def dead_letter_queue(service: str) -> Queue:
+    return Queue(
+        dead_letter_queue_name(service),
+        exchange=DEAD_LETTERS,
+        routing_key=queue_name(service),
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
+def declare(channel) -> None:
+    EVENTS(channel).declare()
+    DEAD_LETTERS(channel).declare()
+    for service in SUBSCRIPTIONS:
+        service_queue(service)(channel).declare()
+        dead_letter_queue(service)(channel).declare()

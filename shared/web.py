@@ -1,0 +1,197 @@
+"""The HTTP edge every service shares: one error format, JSON in and out, validation by
+marshmallow schemas, `/health`, and an OpenAPI document generated from the same schemas
+that validate the requests."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from typing import Any
+
+import kombu
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, ValidationError
+from nameko.dependency_providers import Config
+from nameko.web.handlers import http
+from werkzeug.wrappers import Request, Response
+
+log = logging.getLogger(__name__)
+
+
+class HttpError(Exception):
+    """An answer other than success, with errors as {"field": ["message", ...]}."""
+
+    def __init__(self, status: int, errors: dict[str, list[str]]):
+        super().__init__(status, errors)
+        self.status = status
+        self.errors = errors
+
+
+def not_found(what: str) -> HttpError:
+    return HttpError(404, {"_": [f"{what} not found"]})
+
+
+def json_response(status: int, body: Any, headers: dict | None = None) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=status,
+        mimetype="application/json",
+        headers=headers,
+    )
+
+
+def error_response(status: int, errors: dict[str, list[str]]) -> Response:
+    return json_response(status, {"errors": errors})
+
+
+def _field_errors(messages: Any) -> dict[str, list[str]]:
+    """marshmallow's nested messages, flattened to dotted field names."""
+    if isinstance(messages, list):
+        return {"_": [str(m) for m in messages]}
+    flat: dict[str, list[str]] = {}
+    for field, value in messages.items():
+        name = "_" if field == "_schema" else str(field)
+        if isinstance(value, dict):
+            for sub, sub_messages in _field_errors(value).items():
+                key = name if sub == "_" else f"{name}.{sub}"
+                flat.setdefault(key, []).extend(sub_messages)
+        else:
+            flat.setdefault(name, []).extend(str(m) for m in value)
+    return flat
+
+
+def load_body(request: Request, schema: Schema) -> dict:
+    """The request's JSON body, validated; anything else is a 400 with field errors."""
+    try:
+        payload = json.loads(request.get_data(as_text=True) or "null")
+    except ValueError:
+        raise HttpError(400, {"_": ["the body must be JSON"]}) from None
+    if not isinstance(payload, dict):
+        raise HttpError(400, {"_": ["the body must be a JSON object"]})
+    try:
+        return schema.load(payload)
+    except ValidationError as error:
+        raise HttpError(400, _field_errors(error.messages)) from None
+
+
+def endpoint(
+    method: str,
+    path: str,
+    *,
+    body: type[Schema] | None = None,
+    response: type[Schema] | None = None,
+    status: int = 200,
+    summary: str = "",
+):
+    """A nameko HTTP entrypoint speaking JSON. `path` is written as in OpenAPI
+    (`/v1/cases/{tracking_code}`). The method gets the validated body (if any) as
+    `payload` and returns the response body, or a werkzeug Response of its own."""
+
+    rule = re.sub(r"{(\w+)}", r"<string:\1>", path)
+    body_schema = body() if body else None
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def handle(self, request: Request, **path_args):
+            try:
+                if body_schema is not None:
+                    path_args["payload"] = load_body(request, body_schema)
+                result = fn(self, request, **path_args)
+            except HttpError as error:
+                return error_response(error.status, error.errors)
+            except Exception:
+                log.exception("%s %s failed", method, path)
+                return error_response(500, {"_": ["internal error; it has been logged"]})
+            if isinstance(result, Response):
+                return result
+            return json_response(status, result)
+
+        handle.openapi = {
+            "method": method.lower(),
+            "path": path,
+            "summary": summary or (fn.__doc__ or "").strip().split("\n")[0],
+            "body": body,
+            "response": response,
+            "status": status,
+        }
+        return http(method, rule)(handle)
+
+    return decorate
+
+
+def openapi_document(service_class: type, title: str) -> dict:
+    """OpenAPI 3 for every @endpoint of a service, from its marshmallow schemas."""
+    spec = APISpec(title=title, version="1.0.0", openapi_version="3.0.3",
+                   plugins=[MarshmallowPlugin()])
+    spec.components.schema("Errors", {
+        "type": "object",
+        "properties": {"errors": {"type": "object", "additionalProperties": {
+            "type": "array", "items": {"type": "string"}}}},
+        "required": ["errors"],
+    })
+    paths: dict[str, dict] = {}
+    for name in sorted(dir(service_class)):
+        route = getattr(getattr(service_class, name), "openapi", None)
+        if route is None:
+            continue
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
+        operation: dict[str, Any] = {
+            "summary": route["summary"],
+            "operationId": name,
+            "responses": {str(route["status"]): {"description": "success"}},
+        }
+        if route["response"] is not None:
+            operation["responses"][str(route["status"])]["content"] = {
+                "application/json": {"schema": route["response"]}}
+        params = re.findall(r"{(\w+)}", route["path"])
+        if params:
+            operation["parameters"] = [
+                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                for p in params
+            ]
+        if route["body"] is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": route["body"]}},
+            }
+            operation["responses"]["400"] = {"description": "invalid input", **error}
+        operation["responses"]["404"] = {"description": "not found", **error}
+        paths.setdefault(route["path"], {})[route["method"]] = operation
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def health(db, amqp_uri: str) -> Response:
+    """200 when both the database and the broker answer, else 503 saying which did not."""
+    problems: dict[str, list[str]] = {}
+    try:
+        db.ping()
+    except Exception as error:
+        problems["database"] = [str(error)[:200] or type(error).__name__]
+    try:
+        with kombu.Connection(amqp_uri, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:
+        problems["broker"] = [str(error)[:200] or type(error).__name__]
+    if problems:
+        return error_response(503, problems)
+    return json_response(200, {"status": "ok"})
+
+
+class HealthAndSpec:
+    """Mixed into every service: GET /health and GET /openapi.json."""
+
+    title = "Our Voice"
+    config = Config()
+
+    @endpoint("GET", "/health", summary="200 when broker and database are reachable")
+    def get_health(self, request):
+        return health(self.db, self.config["AMQP_URI"])
+
+    @endpoint("GET", "/openapi.json", summary="this document")
+    def get_openapi(self, request):
+        return openapi_document(type(self), self.title)
