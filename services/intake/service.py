@@ -20,7 +20,7 @@ from services.intake.domain import (
     normalise_tracking_code,
     token_hash,
 )
-from services.intake.schemas import CaseView, CategoryOut, Submitted, SubmitCase
+from services.intake.schemas import CaseView, CategoryOut, SubmitCase, Submitted
 from shared.categories import categories
 from shared.config import env
 from shared.consumer import on_events

@@ -1,0 +1,177 @@
+"""The whole system as separate processes, for tests: a database and a RabbitMQ virtual
+host of its own, free ports, and the services started with the same command `make run`
+uses, so they can be killed and started again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import kombu
+import psycopg
+import requests
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from shared.cli import service_command
+from shared.config import SERVICES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout: float = 30.0, interval: float = 0.05, what: str = ""):
+    """Poll until `condition()` is truthy; fail with `what` if it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+class System:
+    def __init__(self, name: str):
+        self.name = f"{name}_{uuid.uuid4().hex[:8]}"
+        self.dbname = f"ourvoice_test_{self.name}"
+        self.vhost = f"ourvoice-test-{self.name}"
+        self.env = {
+            **os.environ,
+            "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_USER": "postgres",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.urls = {}
+        for service in SERVICES:
+            port = free_port()
+            self.env[f"{service.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
+            self.urls[service] = f"http://127.0.0.1:{port}"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.logs = ROOT / ".pytest_cache" / "logs" / self.name
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    # -- infrastructure -------------------------------------------------------------
+    def create(self) -> None:
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        subprocess.run([str(ROOT / ".venv" / "bin" / "ourvoice"), "setup"], env=self.env,
+                       check=True, capture_output=True, timeout=120)
+
+    def destroy(self) -> None:
+        self.stop_all()
+        rabbitmqctl("delete_vhost", self.vhost)
+        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(self.dbname)))
+
+    # -- processes ------------------------------------------------------------------
+    def start(self, service: str, *, wait: bool = True) -> None:
+        log = open(self.logs / f"{service}.log", "ab")
+        self.processes[service] = subprocess.Popen(
+            service_command(service), env=self.env, cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT)
+        if wait:
+            wait_until(lambda: self.healthy(service), timeout=60, what=f"{service} healthy")
+
+    def start_all(self) -> None:
+        for service in SERVICES:
+            self.start(service, wait=False)
+        for service in SERVICES:
+            wait_until(lambda s=service: self.healthy(s), timeout=60, what=f"{service} healthy")
+
+    def healthy(self, service: str) -> bool:
+        process = self.processes[service]
+        if process.poll() is not None:
+            raise AssertionError(f"{service} exited with {process.returncode}; see {self.logs}")
+        try:
+            return requests.get(self.urls[service] + "/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def kill(self, service: str) -> None:
+        """kill -9: no chance to finish anything."""
+        process = self.processes.pop(service)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop(self, service: str) -> None:
+        process = self.processes.pop(service)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop_all(self) -> None:
+        for service in list(self.processes):
+            self.stop(service)
+
+    # -- looking inside -------------------------------------------------------------
+    def query(self, statement: str, params=()) -> list[dict]:
+        with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={self.dbname}",
+                             row_factory=dict_row) as conn:
+            return conn.execute(statement, params).fetchall()
+
+    def scalar(self, statement: str, params=()):
+        rows = self.query(statement, params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def broker(self) -> kombu.Connection:
+        return kombu.Connection(self.env["AMQP_URI"])
+
+    def publish_raw(self, routing_key: str, body: bytes, *, headers: dict | None = None,
+                    content_type: str = "application/json") -> None:
+        from shared.topology import EVENTS
+
+        with self.broker() as connection:
+            producer = kombu.Producer(connection.default_channel, exchange=EVENTS)
+            producer.publish(body, routing_key=routing_key, content_type=content_type,
+                             content_encoding="utf-8", headers=headers or {}, delivery_mode=2)
+
+    def url(self, service: str, path: str) -> str:
+        return self.urls[service] + path
+
+
+def complaint(**overrides) -> dict:
+    body = {
+        "type": "complaint",
+        "category": "water-supply",
+        "description": "ទឹកស្អាតមិនហូរអស់រយៈពេលបីថ្ងៃហើយ។",
+        "location": {"commune": "120101"},
+        "language": "km",
+        "complainant": {"anonymous": True, "gender": "female"},
+    }
+    body.update(overrides)
+    return body
+
+
+def submit(system: System, body: dict | None = None, **headers) -> dict:
+    response = requests.post(system.url("intake", "/v1/cases"), json=body or complaint(),
+                             headers=headers, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def dumps(value) -> bytes:
+    return json.dumps(value).encode()
