@@ -35,6 +35,18 @@ def tracking_ddl(consumer: str) -> str:
     )
 
 
+MIGRATION_LOCK = "SELECT pg_advisory_lock(hashtext('ourvoice.migrate'))"
+
+
+@contextmanager
+def migration_lock(pg: Postgres) -> Iterator[None]:
+    """Held while creating tables: services that start together would otherwise race on
+    the same DDL (PostgreSQL answers "tuple concurrently updated")."""
+    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        conn.execute(MIGRATION_LOCK)
+        yield
+
+
 class Database:
     def __init__(self, pg: Postgres | None = None, *, max_size: int = 8):
         self.pg = pg or Postgres.from_env()
@@ -55,8 +67,7 @@ class Database:
 
     def migrate(self, *statements: str) -> None:
         """Run DDL; a lock keeps services that start together from racing on it."""
-        with self.transaction() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('ourvoice.migrate'))")
+        with migration_lock(self.pg), self.transaction() as cursor:
             for statement in statements:
                 cursor.execute(statement)
 

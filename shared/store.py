@@ -4,7 +4,6 @@ runs beside it the relay and the projections that follow its notification log.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,7 +14,7 @@ from eventsourcing.persistence import ProcessRecorder, Tracking
 from nameko.extensions import DependencyProvider
 
 from shared.config import Postgres, ensure_database, env
-from shared.db import FOLLOWERS_DDL, Database
+from shared.db import FOLLOWERS_DDL, Database, migration_lock
 from shared.follower import LogFollower
 from shared.relay import ConfirmedPublisher, Relay
 
@@ -39,14 +38,8 @@ def open_store(store_class: type[Store], pg: Postgres | None = None) -> Store:
     """A store on the configured database, its tables created if missing."""
     pg = pg or Postgres.from_env()
     ensure_database(pg)
-    for attempt in range(5):
-        try:
-            return store_class(env=pg.eventsourcing_env())
-        except psycopg.errors.UniqueViolation:
-            # Two processes created the same table at the same instant; the second
-            # finds it there on the next try.
-            time.sleep(0.2 * (attempt + 1))
-    return store_class(env=pg.eventsourcing_env())
+    with migration_lock(pg):
+        return store_class(env=pg.eventsourcing_env())
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,13 @@ class System:
         rows = self.query(statement, params)
         return next(iter(rows[0].values())) if rows else None
 
+    def settled(self) -> bool:
+        """Every stored event has reached reporting, which subscribes to all of them."""
+        stored = self.scalar(
+            "SELECT (SELECT count(*) FROM intake_events) + (SELECT count(*) FROM routing_events)"
+            " + (SELECT count(*) FROM notifications_events)")
+        return stored == self.scalar("SELECT count(*) FROM reporting_tracking")
+
     def broker(self) -> kombu.Connection:
         return kombu.Connection(self.env["AMQP_URI"])
 

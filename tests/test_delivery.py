@@ -68,6 +68,7 @@ def test_relay_publishing_again_after_a_crash_doubles_no_effect(system):
     wait_until(lambda: system.scalar(
         "SELECT count(*) FROM reporting_cases WHERE case_id = %s", (submitted["case_id"],)),
         what="case counted")
+    wait_until(system.settled, what="every event reported")
     routed_before = routed_cases(system)
     notices_before = system.scalar("SELECT count(*) FROM notifications_events")
     tracked_before = system.scalar("SELECT count(*) FROM reporting_tracking")
