@@ -195,3 +195,8 @@ class HealthAndSpec:
     @endpoint("GET", "/openapi.json", summary="this document")
     def get_openapi(self, request):
         return openapi_document(type(self), self.title)
+
+    @http("GET,POST,PUT,PATCH,DELETE", "/<path:unknown>")
+    def no_such_path(self, request, unknown):
+        # Matched only when no other route does: even a wrong URL gets the JSON error.
+        return error_response(404, {"_": [f"no such resource: /{unknown}"]})

@@ -97,3 +97,9 @@ def test_the_citizen_view_needs_the_citizen_token(system):
     missing = requests.get(system.url("intake", "/v1/cases/22222-22222"), timeout=10,
                            headers={"Authorization": f"Bearer {other['citizen_token']}"})
     assert missing.status_code == 404
+
+
+def test_unknown_paths_get_a_json_404(system):
+    response = requests.get(system.url("routing", "/v1/nothing/here"), timeout=10)
+    assert response.status_code == 404
+    assert response.json()["errors"]["_"] == ["no such resource: /v1/nothing/here"]

@@ -1,0 +1,6 @@
+"""Benchmarks for Our Voice: each figure of the platform is measured next to a raw
+baseline taken in the same run, on the same machine, so a ratio says what the platform's
+own work costs rather than how fast the hardware happens to be.
+
+Run with `make bench` (or `python -m bench`). Every benchmark works on a database and a
+RabbitMQ virtual host of its own, created for it and removed afterwards."""

@@ -1,0 +1,44 @@
+"""Cases and messages shaped like the real ones, for the benchmarks that bypass HTTP."""
+
+from __future__ import annotations
+
+import json
+
+from services.intake.domain import Case, case_id_for, nfc, token_hash
+from services.intake.service import citizen_token, fingerprint, new_tracking_code
+from shared.events import public_event, routing_key
+from tests.system import complaint
+
+# Valid communes in four provinces, so routing keys and offices vary as in real traffic.
+COMMUNES = ("120101", "120109", "010201", "170101", "020101")
+
+
+def new_case(commune: str) -> Case:
+    """A case built the way intake's submit builds one from a request body."""
+    payload = complaint(location={"commune": commune})
+    tracking_code = new_tracking_code(None)
+    case_id = case_id_for(tracking_code)
+    return Case(
+        case_id=case_id,
+        context={"tracking_code": tracking_code, "commune": commune, "office_id": None},
+        type=payload["type"],
+        category=payload["category"],
+        description=nfc(payload["description"]),
+        language=payload["language"],
+        anonymous=payload["complainant"]["anonymous"],
+        gender=payload["complainant"]["gender"],
+        rating=payload.get("rating"),
+        citizen_token_hash=token_hash(citizen_token(case_id)),
+        fingerprint=fingerprint(payload),
+        channel="app",
+    )
+
+
+def sample_message() -> tuple[str, bytes]:
+    """The routing key and body the relay would publish for a new case, so the raw
+    publish baselines move messages of the same size and routing as the relay's."""
+    (submitted,) = new_case(COMMUNES[0]).collect_events()
+    envelope = public_event("intake", 1, submitted)
+    assert envelope is not None
+    key = routing_key(envelope["event_type"], envelope["location"])
+    return key, json.dumps(envelope, ensure_ascii=False).encode()

@@ -1,0 +1,149 @@
+"""The relay: how fast a store's notification log reaches the broker, confirmed.
+
+A store is filled first (many cases per transaction, which is not what is measured),
+then the platform's own LogFollower + Relay + ConfirmedPublisher drain it, pass after
+pass, until nothing is left. A queue bound to `#` proves every event was published."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from itertools import cycle
+from typing import Any, cast
+
+import kombu
+from eventsourcing.persistence import ApplicationRecorder, Notification
+
+from bench.broker import bound_queue, message_count, service_queue_messages
+from bench.cases import COMMUNES, new_case
+from bench.infra import Progress, phase, scratch_database, scratch_vhost
+from bench.report import Results
+from services.intake.service import Intake
+from shared import topology
+from shared.db import FOLLOWERS_DDL, Database
+from shared.follower import LogFollower, position
+from shared.relay import ConfirmedPublisher, OutgoingMessage, Relay
+from shared.store import open_store
+
+FILL_BATCH = 500  # cases per transaction while filling
+
+
+class TimedRecorder:
+    """Passes reads through to the store's recorder and adds up the time they take, so
+    the relay's time splits into reading, publishing, and the rest."""
+
+    def __init__(self, recorder: ApplicationRecorder):
+        self.recorder = recorder
+        self.seconds = 0.0
+
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
+        start = time.perf_counter()
+        try:
+            return self.recorder.select_notifications(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class TimedPublisher(ConfirmedPublisher):
+    """The relay's publisher, timing each confirmed batch."""
+
+    def __init__(self, amqp_uri: str):
+        super().__init__(amqp_uri)
+        self.seconds = 0.0
+        self.messages = 0
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        start = time.perf_counter()
+        try:
+            super().publish(messages)
+            self.messages += len(messages)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def fill(store: Intake, events: int) -> None:
+    progress = Progress("filling the store")
+    communes = cycle(COMMUNES)
+    done = 0
+    while done < events:
+        n = min(FILL_BATCH, events - done)
+        store.record(*(new_case(next(communes)) for _ in range(n)))
+        done += n
+        progress.update(f"{done:,}/{events:,} events")
+    progress.done(f"{done:,} events stored")
+
+
+def relay_throughput(results: Results, events: int) -> None:
+    phase(f"Relay: {events:,} stored events to the broker, confirmed")
+    with scratch_database() as pg, scratch_vhost() as uri:
+        store = open_store(Intake, pg)
+        db = Database(pg, max_size=2)
+        publisher = TimedPublisher(uri)
+        try:
+            db.migrate(FOLLOWERS_DDL)
+            fill(store, events)
+            with kombu.Connection(uri) as connection:
+                channel = connection.channel()
+                topology.EVENTS(channel).declare()
+                queue = bound_queue("bench.relayed", topology.EVENTS)
+                queue(channel).declare()
+
+                recorder = TimedRecorder(store.recorder)
+                follower = LogFollower(
+                    "relay:intake", db, cast(ApplicationRecorder, recorder),
+                    Relay(Intake.name, store, publisher),
+                )
+                progress = Progress("relaying")
+                relayed = passes = 0
+                start = time.perf_counter()
+                while handled := follower.follow_once():
+                    relayed += handled
+                    passes += 1
+                    elapsed = time.perf_counter() - start
+                    progress.update(f"{relayed:,}/{events:,} events, {relayed / elapsed:,.0f}/s")
+                elapsed = time.perf_counter() - start
+                progress.done(f"{relayed:,} events in {elapsed:.1f} s, {relayed / elapsed:,.0f}/s")
+
+                queued = message_count(channel, queue)
+                copies = queued + service_queue_messages(channel)
+            last = store.recorder.max_notification_id() or 0
+            moved_to = position(db, "relay:intake")
+        finally:
+            publisher.close()
+            db.close()
+            store.close()
+
+    complete = queued == events == publisher.messages and moved_to == last
+    verdict = "every message" if complete else "NOT every message"
+    results.notes.append(
+        f"Relay: the queue bound to '#' received {queued:,} of {events:,} stored events "
+        f"({verdict}); the relay published {publisher.messages:,}, its position is {moved_to:,} "
+        f"of {last:,}; each message was also routed to the services' queues "
+        f"({copies / max(queued, 1):.0f} stored copies per message)."
+    )
+    if not complete:
+        results.failures.append(f"relay: {queued} of {events} events reached the bound queue")
+    rate = relayed / elapsed
+    results.add("relay", "Relay, stored events to broker (confirmed)", rate, "/s",
+                baseline=results.find("amqp.unconfirmed"))
+    results.add("relay.vs.confirmed", "Relay vs. confirm per message", rate, "/s",
+                baseline=results.find("amqp.confirmed"))
+    results.add("relay.vs.batches", "Relay vs. raw batched confirms, same topology", rate, "/s",
+                baseline=results.find("amqp.batches"))
+    other = elapsed - recorder.seconds - publisher.seconds
+    results.details["relay"] = {
+        "events": events,
+        "relayed": relayed,
+        "passes": passes,
+        "seconds": round(elapsed, 3),
+        "queued_in_bound_queue": queued,
+        "stored_copies_per_message": round(copies / max(queued, 1), 2),
+        "share_reading_log": round(recorder.seconds / elapsed, 3),
+        "share_publishing_confirmed": round(publisher.seconds / elapsed, 3),
+        "share_decoding_encoding_and_position": round(other / elapsed, 3),
+    }
+    results.notes.append(
+        f"Relay time: {recorder.seconds / elapsed:.0%} reading the log, "
+        f"{publisher.seconds / elapsed:.0%} publishing and awaiting confirms, "
+        f"{other / elapsed:.0%} decoding events, building envelopes and moving the position."
+    )
