@@ -23,11 +23,11 @@ def setup() -> None:
     so that services started together find them in place."""
     import kombu
 
-    from shared import topology
+    from shared import access, topology
     from shared.db import FOLLOWERS_DDL, Database, DatabaseProvider
     from shared.store import EventStore, open_store
 
-    ddl, stores = [FOLLOWERS_DDL], []
+    ddl, stores = [FOLLOWERS_DDL, *access.DDL], []
     for name in SERVICES:
         service = importlib.import_module(f"services.{name}.service").Service
         for provider in vars(service).values():
@@ -82,10 +82,61 @@ def run(services: list[str]) -> int:
     return 0
 
 
+def principal(args) -> int:
+    from datetime import timedelta
+    from uuid import UUID
+
+    from shared import access
+    from shared.db import Database
+    from shared.offices import describe
+
+    db = Database(max_size=1)
+    try:
+        db.migrate(*access.DDL)
+        with db.transaction() as cursor:
+            if args.action == "create":
+                if args.office and describe(args.office) is None:
+                    print(f"no such office: {args.office}", file=sys.stderr)
+                    return 2
+                try:
+                    principal_id, token = access.create_principal(
+                        cursor, args.role, args.office, timedelta(days=args.days))
+                except ValueError as error:
+                    print(error, file=sys.stderr)
+                    return 2
+                print(f"principal {principal_id} ({args.role}"
+                      f"{' of ' + args.office if args.office else ''}), valid {args.days} days;"
+                      " the token is shown once:")
+                print(token)
+                return 0
+            try:
+                revoked = access.revoke_principal(cursor, UUID(args.principal_id))
+            except ValueError:
+                revoked = False
+            if not revoked:
+                print(f"no principal {args.principal_id} to revoke (unknown or already revoked)",
+                      file=sys.stderr)
+                return 1
+            print(f"principal {args.principal_id} revoked")
+            return 0
+    finally:
+        db.close()
+
+
 def main(argv: list[str] | None = None) -> int:
+    from shared.access import ROLES
+
     parser = argparse.ArgumentParser(prog="ourvoice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="create the database, tables, exchanges and queues")
+    principals = commands.add_parser("principal", help="tokens for staff, ombudsmen, auditors, admins")
+    actions = principals.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a principal and print its token (last line)")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--office", help="office id, for staff and ombudsmen (e.g. owso-1201)")
+    create.add_argument("--days", type=int, default=365, help="how long the token is valid")
+    revoke = actions.add_parser("revoke", help="revoke a principal's token at once")
+    revoke.add_argument("principal_id")
     run_parser = commands.add_parser("run", help="run services as separate processes")
     run_parser.add_argument("services", nargs="*", metavar="SERVICE",
                             help=f"any of {', '.join(SERVICES)} (default: all)")
@@ -94,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.command == "principal":
+        return principal(args)
     if args.command == "setup":
         setup()
         print("database, tables, exchanges and queues are in place")

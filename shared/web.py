@@ -5,6 +5,7 @@ that validate the requests."""
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import re
@@ -17,6 +18,8 @@ from marshmallow import Schema, ValidationError
 from nameko.dependency_providers import Config
 from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
+
+from shared import access
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +84,31 @@ def endpoint(
     method: str,
     path: str,
     *,
+    allow: tuple = (),
     body: type[Schema] | None = None,
-    response: type[Schema] | None = None,
+    response: type[Schema] | Schema | None = None,
     status: int = 200,
     summary: str = "",
 ):
     """A nameko HTTP entrypoint speaking JSON. `path` is written as in OpenAPI
-    (`/v1/cases/{tracking_code}`). The method gets the validated body (if any) as
-    `payload` and returns the response body, or a werkzeug Response of its own."""
+    (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
+    names, or rules such as `access.OfficeInPath()`; left empty, it refuses everyone.
+    The method gets the validated body (if any) as `payload`, the caller as `principal`
+    (if it takes one), and returns the response body or a werkzeug Response."""
 
     rule = re.sub(r"{(\w+)}", r"<string:\1>", path)
     body_schema = body() if body else None
+    public = access.PUBLIC in allow
 
     def decorate(fn):
+        wants_principal = "principal" in inspect.signature(fn).parameters
+
         @functools.wraps(fn)
         def handle(self, request: Request, **path_args):
             try:
+                principal = None if public else _admit(self, request, allow, path_args)
+                if wants_principal:
+                    path_args["principal"] = principal
                 if body_schema is not None:
                     path_args["payload"] = load_body(request, body_schema)
                 result = fn(self, request, **path_args)
@@ -116,16 +128,34 @@ def endpoint(
             "body": body,
             "response": response,
             "status": status,
+            "public": public,
         }
         return http(method, rule)(handle)
 
     return decorate
 
 
+def _admit(service, request: Request, allow: tuple, path_args: dict) -> access.Principal:
+    """401 unless the token is valid, 403 unless one of the endpoint's rules lets it in."""
+    with service.db.transaction() as cursor:
+        try:
+            principal = access.authenticate(cursor, request.headers.get("Authorization"))
+        except access.Unauthenticated as refusal:
+            raise HttpError(401, {"Authorization": [str(refusal)]}) from None
+    if not access.allowed(allow, principal, path_args):
+        raise HttpError(403, {"Authorization": [f"a {principal.role} may not do this here"]})
+    return principal
+
+
+def forbidden(message: str) -> HttpError:
+    return HttpError(403, {"Authorization": [message]})
+
+
 def openapi_document(service_class: type, title: str) -> dict:
     """OpenAPI 3 for every @endpoint of a service, from its marshmallow schemas."""
     spec = APISpec(title=title, version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()])
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Errors", {
         "type": "object",
         "properties": {"errors": {"type": "object", "additionalProperties": {
@@ -158,6 +188,10 @@ def openapi_document(service_class: type, title: str) -> dict:
                 "content": {"application/json": {"schema": route["body"]}},
             }
             operation["responses"]["400"] = {"description": "invalid input", **error}
+        if not route["public"]:
+            operation["security"] = [{"bearer": []}]
+            operation["responses"]["401"] = {"description": "no valid token", **error}
+            operation["responses"]["403"] = {"description": "not allowed", **error}
         operation["responses"]["404"] = {"description": "not found", **error}
         paths.setdefault(route["path"], {})[route["method"]] = operation
     for path, operations in paths.items():
@@ -188,11 +222,12 @@ class HealthAndSpec:
     title = "Our Voice"
     config = Config()
 
-    @endpoint("GET", "/health", summary="200 when broker and database are reachable")
+    @endpoint("GET", "/health", allow=(access.PUBLIC,),
+              summary="200 when broker and database are reachable")
     def get_health(self, request):
         return health(self.db, self.config["AMQP_URI"])
 
-    @endpoint("GET", "/openapi.json", summary="this document")
+    @endpoint("GET", "/openapi.json", allow=(access.PUBLIC,), summary="this document")
     def get_openapi(self, request):
         return openapi_document(type(self), self.title)
 

@@ -84,6 +84,15 @@ class System:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(self.dbname)))
 
+    def principal(self, role: str, office: str | None = None) -> str:
+        """A token made the way operators make one: `ourvoice principal create`."""
+        command = [str(ROOT / ".venv" / "bin" / "ourvoice"), "principal", "create", "--role", role]
+        if office:
+            command += ["--office", office]
+        done = subprocess.run(command, env=self.env, check=True, capture_output=True, text=True,
+                              timeout=60)
+        return done.stdout.strip().splitlines()[-1]
+
     # -- processes ------------------------------------------------------------------
     def start(self, service: str, *, wait: bool = True) -> None:
         log = open(self.logs / f"{service}.log", "ab")

@@ -10,7 +10,9 @@ pytestmark = pytest.mark.e2e
 
 
 def office_queue(system, office_id):
-    response = requests.get(system.url("routing", f"/v1/offices/{office_id}/queue"), timeout=10)
+    token = system.principal("staff", office_id)
+    response = requests.get(system.url("routing", f"/v1/offices/{office_id}/queue"), timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     return response.json()["cases"]
 
@@ -97,6 +99,26 @@ def test_the_citizen_view_needs_the_citizen_token(system):
     missing = requests.get(system.url("intake", "/v1/cases/22222-22222"), timeout=10,
                            headers={"Authorization": f"Bearer {other['citizen_token']}"})
     assert missing.status_code == 404
+    forged = other["citizen_token"][:-4] + "AAAA"
+    bad = requests.get(url, headers={"Authorization": f"Bearer {forged}"}, timeout=10)
+    assert bad.status_code == 401 and "Authorization" in bad.json()["errors"]
+
+
+def test_the_office_queue_is_for_that_office_auditors_and_admins(system):
+    url = system.url("routing", "/v1/offices/owso-1201/queue")
+
+    def status(token):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(url, headers=headers, timeout=10).status_code
+
+    assert status(None) == 401
+    assert status("p1.not-a-real-token") == 401
+    assert status(system.principal("staff", "owso-1201")) == 200
+    assert status(system.principal("ombudsman", "owso-1201")) == 200
+    assert status(system.principal("auditor")) == 200
+    assert status(system.principal("admin")) == 200
+    assert status(system.principal("staff", "owso-1202")) == 403
+    assert status(submit(system)["citizen_token"]) == 403
 
 
 def test_unknown_paths_get_a_json_404(system):

@@ -4,8 +4,6 @@ Pure domain: no I/O. Codes, tokens and keys are made by the service layer and pa
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import unicodedata
 from typing import Any
 from uuid import UUID, uuid5
@@ -38,10 +36,6 @@ def normalise_tracking_code(text: str) -> str | None:
 def case_id_for(tracking_code: str) -> UUID:
     """The case id follows from the tracking code, so a lookup needs no index."""
     return uuid5(CASE_ID_NAMESPACE, tracking_code)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def nfc(text: str) -> str:
@@ -82,6 +76,3 @@ class Case(Aggregate):
         self.citizen_token_hash = citizen_token_hash
         self.fingerprint = fingerprint
         self.channel = channel
-
-    def opens_with(self, token: str) -> bool:
-        return hmac.compare_digest(token_hash(token), self.citizen_token_hash)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -18,9 +17,9 @@ from services.intake.domain import (
     format_tracking_code,
     nfc,
     normalise_tracking_code,
-    token_hash,
 )
 from services.intake.schemas import CaseView, CategoryOut, SubmitCase, Submitted
+from shared import access
 from shared.categories import categories
 from shared.config import env
 from shared.consumer import on_events
@@ -28,7 +27,7 @@ from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
 from shared.offices import describe
 from shared.store import CaseStore, EventStore
-from shared.web import HealthAndSpec, HttpError, endpoint, not_found
+from shared.web import HealthAndSpec, HttpError, endpoint, forbidden, not_found
 
 
 class Intake(CaseStore):
@@ -38,12 +37,6 @@ class Intake(CaseStore):
 def _secret(purpose: str, value: str) -> bytes:
     return hmac.new(env("OURVOICE_SECRET").encode(), f"{purpose}:{value}".encode(),
                     hashlib.sha256).digest()
-
-
-def citizen_token(case_id) -> str:
-    """Derived, not stored: a retried submission can hand back the same token, and only
-    its hash is kept in the case."""
-    return base64.urlsafe_b64encode(_secret("citizen-token", str(case_id))).decode().rstrip("=")
 
 
 def new_tracking_code(idempotency_key: str | None) -> str:
@@ -67,7 +60,7 @@ class Service(HealthAndSpec):
     store = EventStore(Intake)
     db = DatabaseProvider(*views.DDL)
 
-    @endpoint("GET", "/v1/categories", response=CategoryOut(many=True))
+    @endpoint("GET", "/v1/categories", allow=(access.PUBLIC,), response=CategoryOut(many=True))
     def list_categories(self, request):
         """The service categories a case can be about."""
         return [
@@ -76,7 +69,8 @@ class Service(HealthAndSpec):
             for c in categories().values()
         ]
 
-    @endpoint("POST", "/v1/cases", body=SubmitCase, response=Submitted, status=201)
+    @endpoint("POST", "/v1/cases", allow=(access.PUBLIC,), body=SubmitCase, response=Submitted,
+              status=201)
     def submit(self, request, payload):
         """Submit a complaint, support request, information request or evaluation."""
         key = request.headers.get("Idempotency-Key")
@@ -84,7 +78,7 @@ class Service(HealthAndSpec):
             raise HttpError(400, {"Idempotency-Key": ["must be 1 to 200 characters"]})
         tracking_code = new_tracking_code(key)
         case_id = case_id_for(tracking_code)
-        token = citizen_token(case_id)
+        token = access.citizen_token(case_id)
         case = Case(
             case_id=case_id,
             context={"tracking_code": tracking_code, "commune": payload["location"]["commune"],
@@ -96,7 +90,7 @@ class Service(HealthAndSpec):
             anonymous=payload["complainant"]["anonymous"],
             gender=payload["complainant"]["gender"],
             rating=payload.get("rating"),
-            citizen_token_hash=token_hash(token),
+            citizen_token_hash=access.citizen_token_hash(token),
             fingerprint=fingerprint(payload),
             channel="app",
         )
@@ -110,12 +104,9 @@ class Service(HealthAndSpec):
         return {"case_id": case_id, "tracking_code": tracking_code, "citizen_token": token,
                 "status": "submitted"}
 
-    @endpoint("GET", "/v1/cases/{tracking_code}", response=CaseView)
-    def follow(self, request, tracking_code):
+    @endpoint("GET", "/v1/cases/{tracking_code}", allow=("citizen",), response=CaseView)
+    def follow(self, request, tracking_code, principal):
         """A citizen follows their case with the token they got at submission."""
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HttpError(401, {"Authorization": ["a Bearer token is required"]})
         code = normalise_tracking_code(tracking_code)
         if code is None:
             raise not_found("case")
@@ -123,8 +114,8 @@ class Service(HealthAndSpec):
             case = self.store.repository.get(case_id_for(code))
         except AggregateNotFoundError:
             raise not_found("case") from None
-        if not case.opens_with(token.strip()):
-            raise HttpError(403, {"Authorization": ["this token does not open this case"]})
+        if principal.case_id != case.id:
+            raise forbidden("this token does not open this case")
         with self.db.transaction() as cursor:
             view, timeline = views.read(cursor, case.id)
         office = describe(view["office_id"]) if view and view["office_id"] else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from services.reporting import counts
+from shared import access
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.web import HealthAndSpec, endpoint
@@ -29,7 +30,7 @@ class Service(HealthAndSpec):
         with self.db.tracked("reporting", tracking) as cursor:
             counts.apply(cursor, event)
 
-    @endpoint("GET", "/v1/reports/summary", response=Summary)
+    @endpoint("GET", "/v1/reports/summary", allow=(access.PUBLIC,), response=Summary)
     def summary(self, request):
         """Case volumes by type, category, status and province."""
         with self.db.transaction() as cursor:

@@ -9,6 +9,7 @@ from marshmallow import Schema, fields
 
 from services.routing import queue
 from services.routing.domain import Case
+from shared import access
 from shared.categories import categories
 from shared.consumer import on_events
 from shared.db import DatabaseProvider, tracking_ddl
@@ -58,7 +59,8 @@ class Service(HealthAndSpec):
         )
         self.store.record(case, tracking=tracking)
 
-    @endpoint("GET", "/v1/offices/{office_id}/queue", response=OfficeQueue)
+    @endpoint("GET", "/v1/offices/{office_id}/queue", response=OfficeQueue,
+              allow=(access.OfficeInPath(), "auditor", "admin"))
     def office_queue(self, request, office_id):
         """Open cases of an office, nearest deadline first."""
         if describe(office_id) is None:
