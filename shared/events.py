@@ -44,12 +44,15 @@ class CaseSubmitted(EventData):
     category = fields.String(required=True)
     language = fields.String(required=True, validate=validate.OneOf(("km", "en")))
     anonymous = fields.Boolean(required=True)
-    channel = fields.String(load_default="app")
+    channel = fields.String(load_default="app")  # app or open311
+    rating = fields.Integer(allow_none=True, load_default=None)  # evaluations only
 
 
 class CaseRouted(EventData):
     office_id = fields.String(required=True)
     reason = fields.String(required=True)
+    acknowledge_due = fields.DateTime(allow_none=True, load_default=None)
+    resolve_due = fields.DateTime(allow_none=True, load_default=None)
 
 
 class CaseAcknowledged(EventData):
@@ -57,26 +60,28 @@ class CaseAcknowledged(EventData):
 
 
 class InformationRequested(EventData):
-    pass
+    # The office's words to the citizen; the citizen's own words never travel.
+    question = fields.String(required=True)
 
 
 class InformationProvided(EventData):
-    pass
+    answers_request = fields.Boolean(required=True)  # false: a message of the citizen's own
 
 
 class CaseTransferred(EventData):
     office_id = fields.String(required=True)
     from_office_id = fields.String(required=True)
+    reason = fields.String(required=True)
     transfers = fields.Integer(required=True)
 
 
 class CaseResolved(EventData):
-    pass
+    resolution = fields.String(required=True)
 
 
 class FeedbackReceived(EventData):
     satisfied = fields.Boolean(required=True)
-    rating = fields.Integer(allow_none=True, validate=validate.Range(1, 5))
+    rating = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(1, 5))
 
 
 class CaseAppealed(EventData):
@@ -95,11 +100,12 @@ class SlaBreached(SlaWarning):
 class CaseEscalated(EventData):
     office_id = fields.String(required=True)
     from_office_id = fields.String(required=True)
-    reason = fields.String(required=True)
+    reason = fields.String(required=True)  # breach, appeal, transfers, ombudsman-breach
 
 
 class OmbudsmanFindingsRecorded(EventData):
-    pass
+    findings = fields.String(required=True)
+    recommendation = fields.String(required=True)
 
 
 class CaseClosed(EventData):

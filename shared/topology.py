@@ -16,8 +16,9 @@ DEAD_LETTERS = Exchange("ourvoice.dead-letters", type="direct", durable=True)
 # Which events each service consumes. Office systems bind their own queues.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "intake": ("#",),
-    "routing": ("CaseSubmitted.#",),
-    "notifications": ("CaseSubmitted.#", "CaseRouted.#"),
+    "routing": ("CaseSubmitted.#", "InformationProvided.#", "FeedbackReceived.#",
+                "CaseAppealed.#", "CaseWithdrawn.#"),
+    "notifications": ("#",),
     "reporting": ("#",),
 }
 
