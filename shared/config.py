@@ -27,9 +27,23 @@ DEFAULTS = {
 
 SERVICES = ("intake", "routing", "notifications", "reporting")
 
+# Keys that sign or encrypt: in production each must be set, and not to its default.
+SECRETS = ("OURVOICE_SECRET",)
+
 
 def env(name: str) -> str:
     return os.environ.get(name, DEFAULTS[name])
+
+
+def check_production() -> None:
+    """With OURVOICE_ENV=production, refuse to run on a secret that is unset or left at
+    its development value: anyone who read the source could forge what it signs."""
+    if os.environ.get("OURVOICE_ENV", "development") != "production":
+        return
+    weak = [name for name in SECRETS if os.environ.get(name, "") in ("", DEFAULTS[name])]
+    if weak:
+        raise SystemExit(f"OURVOICE_ENV=production: set {', '.join(weak)} to a secret value "
+                         "of this deployment's own")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import sys  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from shared.config import SERVICES, env  # noqa: E402
+from shared.config import SERVICES, check_production, env  # noqa: E402
 
 
 def config_for(service: str) -> dict:
@@ -31,6 +31,7 @@ def config_for(service: str) -> dict:
 def main(service: str) -> None:
     if service not in SERVICES:
         sys.exit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    check_production()
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
     )
