@@ -123,6 +123,52 @@ def principal(args) -> int:
         db.close()
 
 
+def directory_import(path: str) -> int:
+    """Record the amendments in an operator's CSV file as events of the directory."""
+    from eventsourcing.application import AggregateNotFoundError
+
+    from services.routing.directory import (
+        DIRECTORY_ID,
+        Directory,
+        amended,
+        base_directory,
+        read_amendments,
+    )
+    from services.routing.service import Routing
+    from shared.store import open_store
+
+    store = open_store(Routing)
+    try:
+        try:
+            directory = store.repository.get(DIRECTORY_ID)
+        except AggregateNotFoundError:
+            directory = Directory()
+        current = amended(base_directory(), directory.amendments)
+        with open(path, encoding="utf-8-sig") as file:
+            amendments, errors = read_amendments(file.read(), current)
+        if errors:
+            for error in errors:
+                print(f"{path}: {error}", file=sys.stderr)
+            print("nothing was recorded", file=sys.stderr)
+            return 2
+        for office_id, changes in amendments.items():
+            directory.amend(office_id=office_id, changes=changes, by="operator")
+        store.record(directory)
+        print(f"{len(amendments)} office(s) amended; routing applies them within a second")
+        return 0
+    finally:
+        store.close()
+
+
+def privacy_erase(tracking_code: str) -> int:
+    """Crypto-shred a citizen's name, phone and email: their case's key is destroyed."""
+    from services.intake.privacy import erase_personal_data
+
+    done, what = erase_personal_data(tracking_code, erased_by="operator")
+    print(what, file=sys.stdout if done else sys.stderr)
+    return 0 if done else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     from shared.access import ROLES
 
@@ -137,6 +183,17 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--days", type=int, default=365, help="how long the token is valid")
     revoke = actions.add_parser("revoke", help="revoke a principal's token at once")
     revoke.add_argument("principal_id")
+    directory = commands.add_parser("directory", help="the office directory")
+    directory_actions = directory.add_subparsers(dest="action", required=True)
+    importing = directory_actions.add_parser(
+        "import", help="amend the directory from a CSV file (office_id, kind, area, name_en, "
+        "name_km, merged_into, address, phone, email, active)")
+    importing.add_argument("file")
+    privacy = commands.add_parser("privacy", help="citizens' personal data")
+    privacy_actions = privacy.add_subparsers(dest="action", required=True)
+    erase = privacy_actions.add_parser(
+        "erase", help="destroy a case's key so its name, phone and email can never be read again")
+    erase.add_argument("tracking_code")
     run_parser = commands.add_parser("run", help="run services as separate processes")
     run_parser.add_argument("services", nargs="*", metavar="SERVICE",
                             help=f"any of {', '.join(SERVICES)} (default: all)")
@@ -147,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.command == "principal":
         return principal(args)
+    if args.command == "directory":
+        return directory_import(args.file)
+    if args.command == "privacy":
+        return privacy_erase(args.tracking_code)
     if args.command == "setup":
         setup()
         print("database, tables, exchanges and queues are in place")

@@ -21,6 +21,8 @@ DEFAULTS = {
     "REPORTING_ADDRESS": "127.0.0.1:8004",
     # Signs citizen tokens. Production deployments must set their own.
     "OURVOICE_SECRET": "local-development-secret-change-me",
+    # Wraps each case's key for personal data (base64 of 32 bytes). Production sets its own.
+    "OURVOICE_MASTER_KEY": "bG9jYWwtZGV2ZWxvcG1lbnQtbWFzdGVyLWtleS0zMmI=",
     # How long an idle relay or projection waits before looking at its log again.
     "OURVOICE_POLL_SECONDS": "0.02",
 }
@@ -83,8 +85,10 @@ class Postgres:
             "POSTGRES_PORT": str(self.port),
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
-            "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "4"),
-            "POSTGRES_MAX_OVERFLOW": os.environ.get("POSTGRES_MAX_OVERFLOW", "8"),
+            # Connections are precious: PostgreSQL allows 100 by default, shared by every
+            # instance of every service. The pool grows to size + overflow under load.
+            "POSTGRES_POOL_SIZE": os.environ.get("POSTGRES_POOL_SIZE", "2"),
+            "POSTGRES_MAX_OVERFLOW": os.environ.get("POSTGRES_MAX_OVERFLOW", "6"),
             # Wait for the table lock rather than fail: appends are serialised on purpose.
             "POSTGRES_LOCK_TIMEOUT": os.environ.get("POSTGRES_LOCK_TIMEOUT", "0"),
             "POSTGRES_PRE_PING": "y",

@@ -12,6 +12,7 @@ What happens to a message, on purpose:
 - handled, or already handled: acknowledged;
 - not a public event we can read: rejected, so RabbitMQ moves it to the dead letters;
 - the database or broker is unreachable: retried in place with backoff, then requeued;
+- it depends on an event not processed yet (`NotYet`): requeued after a short pause;
 - any other failure: rejected to the dead letters, where operators see it."""
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ from shared.events import MalformedEvent, read_event
 log = logging.getLogger(__name__)
 
 RETRY_FOR_SECONDS = 30.0
+
+
+class NotYet(Exception):
+    """The message depends on one not processed yet (competing consumers can take events
+    of one case out of order): put it back to be tried again shortly."""
 
 
 class RawQueueConsumer(QueueConsumer):
@@ -89,7 +95,7 @@ class EventConsumer(Consumer):
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
             self.queue_consumer.ack_message(message)
-        elif issubclass(exc_info[0], TRANSIENT + (ConnectionError,)):
+        elif issubclass(exc_info[0], TRANSIENT + (ConnectionError, NotYet)):
             self.queue_consumer.requeue_message(message)
         else:
             self.queue_consumer_reject(message)
@@ -119,6 +125,9 @@ def _exactly_once(service: str, handler):
             except (IntegrityError, psycopg.IntegrityError):
                 if self.db.has_tracking(service, tracking):
                     return None  # another instance processed it at the same moment
+                raise
+            except NotYet:
+                time.sleep(0.2)  # let the event it waits for arrive before it comes back
                 raise
             except TRANSIENT:
                 if time.monotonic() > deadline:

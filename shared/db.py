@@ -49,7 +49,7 @@ def migration_lock(pg: Postgres) -> Iterator[None]:
 
 
 class Database:
-    def __init__(self, pg: Postgres | None = None, *, max_size: int = 8):
+    def __init__(self, pg: Postgres | None = None, *, max_size: int = 4):
         self.pg = pg or Postgres.from_env()
         ensure_database(self.pg)
         self.pool = ConnectionPool(

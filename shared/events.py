@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_dump, validate
 
 SCHEMA_VERSION = 1
 EXCHANGE = "ourvoice.events"
@@ -48,11 +48,26 @@ class CaseSubmitted(EventData):
     rating = fields.Integer(allow_none=True, load_default=None)  # evaluations only
 
 
-class CaseRouted(EventData):
-    office_id = fields.String(required=True)
-    reason = fields.String(required=True)
+class CarriesDeadlines(EventData):
+    """The deadlines the case's (new) office works to. Stored events keep a `deadlines`
+    mapping with warning times and calendars; only the due dates are public."""
+
     acknowledge_due = fields.DateTime(allow_none=True, load_default=None)
     resolve_due = fields.DateTime(allow_none=True, load_default=None)
+
+    @pre_dump
+    def due_dates(self, event, **_):
+        fields_ = {name: getattr(event, name) for name in self.fields
+                   if name not in ("acknowledge_due", "resolve_due")}
+        deadlines = getattr(event, "deadlines", None) or {}
+        for name in ("acknowledge", "resolve"):
+            fields_[f"{name}_due"] = (deadlines.get(name) or {}).get("due")
+        return fields_
+
+
+class CaseRouted(CarriesDeadlines):
+    office_id = fields.String(required=True)
+    reason = fields.String(required=True)
 
 
 class CaseAcknowledged(EventData):
@@ -68,7 +83,7 @@ class InformationProvided(EventData):
     answers_request = fields.Boolean(required=True)  # false: a message of the citizen's own
 
 
-class CaseTransferred(EventData):
+class CaseTransferred(CarriesDeadlines):
     office_id = fields.String(required=True)
     from_office_id = fields.String(required=True)
     reason = fields.String(required=True)
@@ -97,7 +112,7 @@ class SlaBreached(SlaWarning):
     pass
 
 
-class CaseEscalated(EventData):
+class CaseEscalated(CarriesDeadlines):
     office_id = fields.String(required=True)
     from_office_id = fields.String(required=True)
     reason = fields.String(required=True)  # breach, appeal, transfers, ombudsman-breach

@@ -48,7 +48,7 @@ def rabbitmqctl(*args: str) -> None:
 
 
 class System:
-    def __init__(self, name: str):
+    def __init__(self, name: str, extra_env: dict | None = None):
         self.name = f"{name}_{uuid.uuid4().hex[:8]}"
         self.dbname = f"ourvoice_test_{self.name}"
         self.vhost = f"ourvoice-test-{self.name}"
@@ -59,6 +59,7 @@ class System:
             "POSTGRES_HOST": "127.0.0.1",
             "POSTGRES_USER": "postgres",
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
         self.urls = {}
         for service in SERVICES:
@@ -66,6 +67,7 @@ class System:
             self.env[f"{service.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
             self.urls[service] = f"http://127.0.0.1:{port}"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.tokens: dict[tuple, str] = {}
         self.logs = ROOT / ".pytest_cache" / "logs" / self.name
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -84,14 +86,20 @@ class System:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(self.dbname)))
 
-    def principal(self, role: str, office: str | None = None) -> str:
-        """A token made the way operators make one: `ourvoice principal create`."""
+    def principal(self, role: str, office: str | None = None, *, fresh: bool = False) -> str:
+        """A token made the way operators make one: `ourvoice principal create`; the same
+        one again for the same role and office unless `fresh`."""
+        if not fresh and (role, office) in self.tokens:
+            return self.tokens[(role, office)]
         command = [str(ROOT / ".venv" / "bin" / "ourvoice"), "principal", "create", "--role", role]
         if office:
             command += ["--office", office]
         done = subprocess.run(command, env=self.env, check=True, capture_output=True, text=True,
                               timeout=60)
-        return done.stdout.strip().splitlines()[-1]
+        token = done.stdout.strip().splitlines()[-1]
+        if not fresh:
+            self.tokens[(role, office)] = token
+        return token
 
     # -- processes ------------------------------------------------------------------
     def start(self, service: str, *, wait: bool = True) -> None:
@@ -167,6 +175,12 @@ class System:
 
     def url(self, service: str, path: str) -> str:
         return self.urls[service] + path
+
+    def call(self, method: str, service: str, path: str, token: str | None = None,
+             **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.request(method, self.url(service, path), headers=headers, timeout=30,
+                                **kwargs)
 
 
 def complaint(**overrides) -> dict:

@@ -1,25 +1,90 @@
-"""Routing: sends each case to its office and keeps the offices' queues."""
+"""Routing: sends each case to its office, keeps the offices' queues and deadlines, and
+takes what is late or appealed to the ombudsman."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from uuid import UUID
 
-from marshmallow import Schema, fields
+import yaml
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from marshmallow import RAISE, Schema, fields, validate
+from nameko.timer import timer
 
-from services.routing import queue
-from services.routing.domain import Case
-from shared import access
+from services.routing import views
+from services.routing.deadlines import Policies, policies_from
+from services.routing.directory import amended, base_directory, follow_merges
+from services.routing.domain import Case, InvalidTransition
+from shared import access, clock
 from shared.categories import categories
-from shared.consumer import on_events
+from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
-from shared.offices import describe
+from shared.offices import KINDS
 from shared.store import CaseStore, EventStore
-from shared.web import HealthAndSpec, endpoint, not_found
+from shared.web import HealthAndSpec, HttpError, endpoint, forbidden, not_found
+
+DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sla.yaml"
+SWEEP_SECONDS = float(os.environ.get("OURVOICE_SWEEP_SECONDS", "1"))
+
+
+@cache
+def policies() -> Policies:
+    path = Path(os.environ.get("OURVOICE_SLA_POLICIES", DEFAULT_POLICIES))
+    return policies_from(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
 class Routing(CaseStore):
     name = "routing"
+
+
+# -- schemas -----------------------------------------------------------------------
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+TEXT = validate.Length(min=1, max=4000)
+
+
+class Question(Strict):
+    question = fields.String(required=True, validate=TEXT)
+
+
+class Resolution(Strict):
+    resolution = fields.String(required=True, validate=TEXT)
+
+
+class Transfer(Strict):
+    office_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=TEXT)
+
+
+class Note(Strict):
+    text = fields.String(required=True, validate=TEXT)
+
+
+class Findings(Strict):
+    findings = fields.String(required=True, validate=TEXT)
+    recommendation = fields.String(required=True, validate=TEXT)
+
+
+class Nothing(Strict):
+    pass
+
+
+class CaseState(Schema):
+    case_id = fields.UUID(required=True)
+    tracking_code = fields.String(required=True)
+    status = fields.String(required=True)
+    office_id = fields.String(required=True)
+    acknowledge_due = fields.DateTime(allow_none=True)
+    resolve_due = fields.DateTime(allow_none=True)
+    transfers = fields.Integer(required=True)
 
 
 class QueueEntry(Schema):
@@ -30,7 +95,9 @@ class QueueEntry(Schema):
     category = fields.String(required=True)
     routed_at = fields.DateTime(required=True)
     acknowledge_due = fields.DateTime(allow_none=True)
-    resolve_due = fields.DateTime(required=True)
+    resolve_due = fields.DateTime(allow_none=True)
+    overdue = fields.Boolean(required=True)
+    transfers = fields.Integer(required=True)
 
 
 class OfficeQueue(Schema):
@@ -38,33 +105,189 @@ class OfficeQueue(Schema):
     cases = fields.List(fields.Nested(QueueEntry))
 
 
+class OfficeOut(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True)
+    level = fields.String(required=True)
+    area = fields.String(required=True)
+    province = fields.String(allow_none=True)
+    district = fields.String(allow_none=True)
+    name_en = fields.String(required=True)
+    name_km = fields.String(required=True)
+    merged_into = fields.String(allow_none=True)
+    address = fields.String()
+    phone = fields.String()
+    email = fields.String()
+    active = fields.Boolean()
+
+
+def state_of(case: Case) -> dict:
+    return CaseState().dump({
+        "case_id": case.id, "tracking_code": case.tracking_code, "status": case.status,
+        "office_id": case.office_id, "acknowledge_due": case.acknowledge_due,
+        "resolve_due": case.resolve_due, "transfers": case.transfers,
+    })
+
+
 class Service(HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
 
-    store = EventStore(Routing, projections=[queue.OFFICE_QUEUE])
+    store = EventStore(Routing, projections=views.PROJECTIONS)
     db = DatabaseProvider(tracking_ddl("routing"))
 
+    # -- the directory ---------------------------------------------------------------
+    def directory(self) -> dict:
+        with self.db.transaction() as cursor:
+            return amended(base_directory(), views.load_amendments(cursor))
+
+    @endpoint("GET", "/v1/offices", allow=(access.PUBLIC,), response=OfficeOut(many=True))
+    def list_offices(self, request):
+        """The office directory; filter by `level`, `kind`, `province`, `district`."""
+        filters = {k: request.args.get(k) for k in ("level", "kind", "province", "district")}
+        if filters["level"] and filters["level"] not in ("commune", "district", "province",
+                                                         "national"):
+            raise HttpError(400, {"level": ["one of commune, district, province, national"]})
+        if filters["kind"] and filters["kind"] not in KINDS:
+            raise HttpError(400, {"kind": [f"one of {', '.join(KINDS)}"]})
+        offices = [
+            office.as_dict() for office in self.directory().values()
+            if all(not wanted or getattr(office, key) == wanted
+                   for key, wanted in filters.items())
+        ]
+        return OfficeOut(many=True).dump(sorted(offices, key=lambda o: o["id"]))
+
+    # -- events from other services --------------------------------------------------
     @on_events("routing")
-    def route_submitted_case(self, event, tracking):
-        if event["event_type"] != "CaseSubmitted":
-            return
-        case = Case.route(
-            case_id=UUID(str(event["case_id"])),
-            tracking_code=event["tracking_code"],
-            commune=event["location"]["commune"],
-            case_type=event["data"]["type"],
-            category=categories()[event["data"]["category"]],
-            received_at=datetime.fromisoformat(str(event["occurred_at"])),
-        )
+    def handle_event(self, event, tracking):
+        kind = event["event_type"]
+        case_id = UUID(str(event["case_id"]))
+        occurred_at: datetime = event["occurred_at"]
+        if kind == "CaseSubmitted":
+            directory = self.directory()
+            case = Case.route(
+                case_id=case_id, tracking_code=event["tracking_code"],
+                commune=event["location"]["commune"], case_type=event["data"]["type"],
+                category=categories()[event["data"]["category"]], received_at=occurred_at,
+                policies=policies(), redirect=lambda office: follow_merges(directory, office))
+        else:
+            try:
+                case = self.store.repository.get(case_id)
+            except AggregateNotFoundError:
+                raise NotYet(f"{kind} before the case was routed") from None
+            if kind == "InformationProvided" and event["data"]["answers_request"]:
+                case.information_provided(now=occurred_at)
+            elif kind == "FeedbackReceived":
+                case.feedback(satisfied=event["data"]["satisfied"])
+            elif kind == "CaseAppealed":
+                try:
+                    case.appeal(now=occurred_at, policies=policies())
+                except InvalidTransition:
+                    return  # an appeal of a case no longer resolved changes nothing
+            elif kind == "CaseWithdrawn":
+                case.withdraw()
         self.store.record(case, tracking=tracking)
+
+    # -- time ------------------------------------------------------------------------
+    @timer(interval=SWEEP_SECONDS)
+    def sweep_deadlines(self):
+        """Record the warnings and breaches now due. Several instances may sweep at once:
+        the second to record the same breach fails on the case's version and moves on."""
+        now = clock.now()
+        with self.db.transaction() as cursor:
+            due = views.due_cases(cursor, now, limit=500)
+        for case_id in due:
+            case = self.store.repository.get(case_id)
+            case.check_deadlines(now, policies())
+            try:
+                self.store.record(case)
+            except IntegrityError:
+                pass  # another instance recorded it first
+
+    # -- office work -----------------------------------------------------------------
+    def _act(self, case_id: str, principal: access.Principal, roles: tuple, act) -> dict:
+        try:
+            case = self.store.repository.get(UUID(case_id))
+        except (ValueError, AggregateNotFoundError):
+            raise not_found("case") from None
+        if principal.role not in roles or not principal.works_at(case.office_id):
+            raise forbidden(f"only the {' or '.join(roles)} of {case.office_id} may do this")
+        try:
+            act(case)
+        except InvalidTransition as refusal:
+            raise HttpError(409, {"status": [str(refusal)]}) from None
+        try:
+            self.store.record(case)
+        except IntegrityError:
+            raise HttpError(409, {"case": [
+                "someone else changed this case at the same moment; reload it and try again"]}
+            ) from None
+        return state_of(case)
 
     @endpoint("GET", "/v1/offices/{office_id}/queue", response=OfficeQueue,
               allow=(access.OfficeInPath(), "auditor", "admin"))
     def office_queue(self, request, office_id):
         """Open cases of an office, nearest deadline first."""
-        if describe(office_id) is None:
+        if office_id not in self.directory():
             raise not_found("office")
         with self.db.transaction() as cursor:
-            rows = queue.read(cursor, office_id, limit=500)
+            rows = views.read_queue(cursor, office_id, limit=500)
         return OfficeQueue().dump({"office_id": office_id, "cases": rows})
+
+    @endpoint("POST", "/v1/cases/{case_id}/acknowledge", allow=("staff", "ombudsman"),
+              body=Nothing, response=CaseState)
+    def acknowledge(self, request, case_id, principal, payload):
+        """The office has seen the case."""
+        return self._act(case_id, principal, ("staff", "ombudsman"),
+                         lambda case: case.acknowledge(by=principal.id))
+
+    @endpoint("POST", "/v1/cases/{case_id}/request-info", allow=("staff", "ombudsman"),
+              body=Question, response=CaseState)
+    def request_information(self, request, case_id, principal, payload):
+        """Ask the citizen a question; the deadline clock stops until they answer."""
+        return self._act(case_id, principal, ("staff", "ombudsman"),
+                         lambda case: case.request_information(payload["question"],
+                                                               by=principal.id, now=clock.now()))
+
+    @endpoint("POST", "/v1/cases/{case_id}/resolve", allow=("staff", "ombudsman"),
+              body=Resolution, response=CaseState)
+    def resolve(self, request, case_id, principal, payload):
+        """Tell the citizen how the case was resolved."""
+        return self._act(case_id, principal, ("staff", "ombudsman"),
+                         lambda case: case.resolve(payload["resolution"], by=principal.id))
+
+    @endpoint("POST", "/v1/cases/{case_id}/transfer", allow=("staff",), body=Transfer,
+              response=CaseState)
+    def transfer(self, request, case_id, principal, payload):
+        """Send a misrouted case to the office responsible, with the reason."""
+        directory = self.directory()
+        target = payload["office_id"]
+        if target not in directory or not directory[target].active:
+            raise HttpError(400, {"office_id": ["no such active office"]})
+        target = follow_merges(directory, target)
+        return self._act(case_id, principal, ("staff",),
+                         lambda case: case.transfer(target, payload["reason"], by=principal.id,
+                                                    now=clock.now(), policies=policies()))
+
+    @endpoint("POST", "/v1/cases/{case_id}/notes", allow=("staff", "ombudsman"), body=Note,
+              response=CaseState, status=201)
+    def add_note(self, request, case_id, principal, payload):
+        """An internal note; the citizen never sees it."""
+        return self._act(case_id, principal, ("staff", "ombudsman"),
+                         lambda case: case.add_note(payload["text"], by=principal.id))
+
+    @endpoint("POST", "/v1/cases/{case_id}/findings", allow=("ombudsman",), body=Findings,
+              response=CaseState)
+    def record_findings(self, request, case_id, principal, payload):
+        """The ombudsman's findings and recommendation."""
+        return self._act(case_id, principal, ("ombudsman",),
+                         lambda case: case.record_findings(payload["findings"],
+                                                           payload["recommendation"],
+                                                           by=principal.id))
+
+    @endpoint("POST", "/v1/cases/{case_id}/close", allow=("ombudsman",), body=Nothing,
+              response=CaseState)
+    def close(self, request, case_id, principal, payload):
+        """The ombudsman closes the case after recording findings."""
+        return self._act(case_id, principal, ("ombudsman",),
+                         lambda case: case.close(by=principal.id))

@@ -4,14 +4,16 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.routing.deadlines import policies_from
 from services.routing.domain import Case
 from shared.categories import categories
 from shared.events import DATA_SCHEMAS, MalformedEvent, public_event, read_event, routing_key
 
 
 def routed_event():
+    policies = policies_from({"default": {"acknowledge": "P2D", "resolve": "P15D"}})
     case = Case.route(uuid.uuid4(), "K7M2P-9QX4R", "120101", "complaint",
-                      categories()["water-supply"], datetime(2026, 1, 5, tzinfo=UTC))
+                      categories()["water-supply"], datetime(2026, 1, 5, tzinfo=UTC), policies)
     return case.collect_events()[0]
 
 
@@ -24,6 +26,7 @@ def test_a_stored_event_becomes_a_public_envelope_that_reads_back():
     assert set(envelope["data"]) == {"office_id", "reason", "acknowledge_due", "resolve_due"}
     again = public_event("routing", 7, routed_event())
     assert again["event_id"] == envelope["event_id"], "same place in the log, same id"
+    assert envelope["data"]["resolve_due"].startswith("2026-01-")
     read = read_event(json.loads(json.dumps(envelope)))
     assert read["data"]["office_id"] == "commune-120101"
     assert read["data"]["reason"] == "category-level"

@@ -1,48 +1,172 @@
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from eventsourcing.application import Application
 
-from services.routing.domain import Case, choose_office
+from services.routing.domain import Case, InvalidTransition, choose_office, ombudsman_above
 from shared.categories import Category, categories
 from shared.offices import describe
 
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
-@pytest.mark.parametrize(
-    ("level", "sensitive", "office", "reason"),
-    [
-        ("commune", False, "commune-120101", "category-level"),
-        ("district", False, "owso-1201", "category-level"),
-        ("province", False, "owsu-12", "category-level"),
-        ("commune", True, "district-ombudsman-1201", "sensitive"),
-        ("district", True, "district-ombudsman-1201", "sensitive"),
-        ("province", True, "provincial-ombudsman-12", "sensitive"),
-    ],
-)
-def test_the_category_level_and_the_place_choose_the_office(level, sensitive, office, reason):
-    category = Category("x", "X", "X", level, sensitive)
-    assert choose_office(category, "120101") == (office, reason)
+# One place of each kind of unit: a Phnom Penh khan and sangkat, a krong (municipality)
+# and its sangkat, a srok (district) and its khum (commune), and a second province.
+PLACES = {
+    "sangkat in a Phnom Penh khan": "120101",
+    "sangkat in Krong Siem Reap": "171001",
+    "khum in Srok Angkor Chum": "170101",
+    "khum in Banan, Battambang": "020101",
+}
 
 
-def test_every_category_routes_to_an_office_that_exists_everywhere():
-    for category in categories().values():
-        for commune in ("120101", "010201", "170101", "020101"):
-            office, _ = choose_office(category, commune)
-            assert describe(office) is not None, (category.code, commune, office)
+def expected_office(category: Category, commune: str) -> str:
+    district, province = commune[:4], commune[:2]
+    if category.sensitive:
+        return {"province": f"provincial-ombudsman-{province}"}.get(
+            category.level, f"district-ombudsman-{district}")
+    return {"commune": f"commune-{commune}", "district": f"owso-{district}",
+            "province": f"owsu-{province}"}[category.level]
 
 
-def test_a_routed_case_carries_its_office_and_deadlines():
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("code", sorted(categories()))
+def test_every_category_at_every_kind_of_place_goes_to_its_office(code, place):
+    category = categories()[code]
+    office, reason = choose_office(category, PLACES[place])
+    assert office == expected_office(category, PLACES[place])
+    assert reason == ("sensitive" if category.sensitive else "category-level")
+    assert describe(office) is not None
+
+
+@pytest.mark.parametrize(("level", "sensitive", "office"), [
+    ("commune", False, "commune-120101"), ("district", False, "owso-1201"),
+    ("province", False, "owsu-12"), ("commune", True, "district-ombudsman-1201"),
+    ("district", True, "district-ombudsman-1201"), ("province", True, "provincial-ombudsman-12"),
+])
+def test_the_category_level_and_sensitivity_choose_the_office(level, sensitive, office):
+    assert choose_office(Category("x", "X", "X", level, sensitive), "120101")[0] == office
+
+
+@pytest.mark.parametrize(("office", "above"), [
+    ("commune-120101", "district-ombudsman-1201"), ("owso-1201", "district-ombudsman-1201"),
+    ("owsu-12", "provincial-ombudsman-12"),
+    ("district-ombudsman-1201", "provincial-ombudsman-12"),
+    ("provincial-ombudsman-12", "national-ombudsman"), ("national-ombudsman", None),
+])
+def test_the_escalation_ladder(office, above):
+    assert ombudsman_above(office) == above
+
+
+def routed(policies, category="water-supply", commune="120101", redirect=lambda o: o):
+    return Case.route(uuid.uuid4(), "K7M2P-9QX4R", commune, "complaint",
+                      categories()[category], T0, policies, redirect)
+
+
+def names(case):
+    return [type(e).__name__ for e in case.collect_events()]
+
+
+def test_a_routed_case_carries_its_office_deadlines_and_context(policies):
+    case = routed(policies, "construction-permits")
+    assert case.office_id == "owso-1201" and case.status == "routed"
+    assert case.acknowledge_due == T0 + timedelta(hours=2)
+    assert case.resolve_due == T0 + timedelta(days=10)
     app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    import uuid
-
-    received = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    case = Case.route(uuid.uuid4(), "K7M2P-9QX4R", "120101", "complaint",
-                      categories()["construction-permits"], received)
     app.save(case)
-    copy = app.repository.get(case.id)
-    assert copy.office_id == "owso-1201"
-    assert copy.acknowledge_due > received and copy.resolve_due > copy.acknowledge_due
     event = next(iter(app.events.get(case.id)))
     assert type(event).__name__ == "CaseRouted"
     assert event.context == {"tracking_code": "K7M2P-9QX4R", "commune": "120101",
                              "office_id": "owso-1201"}
+    assert app.repository.get(case.id).resolve_due == case.resolve_due
+
+
+def test_a_merged_office_receives_the_cases_of_the_office_it_absorbed(policies):
+    case = routed(policies, redirect=lambda o: "commune-120109" if o == "commune-120101" else o)
+    assert case.office_id == "commune-120109"
+
+
+def test_the_whole_road_from_routing_to_closing(policies):
+    case = routed(policies)
+    case.acknowledge(by="staff-1")
+    case.request_information("Which street?", by="staff-1", now=T0 + timedelta(hours=1))
+    assert case.status == "waiting-for-citizen" and case.deadlines == {}
+    # Ten days of waiting for the citizen do not count against the office.
+    assert case.information_provided(now=T0 + timedelta(days=10, hours=1))
+    assert case.resolve_due == T0 + timedelta(days=20)
+    case.resolve("Pipe repaired", by="staff-1")
+    case.appeal(now=T0 + timedelta(days=21), policies=policies)
+    assert (case.status, case.office_id) == ("escalated", "district-ombudsman-1201")
+    assert case.resolve_due == T0 + timedelta(days=26)
+    case.record_findings("Repair was partial", "Finish it within a week", by="ombudsman-1")
+    case.close(by="ombudsman-1")
+    assert names(case) == ["CaseRouted", "CaseAcknowledged", "InformationRequested",
+                           "ClockRestarted", "CaseResolved", "CaseEscalated",
+                           "OmbudsmanFindingsRecorded", "CaseClosed"]
+
+
+@pytest.mark.parametrize(("steps", "command"), [
+    ([], lambda c: c.resolve("done", by="s")),
+    ([], lambda c: c.request_information("?", by="s", now=T0)),
+    ([lambda c: c.acknowledge(by="s")], lambda c: c.acknowledge(by="s")),
+    ([], lambda c: c.record_findings("f", "r", by="o")),
+    ([], lambda c: c.close(by="o")),
+    ([lambda c: c.acknowledge(by="s"), lambda c: c.resolve("done", by="s")],
+     lambda c: c.add_note("late", by="s") or c.transfer("owso-1202", "x", by="s", now=T0,
+                                                        policies=None)),
+])
+def test_invalid_transitions_are_refused_with_a_reason(policies, steps, command):
+    case = routed(policies)
+    for step in steps:
+        step(case)
+    with pytest.raises(InvalidTransition) as refusal:
+        command(case)
+    assert str(refusal.value)
+
+
+def test_the_fourth_transfer_goes_to_the_ombudsman_instead(policies):
+    case = routed(policies, "construction-permits")
+    for office in ("owso-1202", "owso-1203", "owso-1204"):
+        case.transfer(office, "not ours", by="s", now=T0, policies=policies)
+    assert (case.transfers, case.office_id) == (3, "owso-1204")
+    case.transfer("owso-1205", "not ours either", by="s", now=T0, policies=policies)
+    assert (case.status, case.office_id) == ("escalated", "district-ombudsman-1204")
+    assert names(case)[-1] == "CaseEscalated"
+
+
+def test_deadlines_warn_then_breach_and_escalate_once(policies):
+    case = routed(policies)
+    case.check_deadlines(T0 + timedelta(minutes=59), policies)
+    assert names(case) == ["CaseRouted"]
+    case.check_deadlines(T0 + timedelta(hours=1), policies)  # half of two hours
+    assert names(case) == ["SlaWarning"]
+    case.check_deadlines(T0 + timedelta(hours=1, minutes=30), policies)
+    assert names(case) == []  # warned once only
+    case.check_deadlines(T0 + timedelta(hours=2), policies)
+    assert names(case) == ["SlaBreached", "CaseEscalated"]
+    assert case.office_id == "district-ombudsman-1201"
+
+
+def test_an_ombudsman_who_misses_the_deadline_passes_it_up_to_national(policies):
+    case = routed(policies)
+    now = T0
+    for expected in ("district-ombudsman-1201", "provincial-ombudsman-12", "national-ombudsman"):
+        now = case.deadlines["acknowledge"]["due"]
+        case.check_deadlines(now, policies)
+        assert case.office_id == expected
+    case.collect_events()
+    case.check_deadlines(case.deadlines["acknowledge"]["due"], policies)
+    assert names(case) == ["SlaWarning", "SlaBreached"]  # national is the last level
+    assert case.office_id == "national-ombudsman"
+
+
+def test_satisfied_feedback_closes_and_withdrawal_ends_the_case(policies):
+    case = routed(policies)
+    case.acknowledge(by="s")
+    case.resolve("done", by="s")
+    case.feedback(satisfied=True)
+    assert case.status == "closed"
+    other = routed(policies)
+    other.withdraw()
+    other.withdraw()
+    assert other.status == "withdrawn" and names(other) == ["CaseRouted", "WithdrawalRecorded"]

@@ -1,0 +1,191 @@
+"""Routing's read models, each a projection of routing's own events kept in the same
+transaction as its position in routing's log, so a rebuild gives the same rows:
+
+- the office queue: open cases of an office, nearest deadline first;
+- the deadline timers: every running deadline with the next instant something is due
+  (a warning or a breach), indexed so the sweep finds what is due without a scan;
+- the directory amendments operators recorded."""
+
+from __future__ import annotations
+
+from psycopg.types.json import Jsonb
+
+from shared.store import Projection
+
+# -- office queue ------------------------------------------------------------------
+
+QUEUE_DDL = (
+    """CREATE TABLE IF NOT EXISTS routing_office_queue (
+        case_id uuid PRIMARY KEY,
+        tracking_code text NOT NULL,
+        office_id text NOT NULL,
+        status text NOT NULL,
+        type text NOT NULL,
+        category text NOT NULL,
+        routed_at timestamptz NOT NULL,
+        acknowledge_due timestamptz,
+        resolve_due timestamptz,
+        next_due timestamptz,
+        overdue boolean NOT NULL DEFAULT false,
+        transfers integer NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS routing_office_queue_next_due "
+    "ON routing_office_queue (office_id, next_due NULLS LAST, case_id)",
+)
+
+# Events that take a case off every office's queue.
+FINISHED = ("CaseResolved", "CaseClosed", "WithdrawalRecorded")
+
+
+def _dues(deadlines: dict) -> tuple:
+    acknowledge = (deadlines.get("acknowledge") or {}).get("due")
+    resolve = (deadlines.get("resolve") or {}).get("due")
+    present = [d for d in (acknowledge, resolve) if d is not None]
+    return acknowledge, resolve, min(present) if present else None
+
+
+def apply_to_queue(cursor, event) -> None:
+    name = type(event).__name__
+    case_id = event.originator_id
+    if name == "CaseRouted":
+        acknowledge, resolve, next_due = _dues(event.deadlines)
+        cursor.execute(
+            """INSERT INTO routing_office_queue (case_id, tracking_code, office_id, status, type,
+                   category, routed_at, acknowledge_due, resolve_due, next_due)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (case_id, event.context["tracking_code"], event.office_id,
+             "escalated" if "ombudsman" in event.office_id else "routed", event.type,
+             event.category, event.timestamp, acknowledge, resolve, next_due),
+        )
+    elif name in ("CaseTransferred", "CaseEscalated", "ClockRestarted"):
+        acknowledge, resolve, next_due = _dues(event.deadlines)
+        status = {"CaseTransferred": "routed", "CaseEscalated": "escalated",
+                  "ClockRestarted": "acknowledged"}[name]
+        if name == "CaseTransferred" and "ombudsman" in event.office_id:
+            status = "escalated"
+        cursor.execute(
+            """UPDATE routing_office_queue SET office_id = COALESCE(%s, office_id), status = %s,
+                   acknowledge_due = %s, resolve_due = %s, next_due = %s,
+                   overdue = CASE WHEN %s = 'ClockRestarted' THEN overdue ELSE false END,
+                   transfers = COALESCE(%s, transfers)
+               WHERE case_id = %s""",
+            (getattr(event, "office_id", None), status, acknowledge, resolve, next_due, name,
+             getattr(event, "transfers", None), case_id),
+        )
+    elif name == "CaseAcknowledged":
+        cursor.execute(
+            """UPDATE routing_office_queue SET status = 'acknowledged', acknowledge_due = NULL,
+                   next_due = resolve_due WHERE case_id = %s""", (case_id,))
+    elif name == "InformationRequested":
+        # The clock is stopped: no running deadline, so the case sorts after those that have.
+        cursor.execute(
+            """UPDATE routing_office_queue SET status = 'waiting-for-citizen',
+                   acknowledge_due = NULL, resolve_due = NULL, next_due = NULL
+               WHERE case_id = %s""", (case_id,))
+    elif name == "SlaBreached":
+        cursor.execute("UPDATE routing_office_queue SET overdue = true WHERE case_id = %s",
+                       (case_id,))
+    elif name in FINISHED:
+        cursor.execute("DELETE FROM routing_office_queue WHERE case_id = %s", (case_id,))
+
+
+def read_queue(cursor, office_id: str, limit: int) -> list[dict]:
+    cursor.execute(
+        """SELECT case_id, tracking_code, status, type, category, routed_at, acknowledge_due,
+                  resolve_due, overdue, transfers
+           FROM routing_office_queue WHERE office_id = %s
+           ORDER BY next_due NULLS LAST, case_id LIMIT %s""",
+        (office_id, limit),
+    )
+    return cursor.fetchall()
+
+
+OFFICE_QUEUE = Projection("routing.office_queue", QUEUE_DDL, apply_to_queue)
+
+# -- deadline timers ---------------------------------------------------------------
+
+TIMERS_DDL = (
+    """CREATE TABLE IF NOT EXISTS routing_deadlines (
+        case_id uuid NOT NULL,
+        deadline text NOT NULL,
+        due_at timestamptz NOT NULL,
+        warn_at timestamptz NOT NULL,
+        warned boolean NOT NULL,
+        next_at timestamptz NOT NULL,
+        PRIMARY KEY (case_id, deadline)
+    )""",
+    "CREATE INDEX IF NOT EXISTS routing_deadlines_next ON routing_deadlines (next_at)",
+)
+
+
+def _set_timers(cursor, case_id, deadlines: dict) -> None:
+    cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s", (case_id,))
+    for name, deadline in deadlines.items():
+        warned = deadline.get("warned", False)
+        cursor.execute(
+            """INSERT INTO routing_deadlines (case_id, deadline, due_at, warn_at, warned, next_at)
+               VALUES (%s, %s, %s, %s, %s, %s)""",
+            (case_id, name, deadline["due"], deadline["warn"], warned,
+             deadline["due"] if warned else min(deadline["warn"], deadline["due"])),
+        )
+
+
+def apply_to_timers(cursor, event) -> None:
+    name = type(event).__name__
+    case_id = event.originator_id
+    if name in ("CaseRouted", "CaseTransferred", "CaseEscalated", "ClockRestarted"):
+        _set_timers(cursor, case_id, event.deadlines)
+    elif name == "CaseAcknowledged":
+        cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s "
+                       "AND deadline = 'acknowledge'", (case_id,))
+    elif name == "SlaWarning":
+        cursor.execute("""UPDATE routing_deadlines SET warned = true, next_at = due_at
+                          WHERE case_id = %s AND deadline = %s""", (case_id, event.deadline))
+    elif name == "SlaBreached":
+        cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s AND deadline = %s",
+                       (case_id, event.deadline))
+    elif name in ("InformationRequested", *FINISHED):
+        cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s", (case_id,))
+
+
+def due_cases(cursor, now, limit: int) -> list:
+    """Cases with a warning or breach due at `now`, soonest first; an index range scan."""
+    cursor.execute(
+        """SELECT DISTINCT case_id FROM (
+               SELECT case_id FROM routing_deadlines WHERE next_at <= %s
+               ORDER BY next_at LIMIT %s) due""",
+        (now, limit),
+    )
+    return [row["case_id"] for row in cursor.fetchall()]
+
+
+DEADLINE_TIMERS = Projection("routing.deadline_timers", TIMERS_DDL, apply_to_timers)
+
+# -- directory amendments ----------------------------------------------------------
+
+AMENDMENTS_DDL = (
+    """CREATE TABLE IF NOT EXISTS routing_office_amendments (
+        office_id text PRIMARY KEY,
+        changes jsonb NOT NULL
+    )""",
+)
+
+
+def apply_to_amendments(cursor, event) -> None:
+    if type(event).__name__ == "OfficeAmended":
+        cursor.execute(
+            """INSERT INTO routing_office_amendments (office_id, changes) VALUES (%s, %s)
+               ON CONFLICT (office_id) DO UPDATE
+               SET changes = routing_office_amendments.changes || EXCLUDED.changes""",
+            (event.office_id, Jsonb(event.changes)),
+        )
+
+
+def load_amendments(cursor) -> dict[str, dict]:
+    cursor.execute("SELECT office_id, changes FROM routing_office_amendments")
+    return {row["office_id"]: row["changes"] for row in cursor.fetchall()}
+
+
+OFFICE_AMENDMENTS = Projection("routing.office_amendments", AMENDMENTS_DDL, apply_to_amendments)
+
+PROJECTIONS = (OFFICE_QUEUE, DEADLINE_TIMERS, OFFICE_AMENDMENTS)
