@@ -17,6 +17,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError
 from nameko.dependency_providers import Config
 from nameko.web.handlers import http
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from shared import access
@@ -66,6 +67,11 @@ def _field_errors(messages: Any) -> dict[str, list[str]]:
     return flat
 
 
+def field_errors(error: ValidationError) -> dict[str, list[str]]:
+    """A marshmallow error as the `errors` of an answer, for checks made in a handler."""
+    return _field_errors(error.messages)
+
+
 def load_body(request: Request, schema: Schema) -> dict:
     """The request's JSON body, validated; anything else is a 400 with field errors."""
     try:
@@ -80,6 +86,34 @@ def load_body(request: Request, schema: Schema) -> dict:
         raise HttpError(400, _field_errors(error.messages)) from None
 
 
+def _single_values(values, where: str) -> dict:
+    """A query string or form as a plain dict; a name given twice is a 400."""
+    repeated = [name for name, given in values.lists() if len(given) > 1]
+    if repeated:
+        raise HttpError(400, {name: [f"given more than once in the {where}"] for name in repeated})
+    return values.to_dict()
+
+
+def load_query(request: Request, schema: Schema) -> dict:
+    """The query string, validated like a body: unknown or bad parameters are a 400."""
+    try:
+        return schema.load(_single_values(request.args, "query"))
+    except ValidationError as error:
+        raise HttpError(400, _field_errors(error.messages)) from None
+
+
+def load_form(request: Request, schema: Schema) -> dict:
+    """A form-encoded body (as Open311 clients send), validated by a schema."""
+    try:
+        form = request.form
+    except RequestEntityTooLarge:
+        raise HttpError(413, {"_": ["the form is too large"]}) from None
+    try:
+        return schema.load(_single_values(form, "form"))
+    except ValidationError as error:
+        raise HttpError(400, _field_errors(error.messages)) from None
+
+
 def endpoint(
     method: str,
     path: str,
@@ -89,15 +123,25 @@ def endpoint(
     response: type[Schema] | Schema | None = None,
     status: int = 200,
     summary: str = "",
+    query: type[Schema] | None = None,
+    form: type[Schema] | None = None,
+    errors: dict[int, str] | None = None,
+    headers: dict[str, dict] | None = None,
 ):
     """A nameko HTTP entrypoint speaking JSON. `path` is written as in OpenAPI
     (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
     names, or rules such as `access.OfficeInPath()`; left empty, it refuses everyone.
     The method gets the validated body (if any) as `payload`, the caller as `principal`
-    (if it takes one), and returns the response body or a werkzeug Response."""
+    (if it takes one), and returns the response body or a werkzeug Response.
+
+    `query` validates the query string (passed as `query`), `form` a form-encoded body
+    (passed as `payload`); `errors` documents the other answers the endpoint gives
+    ({409: "why"}), `headers` the optional request headers it reads ({name: JSON schema})."""
 
     rule = re.sub(r"{(\w+)}", r"<string:\1>", path)
     body_schema = body() if body else None
+    query_schema = query() if query else None
+    form_schema = form() if form else None
     public = access.PUBLIC in allow
 
     def decorate(fn):
@@ -111,6 +155,10 @@ def endpoint(
                     path_args["principal"] = principal
                 if body_schema is not None:
                     path_args["payload"] = load_body(request, body_schema)
+                if form_schema is not None:
+                    path_args["payload"] = load_form(request, form_schema)
+                if query_schema is not None:
+                    path_args["query"] = load_query(request, query_schema)
                 result = fn(self, request, **path_args)
             except HttpError as error:
                 return error_response(error.status, error.errors)
@@ -129,6 +177,10 @@ def endpoint(
             "response": response,
             "status": status,
             "public": public,
+            "query": query,
+            "form": form,
+            "errors": errors or {},
+            "headers": headers or {},
         }
         return http(method, rule)(handle)
 
@@ -177,22 +229,39 @@ def openapi_document(service_class: type, title: str) -> dict:
             operation["responses"][str(route["status"])]["content"] = {
                 "application/json": {"schema": route["response"]}}
         params = re.findall(r"{(\w+)}", route["path"])
-        if params:
-            operation["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                for p in params
-            ]
+        parameters: list[dict] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in params
+        ]
+        parameters += [{"name": name, "in": "header", "required": False, "schema": schema}
+                       for name, schema in route.get("headers", {}).items()]
+        if route.get("query") is not None:
+            parameters.append({"in": "query", "schema": route["query"]})
+        if parameters:
+            operation["parameters"] = parameters
         if route["body"] is not None:
             operation["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": route["body"]}},
             }
+        if route.get("form") is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": route["form"]}},
+            }
+        if route["body"] is not None or route.get("form") is not None or route.get("query") \
+                or route.get("headers"):
             operation["responses"]["400"] = {"description": "invalid input", **error}
         if not route["public"]:
             operation["security"] = [{"bearer": []}]
             operation["responses"]["401"] = {"description": "no valid token", **error}
             operation["responses"]["403"] = {"description": "not allowed", **error}
         operation["responses"]["404"] = {"description": "not found", **error}
+        for code, description in route.get("errors", {}).items():
+            operation["responses"][str(code)] = {"description": description, **error}
+            if code == 429:
+                operation["responses"]["429"]["headers"] = {"Retry-After": {
+                    "description": "seconds to wait", "schema": {"type": "integer"}}}
         paths.setdefault(route["path"], {})[route["method"]] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
@@ -223,7 +292,8 @@ class HealthAndSpec:
     config = Config()
 
     @endpoint("GET", "/health", allow=(access.PUBLIC,),
-              summary="200 when broker and database are reachable")
+              summary="200 when broker and database are reachable",
+              errors={503: "the database or the broker does not answer"})
     def get_health(self, request):
         return health(self.db, self.config["AMQP_URI"])
 

@@ -1,6 +1,8 @@
-"""The citizen's side of a case: what was submitted, and who may follow it.
+"""The citizen's side of a case: what was submitted, what the citizen added later, and
+who may follow it.
 
-Pure domain: no I/O. Codes, tokens and keys are made by the service layer and passed in."""
+Pure domain: no I/O. Codes, tokens, sealed contacts and the case's current status (which
+the citizen view keeps from every service's events) are passed in by the service layer."""
 
 from __future__ import annotations
 
@@ -14,6 +16,11 @@ from eventsourcing.domain import Aggregate, event
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 10
 CASE_ID_NAMESPACE = UUID("9f1c2a57-3b0e-4c59-a1d2-6f7572566f69")
+
+WAITING_FOR_CITIZEN = "waiting-for-citizen"
+RESOLVED = "resolved"
+# Once a case is closed or withdrawn the citizen can add nothing more to it.
+FINAL = ("closed", "withdrawn")
 
 
 def format_tracking_code(number: int) -> str:
@@ -43,10 +50,28 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+class NotAllowed(Exception):
+    """What the citizen asked for does not fit the case's state (a 409 at the edge)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 class Case(Aggregate):
+    """A case as the citizen made it. Later events carry the case's place and its last
+    known office in `context`, for the public envelope."""
+
+    class Event(Aggregate.Event):
+        context: dict
+
     @staticmethod
     def create_id(case_id: UUID, **_: Any) -> UUID:
         return case_id
+
+    def trigger_event(self, event_class, **kwargs):
+        kwargs.setdefault("context", self.context_at(None))
+        return super().trigger_event(event_class, **kwargs)
 
     @event("CaseSubmitted")
     def __init__(
@@ -63,6 +88,9 @@ class Case(Aggregate):
         citizen_token_hash: str,
         fingerprint: str,
         channel: str,
+        sensitive: bool = False,
+        consent_to_contact: bool = False,
+        sealed_contact: str | None = None,  # name, phone, email: ciphertext only
     ) -> None:
         self.tracking_code = context["tracking_code"]
         self.commune = context["commune"]
@@ -76,3 +104,121 @@ class Case(Aggregate):
         self.citizen_token_hash = citizen_token_hash
         self.fingerprint = fingerprint
         self.channel = channel
+        self.sensitive = sensitive
+        self.consent_to_contact = consent_to_contact
+        self.sealed_contact = sealed_contact
+        self.messages: list[dict] = []
+        self.answered: list[str] = []  # ids of the office's questions already answered
+        self.feedback: list[dict] = []
+        self.withdrawn = False
+        self.personal_data_erased = False
+
+    def context_at(self, office_id: str | None) -> dict:
+        return {"tracking_code": self.tracking_code, "commune": self.commune,
+                "office_id": office_id}
+
+    @property
+    def personal_data(self) -> str:
+        """What the case holds of the citizen's contact: "none", "kept" or "erased"."""
+        if self.sealed_contact is None:
+            return "none"
+        return "erased" if self.personal_data_erased else "kept"
+
+    def status_seen_by_citizen(self, status: str) -> str:
+        """The view's status, unless the citizen's own withdrawal is newer than the view."""
+        return "withdrawn" if self.withdrawn else status
+
+    def possible_actions(self, status: str, question_id: str | None,
+                         resolution_id: str | None) -> list[str]:
+        """What the citizen may do now, so the app shows only what will be accepted."""
+        if self.withdrawn or status in FINAL:
+            return []
+        actions = ["message", "withdraw"]
+        if status == WAITING_FOR_CITIZEN and question_id and question_id not in self.answered:
+            actions.append("answer")
+        if status == RESOLVED and resolution_id and not any(
+                f["resolution_id"] == resolution_id for f in self.feedback):
+            actions.append("feedback")
+        return actions
+
+    # -- what the citizen does later ------------------------------------------------
+    class InformationProvided(Event):
+        text: str
+        answers_request: bool
+        question_id: str | None  # the InformationRequested event it answers
+
+        def apply(self, case: Case) -> None:
+            case.messages.append({"text": self.text, "answers_request": self.answers_request,
+                                  "at": self.timestamp})
+            if self.question_id:
+                case.answered.append(self.question_id)
+
+    def send_message(self, text: str, status: str, question_id: str | None,
+                     office_id: str | None) -> bool:
+        """A message of the citizen's. It answers the office's question when the case
+        waits for the citizen and that question has no answer yet; returns whether it did."""
+        if self.withdrawn or status in FINAL:
+            raise NotAllowed(f"this case is {'withdrawn' if self.withdrawn else status}: "
+                             "it takes no more messages")
+        answers = (status == WAITING_FOR_CITIZEN and question_id is not None
+                   and question_id not in self.answered)
+        self.trigger_event(self.InformationProvided, text=text, answers_request=answers,
+                           question_id=question_id if answers else None,
+                           context=self.context_at(office_id))
+        return answers
+
+    class FeedbackReceived(Event):
+        satisfied: bool
+        rating: int | None
+        comment: str | None
+        resolution_id: str  # the CaseResolved event it is about
+
+        def apply(self, case: Case) -> None:
+            case.feedback.append({"satisfied": self.satisfied, "rating": self.rating,
+                                  "comment": self.comment, "resolution_id": self.resolution_id,
+                                  "at": self.timestamp})
+
+    class CaseAppealed(Event):
+        resolution_id: str
+
+    def give_feedback(self, satisfied: bool, rating: int | None, comment: str | None,
+                      status: str, resolution_id: str | None, office_id: str | None) -> None:
+        """Feedback on a resolution, once per resolution. Not satisfied is an appeal, which
+        routing takes to the ombudsman."""
+        if self.withdrawn:
+            raise NotAllowed("this case is withdrawn")
+        if status != RESOLVED or resolution_id is None:
+            raise NotAllowed(f"feedback is given once the case is resolved; it is {status}")
+        if any(f["resolution_id"] == resolution_id for f in self.feedback):
+            raise NotAllowed("feedback on this resolution was already given")
+        context = self.context_at(office_id)
+        self.trigger_event(self.FeedbackReceived, satisfied=satisfied, rating=rating,
+                           comment=comment, resolution_id=resolution_id, context=context)
+        if not satisfied:
+            self.trigger_event(self.CaseAppealed, resolution_id=resolution_id, context=context)
+
+    class CaseWithdrawn(Event):
+        reason: str | None
+
+        def apply(self, case: Case) -> None:
+            case.withdrawn = True
+
+    def withdraw(self, reason: str | None, status: str, office_id: str | None) -> None:
+        if self.withdrawn or status in FINAL:
+            raise NotAllowed(f"this case is already {'withdrawn' if self.withdrawn else status}")
+        self.trigger_event(self.CaseWithdrawn, reason=reason, context=self.context_at(office_id))
+
+    # -- what an operator does --------------------------------------------------------
+    class PersonalDataErased(Event):
+        erased_by: str
+
+        def apply(self, case: Case) -> None:
+            case.personal_data_erased = True
+
+    def erase_personal_data(self, erased_by: str, office_id: str | None) -> bool:
+        """Record that the case's key was destroyed; False if there was nothing to erase."""
+        if self.personal_data != "kept":
+            return False
+        self.trigger_event(self.PersonalDataErased, erased_by=erased_by,
+                           context=self.context_at(office_id))
+        return True

