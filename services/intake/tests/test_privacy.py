@@ -38,3 +38,16 @@ def test_the_submission_limit_refills_over_a_minute():
     assert limit.admit("10.0.0.1") is None
     assert limit.admit("10.0.0.1") is not None
     assert SubmissionLimit(0).admit("10.0.0.1") is None  # 0 turns the limit off
+
+
+def test_the_limit_comes_from_the_environment(monkeypatch):
+    from services.intake.limits import DEFAULT_PER_MINUTE, configured_per_minute
+
+    monkeypatch.delenv("OURVOICE_SUBMISSIONS_PER_MINUTE", raising=False)
+    assert configured_per_minute() == DEFAULT_PER_MINUTE
+    monkeypatch.setenv("OURVOICE_SUBMISSIONS_PER_MINUTE", "12")
+    assert configured_per_minute() == 12
+    for bad in ("many", "-1"):
+        monkeypatch.setenv("OURVOICE_SUBMISSIONS_PER_MINUTE", bad)
+        with pytest.raises(ValueError, match="OURVOICE_SUBMISSIONS_PER_MINUTE"):
+            configured_per_minute()
