@@ -30,7 +30,7 @@ DEFAULTS = {
 SERVICES = ("intake", "routing", "notifications", "reporting")
 
 # Keys that sign or encrypt: in production each must be set, and not to its default.
-SECRETS = ("OURVOICE_SECRET",)
+SECRETS = ("OURVOICE_SECRET", "OURVOICE_MASTER_KEY")
 
 
 def env(name: str) -> str:
@@ -39,7 +39,8 @@ def env(name: str) -> str:
 
 def check_production() -> None:
     """With OURVOICE_ENV=production, refuse to run on a secret that is unset or left at
-    its development value: anyone who read the source could forge what it signs."""
+    its development value: anyone who read the source could forge what it signs or open
+    what it encrypts."""
     if os.environ.get("OURVOICE_ENV", "development") != "production":
         return
     weak = [name for name in SECRETS if os.environ.get(name, "") in ("", DEFAULTS[name])]

@@ -8,22 +8,30 @@ import pytest
 
 from shared.config import DEFAULTS, check_production
 
+OWN_KEYS = {"OURVOICE_SECRET": "a-signing-key-of-this-deployment",
+            "OURVOICE_MASTER_KEY": "dGhpcy1kZXBsb3ltZW50cy1vd24tbWFzdGVyLWtleSE="}
 
-@pytest.mark.parametrize("secret", [None, "", DEFAULTS["OURVOICE_SECRET"]])
-def test_production_refuses_a_missing_or_default_secret(monkeypatch, secret):
+
+@pytest.mark.parametrize("name", sorted(OWN_KEYS))
+@pytest.mark.parametrize("weak", ["unset", "empty", "default"])
+def test_production_refuses_a_missing_or_default_secret(monkeypatch, name, weak):
     monkeypatch.setenv("OURVOICE_ENV", "production")
-    if secret is None:
-        monkeypatch.delenv("OURVOICE_SECRET", raising=False)
+    for key, value in OWN_KEYS.items():
+        monkeypatch.setenv(key, value)
+    if weak == "unset":
+        monkeypatch.delenv(name)
     else:
-        monkeypatch.setenv("OURVOICE_SECRET", secret)
+        monkeypatch.setenv(name, "" if weak == "empty" else DEFAULTS[name])
     with pytest.raises(SystemExit) as refused:
         check_production()
-    assert "OURVOICE_SECRET" in str(refused.value)
+    assert name in str(refused.value)
+    assert all(other not in str(refused.value) for other in OWN_KEYS if other != name)
 
 
-def test_production_runs_with_a_secret_of_its_own(monkeypatch):
+def test_production_runs_with_keys_of_its_own(monkeypatch):
     monkeypatch.setenv("OURVOICE_ENV", "production")
-    monkeypatch.setenv("OURVOICE_SECRET", "a-key-of-this-deployment")
+    for key, value in OWN_KEYS.items():
+        monkeypatch.setenv(key, value)
     check_production()
 
 
@@ -34,10 +42,10 @@ def test_development_keeps_the_default(monkeypatch):
 
 
 def test_a_service_in_production_without_its_secret_exits_before_listening():
-    env = {k: v for k, v in os.environ.items() if k != "OURVOICE_SECRET"}
+    env = {k: v for k, v in os.environ.items() if k not in OWN_KEYS}
     env["OURVOICE_ENV"] = "production"
     # Without the check the service would start and run until the timeout.
     finished = subprocess.run([sys.executable, "-m", "services.intake"], env=env,
                               capture_output=True, text=True, timeout=60)
     assert finished.returncode == 1
-    assert "OURVOICE_SECRET" in finished.stderr
+    assert "OURVOICE_SECRET" in finished.stderr and "OURVOICE_MASTER_KEY" in finished.stderr
