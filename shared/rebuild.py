@@ -57,13 +57,18 @@ def rebuild(db: Database, store: CaseStore, projection: Projection, *, swap: boo
         cursor.execute(in_schema)
         for ddl in projection.ddl:
             cursor.execute(ddl)
-    # The bulk of the history, in batches, while the live projection goes on.
+    # The bulk of the history, in batches, while the live projection goes on; never past
+    # where the live one is, so the two can be compared at the same position.
+    with db.transaction() as cursor:
+        cursor.execute("SELECT position FROM ourvoice_followers WHERE name = %s", (follower,))
+        row = cursor.fetchone()
+    live_at_start = row["position"] if row else 0
     position, total = 0, 0
-    while True:
+    while position < live_at_start:
         with db.transaction() as cursor:
             cursor.execute(in_schema)
-            end, count = _replay(cursor, store, projection, position, position + BATCH * 10,
-                                 progress)
+            end, count = _replay(cursor, store, projection, position,
+                                 min(position + BATCH * 10, live_at_start), progress)
         if count == 0:
             break
         position, total = end, total + count
