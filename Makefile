@@ -34,3 +34,31 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# -- Docker Compose (see the README's runbook) -----------------------------------------
+# The Compose plugin where the engine has it, else the standalone docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+STACK = $(COMPOSE) -p ourvoice --env-file deploy/.env \
+	-f deploy/docker-compose.yml -f deploy/docker-compose.override.yml
+
+.PHONY: up down logs test-deploy
+
+deploy/.env:
+	@echo "deploy/.env is missing: copy deploy/.env.example to deploy/.env and set its secrets" >&2
+	@exit 1
+
+up: deploy/.env
+	$(STACK) build
+	$(STACK) up -d
+	deploy/wait-healthy.sh ourvoice
+
+down: deploy/.env
+	$(STACK) down
+
+logs: deploy/.env
+	$(STACK) logs --follow --tail=100
+
+# Builds the images on this machine and runs the stack on a real Docker engine; minutes.
+test-deploy: install
+	tests/deploy/prepare.sh
+	OURVOICE_TEST_DEPLOY=1 $(BIN)/pytest tests/deploy
