@@ -4,3 +4,8 @@ own work costs rather than how fast the hardware happens to be.
 
 Run with `make bench` (or `python -m bench`). Every benchmark works on a database and a
 RabbitMQ virtual host of its own, created for it and removed afterwards."""
+
+# The platform picks how psycopg waits for the server when `shared` is first imported
+# (it must be before psycopg itself); importing it here, first, makes every figure of
+# the run, the raw baselines included, use the same client set-up as the services.
+import shared  # noqa: F401

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 import kombu
+from amqp import Channel
 
 from bench.cases import sample_message
 from bench.infra import Progress, phase, run_for, scratch_vhost
@@ -30,11 +31,11 @@ def bound_queue(name: str, exchange: kombu.Exchange) -> kombu.Queue:
     return kombu.Queue(name, exchange=exchange, routing_key="#", durable=True)
 
 
-def message_count(channel, queue: kombu.Queue) -> int:
+def message_count(channel: Channel, queue: kombu.Queue) -> int:
     return queue(channel).queue_declare(passive=True).message_count
 
 
-def wait_for_count(channel, queue: kombu.Queue, expected: int, timeout: float = 60.0) -> int:
+def wait_for_count(channel: Channel, queue: kombu.Queue, expected: int, timeout: float = 60.0) -> int:
     """Until the queue holds `expected` messages (or the timeout passes): without confirms
     the client is done long before the broker has stored everything it was sent."""
     deadline = time.monotonic() + timeout
@@ -133,7 +134,7 @@ def confirmed_batches(uri: str, seconds: float, results: Results) -> None:
     }
 
 
-def service_queue_messages(channel) -> int:
+def service_queue_messages(channel: Channel) -> int:
     """Messages waiting in the services' own queues: each is one more copy the broker
     had to write (quorum queues replicate and fsync each one)."""
     return sum(message_count(channel, topology.service_queue(s)) for s in topology.SUBSCRIPTIONS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,8 +160,6 @@ class Results:
 
 
 def host_environment() -> dict[str, Any]:
-    import os
-
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

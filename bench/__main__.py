@@ -1,0 +1,73 @@
+"""`python -m bench`: run every benchmark, print the table, write bench/results/.
+
+Each phase runs even if an earlier one failed, so one broken part still leaves the other
+figures; the exit status is non-zero if anything failed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+
+from bench.broker import publish_baselines
+from bench.end_to_end import end_to_end
+from bench.infra import foreign_activity
+from bench.postgres import event_appends, raw_commits
+from bench.relay import relay_throughput
+from bench.report import Results, host_environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every duration and count (e.g. 0.2 for a quick check)")
+    args = parser.parse_args(argv)
+    scale = args.scale
+
+    results = Results(environment=host_environment())
+    phases: list[tuple[str, Callable[[], None]]] = [
+        ("raw commits", lambda: raw_commits(results, 5 * scale)),
+        ("event appends", lambda: event_appends(results, 5 * scale)),
+        ("raw publishing", lambda: publish_baselines(results, 5 * scale)),
+        ("relay", lambda: relay_throughput(results, max(500, round(20_000 * scale)))),
+        # A light rate shows the latency of the path itself, 50/s what load adds to it.
+        ("end to end", lambda: end_to_end(results, rates=(10, 50), steady_seconds=10 * scale,
+                                          threads=16, full_seconds=15 * scale)),
+    ]
+    started = time.monotonic()
+    disturbed: dict[str, Counter[str]] = {}
+    results.environment["load average at start"] = round(os.getloadavg()[0], 2)
+    for name, run in phases:
+        others = foreign_activity()
+        try:
+            run()
+        except Exception as error:
+            traceback.print_exc()
+            results.failures.append(f"{name}: {type(error).__name__}: {error}")
+        others |= foreign_activity()  # the larger count of each kind, before or after
+        if others:
+            disturbed[name] = others
+    results.environment["load average at end"] = round(os.getloadavg()[0], 2)
+    results.environment["bench seconds"] = round(time.monotonic() - started, 1)
+    if disturbed:
+        results.notes.append(
+            "Other Our Voice processes shared this machine during: "
+            + "; ".join(f"{name} ({', '.join(f'{n} {kind}' for kind, n in seen.items())})"
+                        for name, seen in disturbed.items())
+            + ". Figures of those phases are likely lower than on a quiet machine."
+        )
+
+    as_json, as_md = results.write()
+    print()
+    print(results.table())
+    print(f"\nWritten to {as_json.relative_to(as_json.parents[2])} and "
+          f"{as_md.relative_to(as_md.parents[2])}")
+    return 1 if results.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
