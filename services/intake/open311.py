@@ -161,7 +161,9 @@ def request_out(case: dict) -> dict:
 
 
 class RequestsQuery(Strict):
-    service_request_id = fields.String(validate=validate.Length(min=1, max=2000))
+    # Tracking codes, comma separated: short enough to keep the URL within server limits.
+    service_request_id = fields.String(validate=validate.Regexp(
+        r"^[0-9A-Za-z ,-]{1,1200}$", error="tracking codes separated by commas"))
     service_code = fields.String(validate=validate.Length(min=1, max=100))
     start_date = fields.AwareDateTime()
     end_date = fields.AwareDateTime()

@@ -89,9 +89,12 @@ def check_location(data: dict) -> dict[str, list[str]]:
 
 class CaseLocation(Strict):
     commune = fields.String(
-        required=True, validate=validate.Regexp(r"^\d{6}$", error="a 6-digit commune geocode"))
-    district = fields.String(validate=validate.Regexp(r"^\d{4}$", error="a 4-digit district geocode"))
-    province = fields.String(validate=validate.Regexp(r"^\d{2}$", error="a 2-digit province geocode"))
+        required=True, validate=validate.Regexp(r"^\d{6}$", error="a 6-digit commune geocode"),
+        metadata={"example": "120101"})
+    district = fields.String(validate=validate.Regexp(r"^\d{4}$", error="a 4-digit district geocode"),
+                             metadata={"example": "1201"})
+    province = fields.String(validate=validate.Regexp(r"^\d{2}$", error="a 2-digit province geocode"),
+                             metadata={"example": "12"})
 
     @validates_schema
     def real_place(self, data: dict, **_) -> None:
@@ -107,13 +110,16 @@ def normalise_phone(text: str) -> str | None:
 
 
 class Complainant(Strict):
-    anonymous = Flag(required=True)
-    name = Text(validate=validate.Length(min=1, max=200))
-    phone = fields.String(validate=validate.Length(min=1, max=30))
-    email = fields.Email(validate=validate.Length(max=254))
-    gender = fields.String(load_default="undisclosed", validate=validate.OneOf(GENDERS))
+    anonymous = Flag(required=True, metadata={"example": False})
+    name = Text(validate=validate.Length(min=1, max=200), metadata={"example": "សុខ ចាន់"})
+    phone = fields.String(validate=validate.Length(min=1, max=30),
+                          metadata={"example": "012 345 678"})
+    email = fields.Email(validate=validate.Length(max=254),
+                         metadata={"example": "chan@example.org"})
+    gender = fields.String(load_default="undisclosed", validate=validate.OneOf(GENDERS),
+                           metadata={"example": "female"})
     # Whether offices may call or write back. Defaults to yes when a phone or email is given.
-    consent_to_contact = Flag()
+    consent_to_contact = Flag(metadata={"example": True})
 
     @validates("phone")
     def cambodian_phone(self, value: str, **_) -> None:
@@ -144,21 +150,22 @@ class Complainant(Strict):
 
 
 class SubmitCase(Strict):
-    type = fields.String(required=True, validate=validate.OneOf(CASE_TYPES))
-    category = fields.String(required=True, validate=validate.Length(max=100))
+    type = fields.String(required=True, validate=validate.OneOf(CASE_TYPES),
+                         metadata={"example": "evaluation"})
+    # Read once at start: a service restarted after operators edit the file offers the change.
+    category = fields.String(required=True, validate=validate.OneOf(
+        tuple(categories()), error="unknown category; see GET /v1/categories"),
+        metadata={"example": "water-supply"})
     # An evaluation's description is its optional comment; every other type needs one.
-    description = Text(validate=validate.Length(min=1, max=DESCRIPTION_MAX))
+    description = Text(validate=validate.Length(min=1, max=DESCRIPTION_MAX),
+                       metadata={"example": "បុគ្គលិកគួរសម ប៉ុន្តែរង់ចាំយូរ"})
     location = fields.Nested(CaseLocation, required=True)
-    language = fields.String(load_default="km", validate=validate.OneOf(LANGUAGES))
+    language = fields.String(load_default="km", validate=validate.OneOf(LANGUAGES),
+                             metadata={"example": "km"})
     complainant = fields.Nested(
         Complainant, load_default=lambda: {"anonymous": True, "gender": "undisclosed",
                                            "consent_to_contact": False})
-    rating = Whole(validate=validate.Range(1, 5))
-
-    @validates("category")
-    def known_category(self, value: str, **_) -> None:
-        if value not in categories():
-            raise ValidationError("unknown category; see GET /v1/categories")
+    rating = Whole(validate=validate.Range(1, 5), metadata={"example": 4})
 
     @validates_schema
     def fits_type(self, data: dict, **_) -> None:

@@ -454,7 +454,8 @@ class Service(HealthAndSpec):
               errors={403: "api_key not known", 409: "conflicting retry", 429: TOO_MANY})
     def open311_submit(self, request, payload):
         """Open311: submit a service request (form-encoded, with an api_key)."""
-        if not any(hmac.compare_digest(payload["api_key"], key) for key in open311_keys()):
+        given = payload["api_key"].encode()
+        if not any(hmac.compare_digest(given, key.encode()) for key in open311_keys()):
             raise HttpError(403, {"api_key": ["not a key this service knows"]})
         wait = self.limit.admit(request.remote_addr or "")
         if wait is not None:
