@@ -33,8 +33,9 @@ QUEUE_DDL = (
     "ON routing_office_queue (office_id, next_due NULLS LAST, case_id)",
 )
 
-# Events that take a case off every office's queue.
-FINISHED = ("CaseResolved", "CaseClosed", "WithdrawalRecorded")
+# Events that end a case for good. A resolved case stays in the table, out of sight,
+# because an appeal can bring it back to an ombudsman's queue.
+FINISHED = ("CaseClosed", "WithdrawalRecorded")
 
 
 def _dues(deadlines: dict) -> tuple:
@@ -85,6 +86,10 @@ def apply_to_queue(cursor, event) -> None:
     elif name == "SlaBreached":
         cursor.execute("UPDATE routing_office_queue SET overdue = true WHERE case_id = %s",
                        (case_id,))
+    elif name == "CaseResolved":
+        cursor.execute(
+            """UPDATE routing_office_queue SET status = 'resolved', acknowledge_due = NULL,
+                   resolve_due = NULL, next_due = NULL WHERE case_id = %s""", (case_id,))
     elif name in FINISHED:
         cursor.execute("DELETE FROM routing_office_queue WHERE case_id = %s", (case_id,))
 
@@ -93,7 +98,7 @@ def read_queue(cursor, office_id: str, limit: int) -> list[dict]:
     cursor.execute(
         """SELECT case_id, tracking_code, status, type, category, routed_at, acknowledge_due,
                   resolve_due, overdue, transfers
-           FROM routing_office_queue WHERE office_id = %s
+           FROM routing_office_queue WHERE office_id = %s AND status <> 'resolved'
            ORDER BY next_due NULLS LAST, case_id LIMIT %s""",
         (office_id, limit),
     )
@@ -144,7 +149,7 @@ def apply_to_timers(cursor, event) -> None:
     elif name == "SlaBreached":
         cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s AND deadline = %s",
                        (case_id, event.deadline))
-    elif name in ("InformationRequested", *FINISHED):
+    elif name in ("InformationRequested", "CaseResolved", *FINISHED):
         cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s", (case_id,))
 
 
