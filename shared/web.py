@@ -75,7 +75,8 @@ def field_errors(error: ValidationError) -> dict[str, list[str]]:
 def load_body(request: Request, schema: Schema) -> dict:
     """The request's JSON body, validated; anything else is a 400 with field errors."""
     try:
-        payload = json.loads(request.get_data(as_text=True) or "null")
+        # An empty body is an empty object: commands such as /acknowledge need nothing.
+        payload = json.loads(request.get_data(as_text=True) or "{}")
     except ValueError:
         raise HttpError(400, {"_": ["the body must be JSON"]}) from None
     if not isinstance(payload, dict):
