@@ -13,6 +13,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import ProcessRecorder, Tracking
 from nameko.extensions import DependencyProvider
 
+from shared.chain import ensure_chain
 from shared.config import Postgres, ensure_database, env
 from shared.db import FOLLOWERS_DDL, Database, migration_lock
 from shared.follower import LogFollower
@@ -35,11 +36,14 @@ Store = TypeVar("Store", bound=CaseStore)
 
 
 def open_store(store_class: type[Store], pg: Postgres | None = None) -> Store:
-    """A store on the configured database, its tables created if missing."""
+    """A store on the configured database, its tables (and hash chain) created if missing."""
     pg = pg or Postgres.from_env()
     ensure_database(pg)
     with migration_lock(pg):
-        return store_class(env=pg.eventsourcing_env())
+        store = store_class(env=pg.eventsourcing_env())
+        with psycopg.connect(pg.conninfo()) as conn:
+            ensure_chain(conn, store_class.name)
+        return store
 
 
 @dataclass(frozen=True)
