@@ -23,8 +23,9 @@ DEFAULTS = {
     "OURVOICE_SECRET": "local-development-secret-change-me",
     # Wraps each case's key for personal data (base64 of 32 bytes). Production sets its own.
     "OURVOICE_MASTER_KEY": "bG9jYWwtZGV2ZWxvcG1lbnQtbWFzdGVyLWtleS0zMmI=",
-    # How long an idle relay or projection waits before looking at its log again.
-    "OURVOICE_POLL_SECONDS": "0.02",
+    # Relays and projections wake on PostgreSQL notifications; without one they still look
+    # at their log this often, in case a notification was missed.
+    "OURVOICE_POLL_SECONDS": "1.0",
 }
 
 SERVICES = ("intake", "routing", "notifications", "reporting")

@@ -111,16 +111,16 @@ def on_events(service: str):
 
 
 def _exactly_once(service: str, handler):
-    """Skip what was already processed, wait out outages of the database, and treat a
-    lost race on the tracking row as already processed."""
+    """Wait out outages of the database, and treat a conflict on the tracking row as
+    already processed."""
 
     def wrapper(self, event, tracking):
         deadline = time.monotonic() + RETRY_FOR_SECONDS
         backoff = 0.1
         while True:
             try:
-                if self.db.has_tracking(service, tracking):
-                    return None
+                # No look-up first: redeliveries are rare, and the tracking row's primary
+                # key refuses a second effect anyway.
                 return handler(self, event, tracking)
             except (IntegrityError, psycopg.IntegrityError):
                 if self.db.has_tracking(service, tracking):

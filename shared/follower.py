@@ -4,22 +4,69 @@ The relay and every local projection are followers. Each pass locks the follower
 in `ourvoice_followers`, reads the notifications after its position, hands them to the
 follower's handler inside the same transaction and moves the position on commit. So a
 projection's rows and its position commit together, and when several instances of a
-service run, one follows while the others find the row locked and wait their turn."""
+service run, one follows while the others find the row locked and wait their turn.
+
+An idle follower sleeps until its store's doorbell rings: eventsourcing sends a
+PostgreSQL NOTIFY with every append, so followers react within milliseconds and cost
+nothing while nothing happens. A follower also looks once in a while without a ring, in
+case a notification was missed while the database was away."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification
+from psycopg import sql
 
+from shared.config import Postgres
 from shared.db import TRANSIENT, Database
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[psycopg.Cursor, Sequence[Notification]], None]
+
+
+class Doorbell:
+    """Rings every follower of a store when the store's events table gets new rows."""
+
+    def __init__(self, pg: Postgres, channel: str):
+        self.pg = pg
+        self.channel = channel
+        self.bells: list[threading.Event] = []
+        self.running = True
+
+    def bell(self) -> threading.Event:
+        bell = threading.Event()
+        self.bells.append(bell)
+        return bell
+
+    def ring(self) -> None:
+        for bell in self.bells:
+            bell.set()
+
+    def listen(self) -> None:
+        backoff = 0.5
+        while self.running:
+            try:
+                with psycopg.connect(self.pg.conninfo(), autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.ring()  # whatever was appended while nobody listened
+                    backoff = 0.5
+                    while self.running:
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.ring()
+            except TRANSIENT as error:
+                log.warning("doorbell %s: %s; listening again in %.1fs", self.channel, error,
+                            backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def stop(self) -> None:
+        self.running = False
 
 
 class LogFollower:
@@ -31,7 +78,8 @@ class LogFollower:
         handle: Handler,
         *,
         batch_size: int = 500,
-        idle_seconds: float = 0.02,
+        idle_seconds: float = 1.0,
+        bell: threading.Event | None = None,
     ):
         self.name = name
         self.db = db
@@ -39,15 +87,19 @@ class LogFollower:
         self.handle = handle
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
+        self.bell = bell or threading.Event()
         self.running = True
+        self.registered = False
 
     def follow_once(self) -> int:
         """One pass; returns how many notifications it handled (0 when none or locked)."""
         with self.db.transaction() as cursor:
-            cursor.execute(
-                "INSERT INTO ourvoice_followers (name) VALUES (%s) ON CONFLICT DO NOTHING",
-                (self.name,),
-            )
+            if not self.registered:
+                cursor.execute(
+                    "INSERT INTO ourvoice_followers (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                    (self.name,),
+                )
+                self.registered = True
             cursor.execute(
                 "SELECT position FROM ourvoice_followers WHERE name = %s "
                 "FOR UPDATE SKIP LOCKED",
@@ -70,21 +122,26 @@ class LogFollower:
 
     def run(self) -> None:
         """Follow until stopped; outages of the database or broker are waited out."""
-        backoff = self.idle_seconds
+        backoff = 0.5
         while self.running:
+            # Cleared before looking: an append during this pass rings again.
+            self.bell.clear()
             try:
                 handled = self.follow_once()
-                backoff = self.idle_seconds
+                backoff = 0.5
             except TRANSIENT + (ConnectionError, OSError) as error:
                 log.warning("%s: %s; trying again in %.1fs", self.name, error, backoff)
-                handled = 0
-                backoff = min(backoff * 2 if backoff > self.idle_seconds else 0.5, 5.0)
-            except Exception:
-                log.exception("%s failed; trying again", self.name)
-                handled = 0
-                backoff = min(max(backoff * 2, 0.5), 5.0)
-            if handled < self.batch_size and self.running:
+                self.registered = False
                 time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception:
+                log.exception("%s failed; trying again in %.1fs", self.name, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if handled < self.batch_size and self.running:
+                self.bell.wait(self.idle_seconds)
 
     def stop(self) -> None:
         self.running = False

@@ -16,7 +16,7 @@ from nameko.extensions import DependencyProvider
 from shared.chain import ensure_chain
 from shared.config import Postgres, ensure_database, env
 from shared.db import FOLLOWERS_DDL, Database, migration_lock
-from shared.follower import LogFollower
+from shared.follower import Doorbell, LogFollower
 from shared.relay import ConfirmedPublisher, Relay
 
 
@@ -78,22 +78,27 @@ class EventStore(DependencyProvider):
         self.db.migrate(FOLLOWERS_DDL, *[d for p in self.projections for d in p.ddl])
         source = self.store_class.name
         idle = float(env("OURVOICE_POLL_SECONDS"))
+        self.doorbell = Doorbell(Postgres.from_env(), self.store.recorder.channel_name)
         self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
         self.followers = [
             LogFollower(f"relay:{source}", self.db, self.store.recorder,
-                        Relay(source, self.store, self.publisher), idle_seconds=idle),
+                        Relay(source, self.store, self.publisher), idle_seconds=idle,
+                        bell=self.doorbell.bell()),
             *(
                 LogFollower(f"projection:{p.name}", self.db, self.store.recorder,
-                            p.handler(self.store), idle_seconds=idle)
+                            p.handler(self.store), idle_seconds=idle,
+                            bell=self.doorbell.bell())
                 for p in self.projections
             ),
         ]
 
     def start(self) -> None:
+        self.container.spawn_managed_thread(self.doorbell.listen, identifier="doorbell")
         for follower in self.followers:
             self.container.spawn_managed_thread(follower.run, identifier=follower.name)
 
     def stop(self) -> None:
+        self.doorbell.stop()
         for follower in self.followers:
             follower.stop()
 

@@ -4,6 +4,7 @@ takes what is late or appealed to the ombudsman."""
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -29,6 +30,8 @@ from shared.web import HealthAndSpec, HttpError, endpoint, forbidden, not_found
 
 DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sla.yaml"
 SWEEP_SECONDS = float(os.environ.get("OURVOICE_SWEEP_SECONDS", "1"))
+DIRECTORY_SECONDS = 2.0
+_directory_cache: dict = {}
 
 
 @cache
@@ -138,8 +141,14 @@ class Service(HealthAndSpec):
 
     # -- the directory ---------------------------------------------------------------
     def directory(self) -> dict:
-        with self.db.transaction() as cursor:
-            return amended(base_directory(), views.load_amendments(cursor))
+        """The directory with operators' amendments, read again at most every few seconds:
+        amendments are rare and every routed case needs the directory."""
+        cached = _directory_cache.get("offices")
+        if cached is None or time.monotonic() - _directory_cache["at"] > DIRECTORY_SECONDS:
+            with self.db.transaction() as cursor:
+                cached = amended(base_directory(), views.load_amendments(cursor))
+            _directory_cache.update(offices=cached, at=time.monotonic())
+        return cached
 
     @endpoint("GET", "/v1/offices", allow=(access.PUBLIC,), response=OfficeOut(many=True))
     def list_offices(self, request):
