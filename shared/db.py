@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from eventsourcing import persistence
 from nameko.extensions import DependencyProvider
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -16,8 +17,10 @@ from psycopg_pool import ConnectionPool
 from shared import access
 from shared.config import Postgres, ensure_database
 
-# Errors after which the same work can simply be tried again once the database is back.
-TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError)
+# Errors after which the same work can simply be tried again once the database is back
+# (psycopg's own, and eventsourcing's wrappers of them; a pool timeout is one of them).
+TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError,
+             persistence.OperationalError, persistence.InterfaceError)
 
 FOLLOWERS_DDL = """
 CREATE TABLE IF NOT EXISTS ourvoice_followers (

@@ -21,6 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from shared import access
+from shared.db import TRANSIENT
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ def json_response(status: int, body: Any, headers: dict | None = None) -> Respon
     )
 
 
-def error_response(status: int, errors: dict[str, list[str]]) -> Response:
-    return json_response(status, {"errors": errors})
+def error_response(status: int, errors: dict[str, list[str]],
+                   headers: dict | None = None) -> Response:
+    return json_response(status, {"errors": errors}, headers)
 
 
 def _field_errors(messages: Any) -> dict[str, list[str]]:
@@ -163,6 +165,12 @@ def endpoint(
                 result = fn(self, request, **path_args)
             except HttpError as error:
                 return error_response(error.status, error.errors)
+            except TRANSIENT + (ConnectionError,):
+                # The database or broker is away (a restart, a failover): nothing was
+                # recorded, and the client may simply try again.
+                log.warning("%s %s: a dependency is unavailable", method, path, exc_info=True)
+                return error_response(503, {"_": ["temporarily unavailable; try again"]},
+                                      headers={"Retry-After": "1"})
             except Exception:
                 log.exception("%s %s failed", method, path)
                 return error_response(500, {"_": ["internal error; it has been logged"]})
