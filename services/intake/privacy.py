@@ -13,6 +13,7 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nameko.extensions import DependencyProvider
 
 from shared.config import env
 
@@ -60,10 +61,10 @@ def _contact_aad(case_id: UUID) -> bytes:
     return b"ourvoice-contact:" + case_id.bytes
 
 
-def case_key(cursor, case_id: UUID) -> bytes | None:
+def case_key(cursor, master: bytes, case_id: UUID) -> bytes | None:
     """The case's data key, made on first use. Retries of one submission that race each
     other all get the key that was stored first. None once the data was erased."""
-    wrapped = _seal(master_key(), os.urandom(32), _key_aad(case_id))
+    wrapped = _seal(master, os.urandom(32), _key_aad(case_id))
     cursor.execute(
         """INSERT INTO intake_case_keys (case_id, wrapped_key) VALUES (%s, %s)
            ON CONFLICT (case_id) DO UPDATE SET case_id = EXCLUDED.case_id
@@ -71,15 +72,15 @@ def case_key(cursor, case_id: UUID) -> bytes | None:
         (case_id, wrapped),
     )
     stored = cursor.fetchone()["wrapped_key"]
-    return None if stored is None else _open(master_key(), bytes(stored), _key_aad(case_id))
+    return None if stored is None else _open(master, bytes(stored), _key_aad(case_id))
 
 
-def stored_key(cursor, case_id: UUID) -> bytes | None:
+def stored_key(cursor, master: bytes, case_id: UUID) -> bytes | None:
     cursor.execute("SELECT wrapped_key FROM intake_case_keys WHERE case_id = %s", (case_id,))
     row = cursor.fetchone()
     if row is None or row["wrapped_key"] is None:
         return None
-    return _open(master_key(), bytes(row["wrapped_key"]), _key_aad(case_id))
+    return _open(master, bytes(row["wrapped_key"]), _key_aad(case_id))
 
 
 def destroy_key(cursor, case_id: UUID) -> None:
@@ -91,6 +92,17 @@ def destroy_key(cursor, case_id: UUID) -> None:
              erased_at = COALESCE(intake_case_keys.erased_at, now())""",
         (case_id,),
     )
+
+
+class MasterKey(DependencyProvider):
+    """The master key, read when the service starts: a missing or malformed key stops
+    the service at once instead of failing each submission that carries a contact."""
+
+    def setup(self) -> None:
+        self.key = master_key()
+
+    def get_dependency(self, worker_ctx) -> bytes:
+        return self.key
 
 
 def seal_contact(key: bytes, case_id: UUID, contact: dict[str, str]) -> str:

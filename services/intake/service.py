@@ -120,6 +120,7 @@ class Service(HealthAndSpec):
     store = EventStore(Intake, projections=[views.CASES])
     db = DatabaseProvider(*views.DDL, *privacy.DDL)
     limit = SubmissionLimitProvider()
+    master_key = privacy.MasterKey()
 
     # -- categories and submission --------------------------------------------------
     @endpoint("GET", "/v1/categories", allow=(access.PUBLIC,), response=CategoryOut(many=True))
@@ -155,7 +156,7 @@ class Service(HealthAndSpec):
             sealed, erased = None, False
             if contact:
                 with self.db.transaction() as cursor:
-                    data_key = privacy.case_key(cursor, case_id)
+                    data_key = privacy.case_key(cursor, self.master_key, case_id)
                 # No key: it was erased, so this code belongs to a case that exists.
                 erased = data_key is None
                 sealed = None if erased else privacy.seal_contact(data_key, case_id, contact)
@@ -368,7 +369,7 @@ class Service(HealthAndSpec):
                 or case.personal_data != "kept":
             return None
         with self.db.transaction() as cursor:
-            data_key = privacy.stored_key(cursor, case.id)
+            data_key = privacy.stored_key(cursor, self.master_key, case.id)
         contact = privacy.open_contact(data_key, case.id, case.sealed_contact) if data_key else None
         if contact is None:
             return None
