@@ -194,6 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     erase = privacy_actions.add_parser(
         "erase", help="destroy a case's key so its name, phone and email can never be read again")
     erase.add_argument("tracking_code")
+    webhooks = commands.add_parser("webhooks", help="office systems' webhooks and dead letters")
+    webhook_actions = webhooks.add_subparsers(dest="action", required=True)
+    adding = webhook_actions.add_parser(
+        "add", help="POST every public event of an area or office to a URL, signed")
+    adding.add_argument("--url", required=True)
+    adding.add_argument("--secret", help="shared secret for the signature (made and shown once "
+                        "if not given)")
+    target = adding.add_mutually_exclusive_group(required=True)
+    target.add_argument("--area", help="province, district or commune code (12, 1201, 120101)")
+    target.add_argument("--office", help="office id (e.g. owso-1201)")
+    webhook_actions.add_parser("list", help="the registered webhooks")
+    removing = webhook_actions.add_parser("remove", help="stop sending to a webhook")
+    removing.add_argument("webhook_id")
+    dead = webhook_actions.add_parser(
+        "dead-letters", help="deliveries given up after their last try (every channel)")
+    dead.add_argument("--retry", metavar="DELIVERY_ID", help="queue this one again")
     run_parser = commands.add_parser("run", help="run services as separate processes")
     run_parser.add_argument("services", nargs="*", metavar="SERVICE",
                             help=f"any of {', '.join(SERVICES)} (default: all)")
@@ -206,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         return principal(args)
     if args.command == "directory":
         return directory_import(args.file)
+    if args.command == "webhooks":
+        from services.notifications.webhooks import command
+
+        return command(args)
     if args.command == "privacy":
         return privacy_erase(args.tracking_code)
     if args.command == "setup":

@@ -7,6 +7,7 @@ service, so anything not listed (contacts, descriptions, notes) never reaches th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -124,7 +125,9 @@ class OmbudsmanFindingsRecorded(EventData):
 
 
 class CaseClosed(EventData):
-    pass
+    # Version 2: why the case closed. Version 1 said nothing; it reads as None.
+    outcome = fields.String(required=True, allow_none=True,
+                            validate=validate.OneOf(("satisfied", "findings")))
 
 
 class CaseWithdrawn(EventData):
@@ -155,6 +158,14 @@ DATA_SCHEMAS: dict[str, type[EventData]] = {
     )
 }
 EVENT_TYPES = tuple(DATA_SCHEMAS)
+
+# The version each event type is published in now; readers upcast older ones.
+SCHEMA_VERSIONS: dict[str, int] = {"CaseClosed": 2}
+
+# (event type, version) -> the function that turns that version's `data` into the next one's.
+UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {
+    ("CaseClosed", 1): lambda data: {**data, "outcome": None},
+}
 
 
 class Envelope(Schema):
@@ -199,15 +210,27 @@ def public_event(source: str, position: int, domain_event: Any) -> dict | None:
     return {
         "event_id": str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{position}")),
         "event_type": event_type,
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSIONS.get(event_type, SCHEMA_VERSION),
         "occurred_at": occurred_at.isoformat(),
-        "case_id": str(domain_event.originator_id),
+        # An event recorded on an aggregate other than the case (a notification) names
+        # its case in its context.
+        "case_id": str(context.get("case_id") or domain_event.originator_id),
         "tracking_code": context["tracking_code"],
         "sequence": domain_event.originator_version,
         "office_id": office_id,
         "location": location_of(context["commune"]),
         "data": schema().dump(domain_event),
     }
+
+
+def upcast(envelope: dict) -> None:
+    """Bring an older version's data up to the current one, step by step, so consumers
+    only ever read the current shape. A newer version than we know is read as it is:
+    fields we do not know are ignored."""
+    event_type = envelope["event_type"]
+    while (event_type, envelope["schema_version"]) in UPCASTERS:
+        envelope["data"] = UPCASTERS[(event_type, envelope["schema_version"])](envelope["data"])
+        envelope["schema_version"] += 1
 
 
 class MalformedEvent(ValueError):
@@ -220,6 +243,7 @@ def read_event(body: Any) -> dict:
         raise MalformedEvent(f"expected a JSON object, got {type(body).__name__}")
     try:
         envelope = ENVELOPE.load(body)
+        upcast(envelope)
         envelope["data"] = DATA_SCHEMAS[envelope["event_type"]]().load(envelope["data"])
     except ValidationError as error:
         raise MalformedEvent(str(error.messages)) from error

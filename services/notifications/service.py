@@ -1,49 +1,158 @@
-"""Notifications: tells citizens, offices and ombudsmen what concerns them, once."""
+"""Notifications: tells citizens, offices, ombudsmen and office systems what concerns
+them, once.
+
+Two halves that never wait for each other:
+- the consumer reads every public event and records, with the event's tracking, one
+  `NotificationDue` per (event, recipient, channel): nothing is sent there, so a slow
+  SMTP server or a dead webhook never holds up the queue;
+- the sender (see sender.py) takes due deliveries from the outbox read model, sends
+  them and records `NotificationSent` or `NotificationFailed` for each try."""
 
 from __future__ import annotations
 
 import logging
+import os
+from datetime import date, datetime
 from uuid import UUID
 
-from services.notifications.domain import Notification, notices_for, notification_id
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from marshmallow import Schema, fields
+from nameko.rpc import RpcProxy
+from nameko.timer import timer
+
+from services.notifications import views
+from services.notifications.domain import (
+    NEVER_NOTIFIED,
+    WEBHOOK,
+    CaseAudience,
+    Delivery,
+    NotDue,
+    audience_id,
+    notices_for,
+)
+from services.notifications.sender import Sender
 from shared.consumer import on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.store import CaseStore, EventStore
-from shared.web import HealthAndSpec
+from shared.web import HealthAndSpec, HttpError, endpoint, not_found
 
 log = logging.getLogger(__name__)
 
-# Channels (SMS, email, webhooks) come later; until then a notice is recorded and logged.
-CHANNEL = "log"
+SEND_INTERVAL = float(os.environ.get("NOTIFICATIONS_SEND_INTERVAL", "0.05"))
 
 
 class Notifications(CaseStore):
     name = "notifications"
 
 
+def jsonable(value):
+    """A validated public event back in its JSON form, to be kept in a delivery and sent
+    as it came (an office system's webhook gets exactly the public event)."""
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+class DeadLetter(Schema):
+    delivery_id = fields.UUID(required=True)
+    tracking_code = fields.String(required=True)
+    about_type = fields.String(required=True)
+    channel = fields.String(required=True)
+    recipient_role = fields.String(required=True)
+    recipient = fields.String(required=True, metadata={
+        "description": "citizen, an office id or a webhook id; never an address"})
+    message = fields.String(required=True)
+    attempts = fields.Integer(required=True)
+    last_error = fields.String(allow_none=True)
+    due_at = fields.DateTime(required=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class Requeued(Schema):
+    delivery_id = fields.UUID(required=True)
+    state = fields.String(required=True)
+
+
 class Service(HealthAndSpec):
     name = "notifications"
     title = "Our Voice notifications"
 
-    store = EventStore(Notifications)
+    store = EventStore(Notifications, projections=views.PROJECTIONS)
     db = DatabaseProvider(tracking_ddl("notifications"))
+    sender = Sender()
+    intake = RpcProxy("intake")
+    routing = RpcProxy("routing")
 
     @on_events("notifications")
-    def notify(self, event, tracking):
-        notices = [
-            Notification(
-                notification_id=notification_id(UUID(str(event["event_id"])), role, CHANNEL),
-                context={"tracking_code": event["tracking_code"],
-                         "commune": event["location"]["commune"],
-                         "office_id": event["office_id"]},
-                channel=CHANNEL,
-                message=message,
-                recipient_role=role,
-                about_event=str(event["event_id"]),
-            )
-            for role, message in notices_for(event)
+    def record_notices(self, event, tracking):
+        """Who is told what about this event: one due delivery per recipient and channel."""
+        if event["event_type"] in NEVER_NOTIFIED:
+            return
+        case_id = UUID(str(event["case_id"]))
+        remembered = []
+        anonymous = None
+        if event["event_type"] == "CaseSubmitted":
+            remembered.append(CaseAudience(case_id=case_id,
+                                           anonymous=event["data"]["anonymous"]))
+        else:
+            try:
+                anonymous = self.store.repository.get(audience_id(case_id)).anonymous
+            except AggregateNotFoundError:
+                pass  # not seen yet: intake's contact lookup still refuses an anonymous case
+        with self.db.transaction() as cursor:
+            webhooks = views.subscriptions(cursor)
+        notices = notices_for(event, anonymous=anonymous, webhooks=webhooks)
+        envelope = jsonable(event)
+        deliveries = [
+            Delivery.due(envelope, notice,
+                         details=envelope if notice.channel == WEBHOOK else envelope["data"])
+            for notice in notices
         ]
-        self.store.record(*notices, tracking=tracking)
-        for notice in notices:
-            log.info("notice %s to %s about case %s", notice.message, notice.recipient_role,
-                     event["tracking_code"])
+        if remembered or deliveries:
+            self.store.record(*remembered, *deliveries, tracking=tracking)
+        else:
+            with self.db.tracked("notifications", tracking):
+                pass
+
+    @timer(interval=SEND_INTERVAL)
+    def send_due(self):
+        """Send what is due; see sender.py."""
+        self.sender.deliver(self.store, self.db, self.intake, self.routing)
+
+    # -- operators -------------------------------------------------------------------
+    @endpoint("GET", "/v1/notifications/dead-letters", allow=("admin",),
+              response=DeadLetter(many=True))
+    def list_dead_letters(self, request):
+        """Deliveries given up after their last try, oldest first."""
+        with self.db.transaction() as cursor:
+            return DeadLetter(many=True).dump(views.dead_letters(cursor))
+
+    @endpoint("POST", "/v1/notifications/dead-letters/{delivery_id}/retry", allow=("admin",),
+              response=Requeued, errors={409: "the delivery is not a dead letter"})
+    def retry_dead_letter(self, request, delivery_id, principal):
+        """Queue a dead letter again, with a fresh round of tries."""
+        return requeue(self.store, delivery_id, by=principal.id)
+
+
+def requeue(store: CaseStore, delivery_id: str, by: str) -> dict:
+    try:
+        delivery = store.repository.get(UUID(delivery_id))
+    except (ValueError, AggregateNotFoundError):
+        raise not_found("delivery") from None
+    if not isinstance(delivery, Delivery):
+        raise not_found("delivery")
+    try:
+        delivery.requeue(by=by)
+        store.record(delivery)
+    except NotDue as refusal:
+        raise HttpError(409, {"delivery_id": [str(refusal)]}) from None
+    except IntegrityError:
+        raise HttpError(409, {"delivery_id": ["changed at the same moment; try again"]}) from None
+    return Requeued().dump({"delivery_id": delivery.id, "state": delivery.state})

@@ -14,6 +14,7 @@ import yaml
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import RAISE, Schema, fields, validate
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.routing import views
@@ -165,6 +166,16 @@ class Service(HealthAndSpec):
                    for key, wanted in filters.items())
         ]
         return OfficeOut(many=True).dump(sorted(offices, key=lambda o: o["id"]))
+
+    @rpc
+    def office_contact(self, office_id: str) -> dict | None:
+        """How to reach an office (the directory with operators' amendments), for
+        notifications to its staff; None for an office the directory does not know."""
+        office = self.directory().get(office_id)
+        if office is None:
+            return None
+        return {"office_id": office.id, "name_en": office.name_en, "name_km": office.name_km,
+                "email": office.email, "phone": office.phone, "active": office.active}
 
     # -- events from other services --------------------------------------------------
     @on_events("routing")

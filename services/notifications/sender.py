@@ -1,0 +1,308 @@
+"""The sender: takes due deliveries from the outbox, sends them and records what came of
+each, without ever holding up the consumer that records them.
+
+Each pass (a nameko timer, so it has RPC proxies to intake and routing):
+1. records the outcomes of sends that finished since the last pass;
+2. claims due deliveries of each channel, as many as the channel has free senders;
+3. looks up the addresses (the citizen's contact from intake, the office's from the
+   routing directory, the webhook from the registry) and renders the message;
+4. records, in one transaction, a `DeliveryAttempted` for each delivery it will send
+   (with a lease) and what it already knows (skipped: no address; failed: lookup);
+5. hands each send to the channel's pool of green threads and returns.
+
+A send in progress belongs to one attempt: two instances that claim the same delivery
+both try to record the attempt on the same version of the aggregate, and only one
+succeeds. A channel that is slow or failing fills only its own pool; failures are retried
+with exponential backoff, and after the last try the delivery is dead-lettered.
+
+If the process dies between a receiver accepting a message and the outcome being
+recorded, the attempt's lease expires and the delivery is sent again with the same
+delivery id (email Message-ID, webhook and SMS gateway reference), which receivers use
+to drop the copy. Nothing else is ever sent twice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import eventlet
+import requests
+from eventlet.greenpool import GreenPool
+from eventsourcing.persistence import IntegrityError
+from nameko.extensions import DependencyProvider
+
+from services.notifications import channels, views
+from services.notifications.domain import CHANNELS, CITIZEN, WEBHOOK, Delivery, RetrySchedule
+from services.notifications.templates import Templates
+from shared import clock
+
+log = logging.getLogger(__name__)
+
+
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    concurrency: int = 32  # sends in flight per channel
+    lease_seconds: float = 60.0  # longer than any send may take (see send timeout)
+    lookup_timeout: float = 5.0  # RPC to intake or routing for an address
+    office_language: str = "km"
+    retry: RetrySchedule = RetrySchedule()
+
+    @classmethod
+    def from_env(cls) -> SenderSettings:
+        return cls(
+            concurrency=int(os.environ.get("NOTIFICATIONS_CONCURRENCY", cls.concurrency)),
+            lease_seconds=_float("NOTIFICATIONS_LEASE_SECONDS", cls.lease_seconds),
+            lookup_timeout=_float("NOTIFICATIONS_LOOKUP_TIMEOUT", cls.lookup_timeout),
+            office_language=os.environ.get("NOTIFICATIONS_OFFICE_LANGUAGE", cls.office_language),
+            retry=RetrySchedule(
+                base_seconds=_float("NOTIFICATIONS_RETRY_BASE_SECONDS", 5.0),
+                attempts=int(os.environ.get("NOTIFICATIONS_MAX_ATTEMPTS", 8))),
+        )
+
+
+class LookupFailed(Exception):
+    """An address could not be looked up now (the service that knows it did not answer)."""
+
+
+class Addresses:
+    """Who to reach, asked at send time and kept only in memory: the citizen's contact
+    from intake (None unless they consented, are not anonymous and were not erased) and
+    the office's from routing's directory (kept a few seconds: many notices go to one
+    office)."""
+
+    OFFICE_SECONDS = 5.0
+
+    def __init__(self, intake, routing, timeout: float, offices: dict):
+        self.intake = intake
+        self.routing = routing
+        self.timeout = timeout
+        self.offices = offices  # shared between passes: office id -> (expires, contact)
+        self.citizens: dict[str, Any] = {}
+
+    def prefetch(self, deliveries: list[Delivery]) -> None:
+        """Ask for every address of a batch at once rather than one round trip each."""
+        now = time.monotonic()
+        pending = {}
+        for delivery in deliveries:
+            if delivery.channel == WEBHOOK:
+                continue
+            if delivery.recipient == CITIZEN:
+                case_id = delivery.case["case_id"]
+                if case_id not in self.citizens and ("c", case_id) not in pending:
+                    pending[("c", case_id)] = self._ask(self.intake.contact_for, case_id)
+            else:
+                cached = self.offices.get(delivery.recipient)
+                if (cached is None or cached[0] < now) and ("o", delivery.recipient) not in pending:
+                    pending[("o", delivery.recipient)] = self._ask(self.routing.office_contact,
+                                                                   delivery.recipient)
+        deadline = now + self.timeout
+        for (kind, key), reply in pending.items():
+            try:
+                if isinstance(reply, Exception):
+                    raise reply
+                with eventlet.Timeout(max(0.01, deadline - time.monotonic())):
+                    contact = reply.result()
+            except (Exception, eventlet.Timeout) as error:
+                contact = LookupFailed(f"{'intake' if kind == 'c' else 'routing'} did not answer"
+                                       f" ({type(error).__name__})")
+            if kind == "c":
+                self.citizens[key] = contact
+            elif not isinstance(contact, LookupFailed):
+                self.offices[key] = (time.monotonic() + self.OFFICE_SECONDS, contact)
+            else:
+                self.offices[key] = (0.0, contact)
+
+    @staticmethod
+    def _ask(method, argument):
+        try:
+            return method.call_async(argument)
+        except Exception as error:  # the broker refused: the service is unknown or down
+            return error
+
+    def of(self, delivery: Delivery) -> dict | None:
+        found = (self.citizens.get(delivery.case["case_id"]) if delivery.recipient == CITIZEN
+                 else self.offices.get(delivery.recipient, (0, None))[1])
+        if isinstance(found, LookupFailed):
+            raise found
+        return found
+
+
+@dataclass
+class Outgoing:
+    """One send: the delivery (its attempt recorded) and what to send where."""
+
+    delivery: Delivery
+    send: Any  # a callable that raises channels.SendFailed
+    error: str | None = None
+
+
+class Sender(DependencyProvider):
+    def setup(self) -> None:
+        self.settings = SenderSettings.from_env()
+        self.templates = Templates()
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=self.settings.concurrency)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        timeout = _float("NOTIFICATIONS_SEND_TIMEOUT", 10.0)
+        self.email = channels.Email(channels.SmtpSettings.from_env())
+        self.sms = channels.Sms(channels.SmsSettings.from_env(), session)
+        self.webhooks = channels.Webhooks(session, timeout)
+        self.pools = {channel: GreenPool(self.settings.concurrency) for channel in CHANNELS}
+        self.in_flight: dict[Any, Delivery] = {}
+        self.finished: deque[Outgoing] = deque()
+        self.offices: dict = {}
+        self.store = None
+
+    def get_dependency(self, worker_ctx) -> Sender:
+        return self
+
+    def stop(self) -> None:
+        """Let sends under way finish and record them, so a clean stop leaves nothing in
+        doubt."""
+        for pool in self.pools.values():
+            with eventlet.Timeout(self.settings.lease_seconds, exception=False):
+                pool.waitall()
+        if self.store is not None:
+            self.record_outcomes(self.store)
+        self.email.close()
+
+    # -- one pass ----------------------------------------------------------------------
+    def deliver(self, store, db, intake, routing) -> int:
+        """One pass of the sender; returns how many sends it started."""
+        self.store = store
+        self.record_outcomes(store)
+        now = clock.now()
+        with db.transaction() as cursor:
+            claimed = []
+            for channel in CHANNELS:
+                free = self.pools[channel].free()
+                if free:
+                    claimed += views.claim(cursor, channel, now, free, list(self.in_flight))
+            if not claimed:
+                return 0
+            deliveries = [delivery for delivery in map(store.repository.get, claimed)
+                          if delivery.attemptable(now)]
+            addresses = Addresses(intake, routing, self.settings.lookup_timeout, self.offices)
+            addresses.prefetch(deliveries)
+            lease = timedelta(seconds=self.settings.lease_seconds)
+            outgoing = []
+            for delivery in deliveries:
+                item = self.prepare(delivery, addresses, cursor)
+                if item.send is not None or item.error is not None:
+                    delivery.attempt(now, lease)
+                if item.error is not None:
+                    delivery.failed(item.error, now, self.settings.retry)
+                outgoing.append(item)
+            saved = self.save(store, deliveries)
+        started = 0
+        for item in outgoing:
+            if item.send is not None and item.delivery.id in saved:
+                self.in_flight[item.delivery.id] = item.delivery
+                self.pools[item.delivery.channel].spawn_n(self._send, item)
+                started += 1
+        return started
+
+    def prepare(self, delivery: Delivery, addresses: Addresses, cursor) -> Outgoing:
+        """What to send and where; a delivery with no address on its channel is skipped
+        without an attempt: nothing was tried."""
+        if delivery.channel == "webhook":
+            hook = views.webhook(cursor, delivery.recipient)
+            if hook is None or hook["removed_at"] is not None:
+                return self._skip(delivery, "webhook removed")
+            return Outgoing(delivery, lambda: self.webhooks.send(
+                hook["url"], hook["secret"], delivery.details, str(delivery.id)))
+        try:
+            contact = addresses.of(delivery)
+        except LookupFailed as failure:
+            return Outgoing(delivery, None, error=str(failure))
+        if contact is None:
+            return self._skip(delivery, "no contact: anonymous, no consent, erased or unknown")
+        address = contact.get("email" if delivery.channel == "email" else "phone")
+        if not address:
+            missing = "email address" if delivery.channel == "email" else "phone number"
+            return self._skip(delivery, f"no {missing}")
+        language = contact.get("language") if delivery.recipient == CITIZEN \
+            else self.settings.office_language
+        try:
+            text = self.templates.render(delivery.message, language or "km", delivery.details,
+                                         delivery.case["tracking_code"],
+                                         delivery.case.get("office_id"))
+        except Exception as error:  # a template's mistake fails this delivery, not the pass
+            return Outgoing(delivery, None, error=f"template {delivery.message}: "
+                                                  f"{type(error).__name__}")
+        identity = str(delivery.id)
+        if delivery.channel == "email":
+            return Outgoing(delivery, lambda: self.email.send(address, text.subject, text.email,
+                                                              identity))
+        return Outgoing(delivery, lambda: self.sms.send(address, text.sms, identity))
+
+    @staticmethod
+    def _skip(delivery: Delivery, reason: str) -> Outgoing:
+        delivery.skip(reason)
+        return Outgoing(delivery, None)
+
+    def _send(self, item: Outgoing) -> None:
+        try:
+            item.send()
+            item.error = None
+        except channels.SendFailed as failure:
+            item.error = str(failure)
+        except Exception as error:  # a bug in a channel must not lose the outcome
+            log.exception("sending delivery %s failed", item.delivery.id)
+            item.error = f"{type(error).__name__}"
+        self.finished.append(item)
+
+    # -- recording -----------------------------------------------------------------------
+    def save(self, store, deliveries: list[Delivery]) -> set:
+        """Record the deliveries' new events, all in one transaction when possible. If
+        another instance got to one of them first, each is recorded on its own and those
+        that lost the race are left to the other instance. Returns the ids recorded."""
+        pending = {d.id: d.collect_events() for d in deliveries}
+        pending = {key: events for key, events in pending.items() if events}
+        if not pending:
+            return set()
+        try:
+            store.events.put([e for events in pending.values() for e in events])
+            return set(pending)
+        except IntegrityError:
+            pass
+        saved = set()
+        for key, events in pending.items():
+            try:
+                store.events.put(events)
+                saved.add(key)
+            except IntegrityError:
+                continue  # another instance recorded this delivery's next step first
+        return saved
+
+    def record_outcomes(self, store) -> None:
+        done = []
+        while self.finished:
+            done.append(self.finished.popleft())
+        if not done:
+            return
+        now = clock.now()
+        for item in done:
+            if item.error is None:
+                item.delivery.sent()
+                log.info("sent delivery %s (%s) to %s by %s", item.delivery.id,
+                         item.delivery.message, item.delivery.recipient_role, item.delivery.channel)
+            else:
+                item.delivery.failed(item.error, now, self.settings.retry)
+                log.warning("delivery %s by %s failed (try %d): %s", item.delivery.id,
+                            item.delivery.channel, item.delivery.attempts, item.error)
+        try:
+            self.save(store, [item.delivery for item in done])
+        finally:
+            for item in done:
+                self.in_flight.pop(item.delivery.id, None)

@@ -1,0 +1,151 @@
+"""Notifications' read models, each a projection of its own events kept in the same
+transaction as its position in the log, so a rebuild gives the same rows:
+
+- the outbox: every delivery with its state and when it may next be tried (the sender
+  claims due rows from here; dead letters are the rows in state `dead`);
+- the webhooks office systems registered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.notifications.domain import Subscription
+from shared.store import Projection
+
+OPEN_STATES = ("due", "sending", "retrying")
+
+OUTBOX_DDL = (
+    """CREATE TABLE IF NOT EXISTS notifications_outbox (
+        delivery_id uuid PRIMARY KEY,
+        case_id uuid NOT NULL,
+        tracking_code text NOT NULL,
+        about_event uuid NOT NULL,
+        about_type text NOT NULL,
+        channel text NOT NULL,
+        recipient_role text NOT NULL,
+        recipient text NOT NULL,
+        message text NOT NULL,
+        state text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_at timestamptz,
+        last_error text,
+        due_at timestamptz NOT NULL,
+        finished_at timestamptz
+    )""",
+    # The sender's claim is an index range scan over what is open, whatever the history.
+    "CREATE INDEX IF NOT EXISTS notifications_outbox_next "
+    "ON notifications_outbox (channel, next_at) WHERE next_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS notifications_outbox_dead "
+    "ON notifications_outbox (due_at) WHERE state = 'dead'",
+)
+
+
+def apply_to_outbox(cursor, event) -> None:
+    name = type(event).__name__
+    delivery = event.originator_id
+    if name == "NotificationDue":
+        cursor.execute(
+            """INSERT INTO notifications_outbox (delivery_id, case_id, tracking_code, about_event,
+                   about_type, channel, recipient_role, recipient, message, state, next_at, due_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'due', %s, %s)""",
+            (delivery, event.context["case_id"], event.context["tracking_code"],
+             event.about_event, event.about_type, event.channel, event.recipient_role,
+             event.recipient, event.message, event.timestamp, event.timestamp))
+    elif name == "DeliveryAttempted":
+        # A sender that dies mid-send leaves the row due again once its lease expires.
+        cursor.execute(
+            """UPDATE notifications_outbox SET state = 'sending', attempts = %s, next_at = %s
+               WHERE delivery_id = %s""", (event.attempt, event.lease_until, delivery))
+    elif name == "NotificationSent":
+        cursor.execute(
+            """UPDATE notifications_outbox SET state = 'sent', next_at = NULL, finished_at = %s
+               WHERE delivery_id = %s""", (event.timestamp, delivery))
+    elif name == "NotificationFailed":
+        cursor.execute(
+            """UPDATE notifications_outbox SET state = %s, next_at = %s, last_error = %s,
+                   finished_at = %s WHERE delivery_id = %s""",
+            ("retrying" if event.retry_at else "dead", event.retry_at, event.error,
+             None if event.retry_at else event.timestamp, delivery))
+    elif name == "NotificationSkipped":
+        cursor.execute(
+            """UPDATE notifications_outbox SET state = 'skipped', next_at = NULL, last_error = %s,
+                   finished_at = %s WHERE delivery_id = %s""", (event.reason, event.timestamp,
+                                                                delivery))
+    elif name == "DeliveryRequeued":
+        cursor.execute(
+            """UPDATE notifications_outbox SET state = 'due', next_at = %s, finished_at = NULL
+               WHERE delivery_id = %s""", (event.timestamp, delivery))
+
+
+def claim(cursor, channel: str, now: datetime, limit: int, exclude: list) -> list:
+    """Due deliveries of a channel, soonest first, locked so that another instance
+    claiming at the same moment takes others."""
+    cursor.execute(
+        """SELECT delivery_id FROM notifications_outbox
+           WHERE channel = %s AND next_at IS NOT NULL AND next_at <= %s
+             AND NOT (delivery_id = ANY(%s))
+           ORDER BY next_at LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (channel, now, exclude, limit))
+    return [row["delivery_id"] for row in cursor.fetchall()]
+
+
+def dead_letters(cursor, limit: int = 500) -> list[dict]:
+    cursor.execute(
+        """SELECT delivery_id, tracking_code, about_type, channel, recipient_role, recipient,
+                  message, attempts, last_error, due_at, finished_at
+           FROM notifications_outbox WHERE state = 'dead' ORDER BY due_at LIMIT %s""", (limit,))
+    return cursor.fetchall()
+
+
+OUTBOX = Projection("notifications.outbox", OUTBOX_DDL, apply_to_outbox)
+
+# -- webhooks ----------------------------------------------------------------------
+
+WEBHOOKS_DDL = (
+    """CREATE TABLE IF NOT EXISTS notifications_webhooks (
+        webhook_id uuid PRIMARY KEY,
+        url text NOT NULL,
+        secret text NOT NULL,
+        area text,
+        office_id text,
+        registered_at timestamptz NOT NULL,
+        removed_at timestamptz
+    )""",
+)
+
+
+def apply_to_webhooks(cursor, event) -> None:
+    name = type(event).__name__
+    if name == "WebhookRegistered":
+        cursor.execute(
+            """INSERT INTO notifications_webhooks (webhook_id, url, secret, area, office_id,
+                   registered_at) VALUES (%s, %s, %s, %s, %s, %s)""",
+            (event.originator_id, event.url, event.secret, event.area, event.office_id,
+             event.timestamp))
+    elif name == "WebhookRemoved":
+        cursor.execute("UPDATE notifications_webhooks SET removed_at = %s WHERE webhook_id = %s",
+                       (event.timestamp, event.originator_id))
+
+
+def subscriptions(cursor) -> tuple[Subscription, ...]:
+    cursor.execute("SELECT webhook_id, area, office_id FROM notifications_webhooks "
+                   "WHERE removed_at IS NULL")
+    return tuple(Subscription(row["webhook_id"], row["area"], row["office_id"])
+                 for row in cursor.fetchall())
+
+
+def webhook(cursor, webhook_id: str) -> dict | None:
+    cursor.execute("SELECT url, secret, removed_at FROM notifications_webhooks "
+                   "WHERE webhook_id = %s", (webhook_id,))
+    return cursor.fetchone()
+
+
+def list_webhooks(cursor) -> list[dict]:
+    cursor.execute("SELECT webhook_id, url, area, office_id, registered_at FROM "
+                   "notifications_webhooks WHERE removed_at IS NULL ORDER BY registered_at")
+    return cursor.fetchall()
+
+
+WEBHOOKS = Projection("notifications.webhooks", WEBHOOKS_DDL, apply_to_webhooks)
+
+PROJECTIONS = (OUTBOX, WEBHOOKS)
