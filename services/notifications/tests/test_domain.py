@@ -5,8 +5,8 @@ import pytest
 
 from services.notifications.domain import (
     Delivery,
-    Notice,
     NotDue,
+    Notice,
     RetrySchedule,
     Subscription,
     delivery_id,
