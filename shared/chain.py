@@ -73,37 +73,26 @@ def link(previous: bytes, notification_id: int, originator_id: UUID, originator_
 
 
 def ensure_chain(conn: psycopg.Connection, store: str) -> None:
-    """Create the chain of a store and link any events stored before it existed, in
-    log order. Runs under the migration lock (see `shared.store.open_store`)."""
-    events = sql.Identifier(f"{store}_events")
-    chain = sql.Identifier(f"{store}_chain")
-    # Only events older than the chain can lack a link; two index look-ups tell.
-    older = sql.SQL(
-        "SELECT (SELECT min(notification_id) FROM {events})"
-        " < coalesce((SELECT min(notification_id) FROM {chain}), 'Infinity'::numeric)"
-    ).format(events=events, chain=chain)
+    """Create the chain of a store; when it is first made, link the events stored before
+    it, in log order. Never later: a chain emptied or cut short afterwards must show as
+    broken, not be silently rebuilt. Runs under the migration lock (see open_store)."""
     with conn.transaction():
+        new = conn.execute("SELECT to_regclass(%s) IS NULL", (f"{store}_chain",)).fetchone()[0]
         for statement in chain_ddl(store):
-            conn.execute(statement)
-        if not conn.execute(older).fetchone()[0]:
+            conn.execute(statement)  # the trigger's DDL holds writers off until commit
+        if not new:
             return
-        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(events))
-        unlinked = conn.execute(sql.SQL(
-            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state"
-            " FROM {events} e WHERE NOT EXISTS (SELECT 1 FROM {chain} c"
-            " WHERE c.notification_id = e.notification_id) ORDER BY e.notification_id"
-        ).format(events=events, chain=chain)).fetchall()
-        row = conn.execute(sql.SQL("SELECT hash FROM {} ORDER BY position DESC LIMIT 1")
-                           .format(chain)).fetchone()
-        previous = bytes(row[0]) if row else GENESIS
-        links = []
-        for notification_id, originator_id, version, topic, state in unlinked:
+        rows = conn.execute(sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state"
+            " FROM {} ORDER BY notification_id").format(sql.Identifier(f"{store}_events")))
+        previous, links = GENESIS, []
+        for notification_id, originator_id, version, topic, state in rows:
             previous = link(previous, notification_id, originator_id, version, topic,
                             bytes(state) if state is not None else None)
             links.append((notification_id, previous))
         with conn.cursor() as cursor:
             cursor.executemany(sql.SQL("INSERT INTO {} (notification_id, hash) VALUES (%s, %s)")
-                               .format(chain), links)
+                               .format(sql.Identifier(f"{store}_chain")), links)
 
 
 @dataclass(frozen=True)
@@ -136,6 +125,13 @@ def _walk(conn: psycopg.Connection, store: str) -> Iterator[tuple]:
 
 
 def verify(conn: psycopg.Connection, store: str) -> Verdict:
+    if conn.execute("SELECT to_regclass(%s)", (f"{store}_events",)).fetchone()[0] is None:
+        return Verdict(store, 0, None)  # nothing stored yet
+    if conn.execute("SELECT to_regclass(%s)", (f"{store}_chain",)).fetchone()[0] is None:
+        first = conn.execute(sql.SQL("SELECT min(notification_id) FROM {}")
+                             .format(sql.Identifier(f"{store}_events"))).fetchone()[0]
+        return Verdict(store, 0, None, first, "the store has no chain") if first else \
+            Verdict(store, 0, None)
     previous, checked = GENESIS, 0
     for position, notification_id, stored, present, originator, version, topic, state in \
             _walk(conn, store):
