@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run setup test test-unit lint bench clean
+.PHONY: install run setup test test-faults test-unit lint bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# Kills, broker and database restarts while cases flow, on instances of its own.
+test-faults: install
+	$(BIN)/pytest -m chaos -s tests/faults
 
 test-unit: install
 	$(BIN)/pytest -m "not e2e and not faults"

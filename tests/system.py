@@ -43,20 +43,28 @@ def wait_until(condition, timeout: float = 30.0, interval: float = 0.05, what: s
         time.sleep(interval)
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+def rabbitmqctl(*args: str, node: str | None = None) -> None:
+    node_args = ["-n", node] if node else []
+    subprocess.run(["rabbitmqctl", *node_args, *args], check=True, capture_output=True,
+                   timeout=60)
 
 
 class System:
-    def __init__(self, name: str, extra_env: dict | None = None):
+    def __init__(self, name: str, extra_env: dict | None = None, *, pg_port: int = 5432,
+                 amqp_port: int = 5672, rabbitmq_node: str | None = None):
+        """By default on the machine's PostgreSQL and RabbitMQ; the fault suite passes the
+        ports (and node name) of instances of its own."""
+        self.pg_port = pg_port
+        self.rabbitmq_node = rabbitmq_node
         self.name = f"{name}_{uuid.uuid4().hex[:8]}"
         self.dbname = f"ourvoice_test_{self.name}"
         self.vhost = f"ourvoice-test-{self.name}"
         self.env = {
             **os.environ,
-            "AMQP_URI": f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}",
+            "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{amqp_port}/{self.vhost}",
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": "127.0.0.1",
+            "POSTGRES_PORT": str(pg_port),
             "POSTGRES_USER": "postgres",
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
@@ -73,15 +81,16 @@ class System:
 
     # -- infrastructure -------------------------------------------------------------
     def create(self) -> None:
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        rabbitmqctl("add_vhost", self.vhost, node=self.rabbitmq_node)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*",
+                    node=self.rabbitmq_node)
         subprocess.run([str(ROOT / ".venv" / "bin" / "ourvoice"), "setup"], env=self.env,
                        check=True, capture_output=True, timeout=120)
 
     def destroy(self) -> None:
         self.stop_all()
-        rabbitmqctl("delete_vhost", self.vhost)
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres",
+        rabbitmqctl("delete_vhost", self.vhost, node=self.rabbitmq_node)
+        with psycopg.connect(f"host=127.0.0.1 port={self.pg_port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(self.dbname)))
@@ -146,7 +155,8 @@ class System:
 
     # -- looking inside -------------------------------------------------------------
     def query(self, statement: str, params=()) -> list[dict]:
-        with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={self.dbname}",
+        with psycopg.connect(f"host=127.0.0.1 port={self.pg_port} user=postgres "
+                             f"dbname={self.dbname}",
                              row_factory=dict_row) as conn:
             return conn.execute(statement, params).fetchall()
 
