@@ -93,7 +93,10 @@ class Postgres:
             "POSTGRES_MAX_OVERFLOW": os.environ.get("POSTGRES_MAX_OVERFLOW", "6"),
             # Wait for the table lock rather than fail: appends are serialised on purpose.
             "POSTGRES_LOCK_TIMEOUT": os.environ.get("POSTGRES_LOCK_TIMEOUT", "0"),
-            "POSTGRES_PRE_PING": "y",
+            # No test query before each use of a pooled connection: it costs a round trip
+            # on every append, and a connection broken by a database restart fails once,
+            # which eventsourcing retries and our callers treat as transient.
+            "POSTGRES_PRE_PING": os.environ.get("POSTGRES_PRE_PING", "n"),
             # Messages from the broker may arrive out of order, so every (source,
             # position) gets its own tracking row instead of one row per source.
             "SINGLE_ROW_TRACKING": "n",

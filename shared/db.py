@@ -60,7 +60,6 @@ class Database:
             min_size=1,
             max_size=max_size,
             kwargs={"row_factory": dict_row},
-            check=ConnectionPool.check_connection,
             open=True,
         )
 
