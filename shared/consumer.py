@@ -12,7 +12,8 @@ What happens to a message, on purpose:
 - handled, or already handled: acknowledged;
 - not a public event we can read: rejected, so RabbitMQ moves it to the dead letters;
 - the database or broker is unreachable: retried in place with backoff, then requeued;
-- it depends on an event not processed yet (`NotYet`): requeued after a short pause;
+- it depends on an event not processed yet (`NotYet`): requeued after a short pause,
+  and dead-lettered once it has waited longer than any real predecessor could take;
 - any other failure: rejected to the dead letters, where operators see it."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from functools import partial
 
 import psycopg
@@ -34,11 +36,20 @@ from shared.events import MalformedEvent, read_event
 log = logging.getLogger(__name__)
 
 RETRY_FOR_SECONDS = 30.0
+# A message that still depends on a missing one after this long never will: a forged or
+# orphaned event. It goes to the dead letters instead of circling forever.
+WAIT_FOR_PREDECESSOR_SECONDS = 300.0
+# No public event comes near this size; anything bigger is refused unread.
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 class NotYet(Exception):
     """The message depends on one not processed yet (competing consumers can take events
     of one case out of order): put it back to be tried again shortly."""
+
+
+class Orphaned(Exception):
+    """The message waited too long for the one it depends on (dead-lettered)."""
 
 
 class RawQueueConsumer(QueueConsumer):
@@ -69,6 +80,8 @@ class EventConsumer(Consumer):
 
     def handle_message(self, body, message):
         try:
+            if len(message.body) > MAX_MESSAGE_BYTES:
+                raise MalformedEvent(f"{len(message.body)} bytes is more than any event")
             event = read_event(json.loads(message.body))
             tracking = Tracking(
                 application_name=str(message.headers["ourvoice-source"]),
@@ -126,7 +139,10 @@ def _exactly_once(service: str, handler):
                 if self.db.has_tracking(service, tracking):
                     return None  # another instance processed it at the same moment
                 raise
-            except NotYet:
+            except NotYet as waiting:
+                age = (datetime.now(UTC) - event["occurred_at"]).total_seconds()
+                if age > WAIT_FOR_PREDECESSOR_SECONDS:
+                    raise Orphaned(f"{waiting} (still, after {age:.0f}s)") from None
                 time.sleep(0.2)  # let the event it waits for arrive before it comes back
                 raise
             except TRANSIENT:
