@@ -210,6 +210,24 @@ def main(argv: list[str] | None = None) -> int:
     dead = webhook_actions.add_parser(
         "dead-letters", help="deliveries given up after their last try (every channel)")
     dead.add_argument("--retry", metavar="DELIVERY_ID", help="queue this one again")
+    audit = commands.add_parser("audit", help="case histories and the stores' hash chains")
+    audit_actions = audit.add_subparsers(dest="action", required=True)
+    history = audit_actions.add_parser(
+        "history", help="every event of a case from every service, who did it, the state after")
+    history.add_argument("tracking_code")
+    history.add_argument("--as-of", metavar="TIME", help="the case as it stood then (ISO 8601)")
+    history.add_argument("--json", action="store_true", help="for machines")
+    audit_actions.add_parser(
+        "verify", help="check every store's hash chain; exit 1 naming the first broken link")
+    projections = commands.add_parser("projections", help="read models: rebuild and status")
+    projection_actions = projections.add_subparsers(dest="action", required=True)
+    rebuilding = projection_actions.add_parser(
+        "rebuild", help="rebuild read models from events beside the live ones, then swap")
+    rebuilding.add_argument("names", nargs="*", metavar="NAME")
+    rebuilding.add_argument("--all", action="store_true", help="every read model")
+    rebuilding.add_argument("--check", action="store_true",
+                            help="compare with the live model row for row, and keep the live one")
+    projection_actions.add_parser("status", help="each read model's position and lag")
     run_parser = commands.add_parser("run", help="run services as separate processes")
     run_parser.add_argument("services", nargs="*", metavar="SERVICE",
                             help=f"any of {', '.join(SERVICES)} (default: all)")
@@ -226,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
         from services.notifications.webhooks import command
 
         return command(args)
+    if args.command == "audit":
+        from services.reporting.commands import command as audit_command
+
+        return audit_command(args)
+    if args.command == "projections":
+        from shared.rebuild import command as projections_command
+
+        return projections_command(args)
     if args.command == "privacy":
         return privacy_erase(args.tracking_code)
     if args.command == "setup":

