@@ -18,6 +18,9 @@ import requests
 from shared.config import SERVICES
 from tests.system import System, complaint, wait_until
 
+# Minutes long: `make test-faults` runs it, `make test` leaves it out.
+pytestmark = pytest.mark.chaos
+
 CASES = int(os.environ.get("OURVOICE_FAULT_CASES", "2000"))
 COMMUNES = ["120101", "120109", "010201", "170101", "020101", "171001"]
 CATEGORIES = ["water-supply", "construction-permits", "civil-registration", "land"]
