@@ -25,6 +25,7 @@ class Mail:
     recipients: list[str]
     raw: bytes
     message: email.message.EmailMessage
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def delivery(self) -> str:
@@ -41,7 +42,9 @@ class Mailbox:
         self.refuse = False
         self.delay = 0.0
         self.lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        # A server name of its own: aiosmtpd would otherwise ask DNS for one per session.
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port,
+                                     server_hostname="mailbox.test")
 
     async def handle_DATA(self, server, session, envelope):
         if self.refuse:
@@ -95,6 +98,8 @@ class HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real gateways and receivers do
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
@@ -112,8 +117,11 @@ class HttpReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # many senders connect at once
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", free_port()), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import smtplib
+import socket
 import ssl
 import string
 import time
@@ -51,7 +52,10 @@ class SmtpSettings:
     password: str = ""
     starttls: bool = False
     timeout: float = 10.0
-    connections: int = 4
+    connections: int = 8
+    # The name we greet the server with. Left to smtplib it is looked up in DNS on every
+    # connection, which can take seconds where DNS is slow or absent.
+    helo: str = ""
 
     @classmethod
     def from_env(cls) -> SmtpSettings:
@@ -62,6 +66,7 @@ class SmtpSettings:
             starttls=setting("SMTP_STARTTLS", "no").lower() in ("yes", "true", "1"),
             timeout=float(setting("NOTIFICATIONS_SEND_TIMEOUT", str(cls.timeout))),
             connections=int(setting("SMTP_CONNECTIONS", str(cls.connections))),
+            helo=setting("SMTP_HELO_NAME", socket.gethostname()),
         )
 
 
@@ -75,7 +80,8 @@ class Email:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        connection = smtplib.SMTP(s.host, s.port, local_hostname=s.helo or socket.gethostname(),
+                                  timeout=s.timeout)
         if s.starttls:
             connection.starttls(context=ssl.create_default_context())
         if s.user:
