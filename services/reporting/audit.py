@@ -192,8 +192,11 @@ def history(cursor, tracking_code: str, as_of: datetime | None = None) -> dict |
     if code is None:
         return None
     case_id = case_id_for(code)
+    cursor.execute("SELECT store FROM unnest(%s::text[]) store"
+                   " WHERE to_regclass(store || '_events') IS NOT NULL", (list(STORES),))
+    present = [row["store"] for row in cursor.fetchall()]  # a service that never ran has none
     streams = {}
-    for store in STORES:
+    for store in present:
         cursor.execute(f"SELECT stream_id FROM reporting_audit_streams_{store}"
                        " WHERE case_id = %s", (case_id,))
         # The case's own stream even before the index caught up with it.

@@ -244,17 +244,62 @@ def _office_row(event: dict) -> dict | None:
     return row
 
 
+def _pick(a: dict, b: dict, at: str, key: str, newer: bool) -> dict:
+    """The same choice as the SQL above: of two (instant, tie-breaker) the later (or
+    earlier) one, an absent instant never winning."""
+    if b[at] is None:
+        return a
+    if a[at] is None:
+        return b
+    later = (b[at], b[key]) > (a[at], a[key])
+    return b if later == newer else a
+
+
+def _merge_cases(a: dict, b: dict) -> dict:
+    merged = dict(a)
+    for name in ("type", "category", "channel", "evaluation_rating", "submitted_at"):
+        merged[name] = a[name] if a[name] is not None else b[name]
+    for name, newer in (("first_office", False), ("office", True), ("status", True)):
+        at, key = f"{name}_at", f"{name}_event"
+        won = _pick(a, b, at, key, newer)
+        merged.update({at: won[at], key: won[key], f"{name}_id" if name != "status" else name:
+                       won[f"{name}_id" if name != "status" else name]})
+    won = _pick(a, b, "final_at", "final_status", newer=False)
+    merged.update(final_at=won["final_at"], final_status=won["final_status"])
+    for name in ("acknowledged_at", "resolved_at"):
+        merged[name] = min((v for v in (a[name], b[name]) if v is not None), default=None)
+    return merged
+
+
+def _merge_offices(a: dict, b: dict) -> dict:
+    merged = dict(a)
+    first = b if b["arrived_at"] is not None and (
+        a["arrived_at"] is None or b["arrived_at"] < a["arrived_at"]) else a
+    merged.update(acknowledge_due=first["acknowledge_due"], resolve_due=first["resolve_due"])
+    for name in ("arrived_at", "acknowledged_at", "resolved_at", "acknowledge_breached_at",
+                 "resolve_breached_at"):
+        merged[name] = min((v for v in (a[name], b[name]) if v is not None), default=None)
+    return merged
+
+
 def apply(cursor, batch: Sequence[tuple[str, dict]]) -> None:
-    """Apply (source, envelope) pairs. Statements are grouped by table for speed; the
-    merges above make that regrouping harmless."""
-    cases, offices, feedback, escalations, outcomes = [], [], [], [], []
+    """Apply (source, envelope) pairs. The rows of one case are merged here first, by the
+    same rules the statements merge them with in the table, so a batch (a rebuild
+    replays thousands at once) writes each case once."""
+    cases: dict = {}
+    offices: dict = {}
+    feedback, escalations, outcomes = [], [], []
     for _source, event in batch:
         kind = event["event_type"]
         if kind in NOT_ABOUT_THE_CASE:
             continue
-        cases.append(_case_row(event))
+        row = _case_row(event)
+        known = cases.get(row["case_id"])
+        cases[row["case_id"]] = row if known is None else _merge_cases(known, row)
         if (office := _office_row(event)) is not None:
-            offices.append(office)
+            where = (office["case_id"], office["office_id"])
+            known = offices.get(where)
+            offices[where] = office if known is None else _merge_offices(known, office)
         common = {"event_id": event["event_id"], "case_id": event["case_id"],
                   "office_id": event["office_id"], "occurred_at": event["occurred_at"]}
         if kind == "FeedbackReceived":
@@ -266,7 +311,8 @@ def apply(cursor, batch: Sequence[tuple[str, dict]]) -> None:
                                 "reason": event["data"]["reason"]})
         elif kind in ("OmbudsmanFindingsRecorded", "CaseClosed"):
             outcomes.append({**common, "outcome": "findings" if kind != "CaseClosed" else "closed"})
-    for statement, rows in ((CASE_UPSERT, cases), (OFFICE_UPSERT, offices),
+    for statement, rows in ((CASE_UPSERT, list(cases.values())),
+                            (OFFICE_UPSERT, list(offices.values())),
                             (FEEDBACK_INSERT, feedback), (ESCALATION_INSERT, escalations),
                             (OMBUDSMAN_INSERT, outcomes)):
         if rows:

