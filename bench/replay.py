@@ -11,7 +11,8 @@ feedback, closed), then:
   read back as the consumer reads them, applied in time order, then swapped in;
 - the history of a case with 200 events, as the audit endpoint computes it.
 
-`python -m bench.replay [--events N]` runs this alone; `make bench` runs it with the rest."""
+`python -m bench.replay [--events N]` runs it; `replay(results, events)` has the shape of
+the other phases of `python -m bench`."""
 
 from __future__ import annotations
 

@@ -141,10 +141,13 @@ class StreamIndex(DependencyProvider):
 
 
 # -- the history ----------------------------------------------------------------------------
+_SCHEMAS = {name: schema() for name, schema in DATA_SCHEMAS.items()}
+
+
 def _data(event_type: str, domain_event: Any, contact: str) -> dict:
-    schema = DATA_SCHEMAS.get(event_type)
+    schema = _SCHEMAS.get(event_type)
     if schema is not None:
-        data = schema().dump(domain_event)  # what is public is fit for an auditor
+        data = schema.dump(domain_event)  # what is public is fit for an auditor
     else:
         data = {k: v for k, v in vars(domain_event).items()
                 if k not in BOOKKEEPING and k not in WITHHELD and k != "by"}
@@ -212,10 +215,10 @@ def history(cursor, tracking_code: str, as_of: datetime | None = None) -> dict |
     principals = _principals(cursor, events)
 
     aggregates: dict[tuple[str, UUID], Any] = {}
-    for store, _, domain_event in events:  # replayed once to know the end: is it erased?
-        key = (store, domain_event.originator_id)
-        aggregates[key] = domain_event.mutate(aggregates.get(key))
-    submitted = aggregates.get(("intake", case_id))
+    submitted = None
+    for store, _, domain_event in events:  # the case as intake has it now: is it erased?
+        if store == "intake" and domain_event.originator_id == case_id:
+            submitted = domain_event.mutate(submitted)
     contact = getattr(submitted, "personal_data", "none")
     contact = {"kept": "sealed"}.get(contact, contact)
 
