@@ -52,7 +52,12 @@ if ! engine_up; then
   # leaves the machine's firewall rules as they are. setsid: it outlives this run, so
   # the next one finds it (and its images) ready.
   setsid dockerd --bridge=none --iptables=false --ip-masq=false >"$log" 2>&1 < /dev/null &
-  for _ in $(seq 60); do engine_up && break; sleep 1; done
+  engine=$!
+  for _ in $(seq 60); do
+    engine_up && break
+    kill -0 "$engine" 2>/dev/null || break  # it gave up: no point waiting
+    sleep 1
+  done
   if ! engine_up; then
     tail -n 20 "$log" >&2 || true
     fail "the Docker engine could not start on this machine (log: $log); the deployment was NOT tested"
