@@ -64,7 +64,7 @@ class Page:
         return result["result"].get("value")
 
     def drawings(self) -> int:
-        return int(self.evaluate("document.body.dataset.ready || 0"))
+        return int(self.evaluate("(document.body && document.body.dataset.ready) || 0"))
 
     def charts(self) -> dict:
         """What each chart shows: [key, value] per bar, value "hidden" for a hidden cell."""

@@ -86,8 +86,7 @@ function barChart(holder, entries, label = (key) => word(key)) {
     const shown = label(key);
     bar.append(svg("text", { x: labelWidth - 8, y: y + 16, "text-anchor": "end" },
                    shown.length > 26 ? shown.slice(0, 25) + "…" : shown));
-    const length = value === null ? 0
-      : Math.max(2, (width - labelWidth - valueWidth) * value / largest);
+    const length = !value ? 0 : Math.max(2, (width - labelWidth - valueWidth) * value / largest);
     bar.append(svg("rect", { x: labelWidth, y: y + 3, width: length, height: row - 8, rx: 3,
                              fill: "var(--bar)" }));
     bar.append(svg("text", { x: labelWidth + length + 6, y: y + 16 },
