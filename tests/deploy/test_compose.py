@@ -133,6 +133,12 @@ def test_every_service_is_healthy_after_setup_ran_once(stack):
     for service in ("intake", "notifications", "reporting"):
         response = requests.get(stack.url(service, "/health"), timeout=5)
         assert response.status_code == 200 and response.json() == {"status": "ok"}
+        assert requests.get(stack.url(service, "/openapi.json"), timeout=5).status_code == 200
+    # Files the services read besides code made it into the image.
+    dashboard = requests.get(stack.url("reporting", "/dashboard"), timeout=5)
+    assert dashboard.status_code == 200 and "<html" in dashboard.text.lower()
+    categories = requests.get(stack.url("intake", "/v1/categories"), timeout=5).json()
+    assert "water-supply" in {category["code"] for category in categories}
 
 
 def with_settings(stack: Stack, path, **changes) -> Stack:
