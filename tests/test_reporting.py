@@ -8,6 +8,7 @@ this module do not count each other's cases."""
 import csv
 import io
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,18 @@ from tests.system import ROOT, complaint, submit, wait_until
 pytestmark = pytest.mark.e2e
 
 # Most categories must be acknowledged within three seconds here (and breach, then
-# escalate, by themselves); water supply keeps an hour, so it can be met on time.
-SYSTEM_ENV = {
-    "OURVOICE_SLA_POLICIES": str(Path(__file__).parent / "data" / "sla-seconds.yaml"),
-    "OURVOICE_SWEEP_SECONDS": "0.2",
-}
+# escalate, by themselves); water supply and a few others keep an hour, so they can be met
+# on time; an ombudsman has a minute, time enough to take up an appeal on a busy machine.
+POLICIES = Path(tempfile.mkdtemp(prefix="ourvoice-reporting-")) / "sla.yaml"
+POLICIES.write_text("""
+default: {acknowledge: PT3S, resolve: PT30S, warn_at: 0.5, calendar: 24x7}
+categories:
+  water-supply: {acknowledge: PT1H, resolve: P10D}
+  civil-registration: {acknowledge: PT1H, resolve: P10D}
+  business-licences: {acknowledge: PT1H, resolve: P10D}
+ombudsman: {acknowledge: PT1M, resolve: PT1H}
+""", encoding="utf-8")
+SYSTEM_ENV = {"OURVOICE_SLA_POLICIES": str(POLICIES), "OURVOICE_SWEEP_SECONDS": "0.2"}
 
 
 def report(system, token=None, **filters) -> dict:
@@ -38,7 +46,8 @@ def auditors_report(system, **filters) -> dict:
 def settled_report(system, expected_total, **filters) -> dict:
     wait_until(system.settled, what="every event reached reporting")
     return wait_until(lambda: (r := auditors_report(system, **filters))["total"] == expected_total
-                      and r, what=f"{expected_total} cases counted")
+                      and "unrouted" not in r["by_office"] and r,
+                      what=f"{expected_total} cases counted, each at its office")
 
 
 def case_in(commune, gender="female", **overrides) -> dict:
@@ -174,7 +183,7 @@ def test_deadlines_times_satisfaction_escalations_and_the_ombudsman(system):
     citizen(system, met, "feedback", {"satisfied": True, "rating": 5})
     citizen(system, unhappy, "feedback", {"satisfied": False, "rating": 1})
     ombudsman = "district-ombudsman-1501"
-    routed_to(system, unhappy, ombudsman)  # the appeal; three seconds to take it up
+    routed_to(system, unhappy, ombudsman)  # the appeal
     act(system, unhappy, "acknowledge", ombudsman, role="ombudsman")
     act(system, unhappy, "findings", ombudsman, role="ombudsman",
         body={"findings": "the repair was partial", "recommendation": "finish it"})
