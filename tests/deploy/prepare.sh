@@ -128,4 +128,4 @@ step "building $ourvoice_image on $python_image"
 build --network none --build-arg "BASE_IMAGE=$python_image" \
   --build-arg PIP_INSTALL_OPTIONS=--no-index -t "$ourvoice_image" .
 size=$(docker image inspect -f '{{.Size}}' "$ourvoice_image")
-echo "image $ourvoice_image: $((size / 1000000)) MB"
+echo "image $ourvoice_image: $(( (size + 500000) / 1000000 )) MB"
