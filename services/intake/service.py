@@ -19,6 +19,7 @@ from nameko.rpc import rpc
 from werkzeug.wrappers import Response
 
 from services.intake import open311, privacy, views
+from services.intake.appends import NewCases
 from services.intake.domain import (
     Case,
     NotAllowed,
@@ -120,6 +121,7 @@ class Service(HealthAndSpec):
     store = EventStore(Intake, projections=[views.CASES])
     db = DatabaseProvider(*views.DDL, *privacy.DDL)
     limit = SubmissionLimitProvider()
+    new_cases = NewCases()
     master_key = privacy.MasterKey()
 
     # -- categories and submission --------------------------------------------------
@@ -190,12 +192,9 @@ class Service(HealthAndSpec):
         raise RuntimeError("no free tracking code after three draws")
 
     def _record_new(self, case: Case) -> bool:
-        """Record a new case; False when a case with its id exists already."""
-        try:
-            self.store.record(case)
-        except IntegrityError:
-            return False
-        return True
+        """Record a new case (together with others arriving at the same moment); False
+        when a case with its id exists already."""
+        return self.new_cases.record_new(case)
 
     # -- the citizen following a case ----------------------------------------------
     def _case(self, tracking_code: str) -> Case:
