@@ -146,6 +146,7 @@ class Outgoing:
 
 
 class Sender(DependencyProvider):
+    DONE_SECONDS = 10.0  # far longer than the outbox projection takes to catch up
     def setup(self) -> None:
         self.settings = SenderSettings.from_env()
         self.templates = Templates()
@@ -159,6 +160,9 @@ class Sender(DependencyProvider):
         self.webhooks = channels.Webhooks(session, timeout)
         self.pools = {channel: GreenPool(self.settings.concurrency) for channel in CHANNELS}
         self.in_flight: dict[Any, Delivery] = {}
+        # Deliveries this process just finished: the outbox shows them open until its
+        # projection catches up, and claiming them again would only be wasted reads.
+        self.done: dict[Any, float] = {}
         self.finished: deque[Outgoing] = deque()
         self.offices: dict = {}
         self.store = None
@@ -187,10 +191,11 @@ class Sender(DependencyProvider):
             for channel in CHANNELS:
                 free = self.pools[channel].free()
                 if free:
-                    claimed += views.claim(cursor, channel, now, free, list(self.in_flight))
+                    claimed += views.claim(cursor, channel, now, free,
+                                           [*self.in_flight, *self.done])
             if not claimed:
                 return 0
-            deliveries = [delivery for delivery in map(store.repository.get, claimed)
+            deliveries = [delivery for delivery in views.load(cursor, store, claimed)
                           if delivery.attemptable(now)]
             addresses = Addresses(intake, routing, self.settings.lookup_timeout, self.offices)
             addresses.prefetch(deliveries)
@@ -204,6 +209,7 @@ class Sender(DependencyProvider):
                     delivery.failed(item.error, now, self.settings.retry)
                 outgoing.append(item)
             saved = self.save(store, deliveries)
+            self._remember_done(d.id for d in deliveries if d.finished)
         started = 0
         for item in outgoing:
             if item.send is not None and item.delivery.id in saved:
@@ -262,6 +268,13 @@ class Sender(DependencyProvider):
             item.error = f"{type(error).__name__}"
         self.finished.append(item)
 
+    def _remember_done(self, delivery_ids) -> None:
+        now = time.monotonic()
+        for delivery_id in delivery_ids:
+            self.done[delivery_id] = now + self.DONE_SECONDS
+        if len(self.done) > 10_000 or (self.done and next(iter(self.done.values())) < now):
+            self.done = {d: until for d, until in self.done.items() if until > now}
+
     # -- recording -----------------------------------------------------------------------
     def save(self, store, deliveries: list[Delivery]) -> set:
         """Record the deliveries' new events, all in one transaction when possible. If
@@ -304,5 +317,6 @@ class Sender(DependencyProvider):
         try:
             self.save(store, [item.delivery for item in done])
         finally:
+            self._remember_done(item.delivery.id for item in done if item.delivery.finished)
             for item in done:
                 self.in_flight.pop(item.delivery.id, None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -23,6 +23,7 @@ from nameko.timer import timer
 
 from services.notifications import views
 from services.notifications.domain import (
+    CITIZEN_MESSAGES,
     NEVER_NOTIFIED,
     WEBHOOK,
     CaseAudience,
@@ -32,7 +33,8 @@ from services.notifications.domain import (
     notices_for,
 )
 from services.notifications.sender import Sender
-from shared.consumer import on_events
+from shared import clock
+from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.store import CaseStore, EventStore
 from shared.web import HealthAndSpec, HttpError, endpoint, not_found
@@ -40,6 +42,7 @@ from shared.web import HealthAndSpec, HttpError, endpoint, not_found
 log = logging.getLogger(__name__)
 
 SEND_INTERVAL = float(os.environ.get("NOTIFICATIONS_SEND_INTERVAL", "0.05"))
+WAIT_FOR_SUBMISSION = timedelta(minutes=10)
 
 
 class Notifications(CaseStore):
@@ -101,11 +104,16 @@ class Service(HealthAndSpec):
         if event["event_type"] == "CaseSubmitted":
             remembered.append(CaseAudience(case_id=case_id,
                                            anonymous=event["data"]["anonymous"]))
-        else:
+        elif event["event_type"] in CITIZEN_MESSAGES:
             try:
                 anonymous = self.store.repository.get(audience_id(case_id)).anonymous
             except AggregateNotFoundError:
-                pass  # not seen yet: intake's contact lookup still refuses an anonymous case
+                # Events of a case can overtake its submission among competing workers:
+                # wait for it rather than guess. A submission never seen (history from
+                # before this service) is left to intake, whose contact lookup refuses
+                # an anonymous case anyway.
+                if clock.now() - event["occurred_at"] < WAIT_FOR_SUBMISSION:
+                    raise NotYet("the case's submission has not been read yet") from None
         with self.db.transaction() as cursor:
             webhooks = views.subscriptions(cursor)
         notices = notices_for(event, anonymous=anonymous, webhooks=webhooks)
