@@ -14,7 +14,7 @@ import pytest
 from kombu import Queue
 
 from services.notifications.channels import message_id
-from services.notifications.templates import DEFAULT_DIRECTORY, Templates
+from services.notifications.messages import DEFAULT_DIRECTORY, Templates
 from shared.topology import EVENTS, dead_letter_queue_name
 from tests.system import ROOT, complaint, submit, wait_until
 from tests.test_notifications_receivers import (

@@ -38,7 +38,7 @@ from nameko.extensions import DependencyProvider
 
 from services.notifications import channels, views
 from services.notifications.domain import CHANNELS, CITIZEN, WEBHOOK, Delivery, RetrySchedule
-from services.notifications.templates import Templates
+from services.notifications.messages import Templates
 from shared import clock
 
 log = logging.getLogger(__name__)

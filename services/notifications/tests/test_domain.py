@@ -12,7 +12,7 @@ from services.notifications.domain import (
     delivery_id,
     notices_for,
 )
-from services.notifications.templates import Templates
+from services.notifications.messages import Templates
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
