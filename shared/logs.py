@@ -18,7 +18,7 @@ from eventsourcing.persistence import Mapper, Notification
 from psycopg import sql
 
 from shared.config import SERVICES
-from shared.events import public_event
+from shared.events import DATA_SCHEMAS, public_event
 
 
 @cache
@@ -75,26 +75,29 @@ def _tuples(rows: list) -> list[tuple]:
 
 @dataclass(frozen=True)
 class Published:
-    """A stored event as the relay publishes it: the public envelope, with the source
-    and position that consumers record as processed."""
+    """A stored event the relay publishes, with the source and position consumers record
+    as processed."""
 
     occurred_at: Any
     source: str
     position: int
-    envelope: dict
+    domain_event: Any
 
     def __lt__(self, other: Published) -> bool:  # time, then store and log order
         return (self.occurred_at, self.source, self.position) < \
             (other.occurred_at, other.source, other.position)
+
+    @property
+    def envelope(self) -> dict:
+        return public_event(self.source, self.position, self.domain_event)
 
 
 def published(store: str, rows: Iterable[tuple]) -> Iterator[Published]:
     """The public events among a store's rows (in log order); the rest stay inside."""
     for row in rows:
         domain_event = decode(store, tuple(row))
-        envelope = public_event(store, row[0], domain_event)
-        if envelope is not None:
-            yield Published(domain_event.timestamp, store, row[0], envelope)
+        if type(domain_event).__name__ in DATA_SCHEMAS:
+            yield Published(domain_event.timestamp, store, row[0], domain_event)
 
 
 def in_time_order(streams: Iterable[Iterator[Published]]) -> Iterator[Published]:
