@@ -1,0 +1,145 @@
+"""Every endpoint of every service against every kind of caller, from one table.
+
+The table below is the whole access policy in one place. The test reads each service's
+OpenAPI document, so an endpoint added without a row here fails it."""
+
+import uuid
+
+import pytest
+import requests
+
+from shared.config import SERVICES
+from tests.system import complaint, submit, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CALLERS = ("none", "bad token", "expired token", "citizen of this case",
+           "citizen of another case", "staff of this office", "staff of another office",
+           "ombudsman", "auditor", "admin")
+OK = "ok"  # let in: any answer but 401, 403 and 5xx (a 409 for the case's state is fine)
+
+PUBLIC = {caller: OK for caller in CALLERS}
+# Public, but a token changes what is shown (reports unsuppressed for auditors), so a
+# token that is sent must be valid.
+PUBLIC_OR_SIGNED_IN = {**PUBLIC, "bad token": 401, "expired token": 401}
+
+
+def only(*allowed: str, otherwise: int = 403) -> dict:
+    return {caller: OK if caller in allowed
+            else 401 if caller in ("none", "bad token", "expired token") else otherwise
+            for caller in CALLERS}
+
+
+CITIZEN = only("citizen of this case")
+OFFICE_STAFF = only("staff of this office")
+OMBUDSMAN = only()  # the ombudsman here serves another office than the case's
+QUEUE = only("staff of this office", "auditor", "admin")
+AUDIT = only("auditor", "admin")
+ADMIN = only("admin")
+
+# (service, method, path) -> (expected answer by caller, request body)
+MATRIX = {
+    ("intake", "GET", "/health"): (PUBLIC, None),
+    ("intake", "GET", "/openapi.json"): (PUBLIC, None),
+    ("intake", "GET", "/v1/categories"): (PUBLIC, None),
+    ("intake", "POST", "/v1/cases"): (PUBLIC, complaint()),
+    ("intake", "GET", "/v1/cases/{tracking_code}"): (CITIZEN, None),
+    ("intake", "POST", "/v1/cases/{tracking_code}/messages"): (CITIZEN, {"text": "ជំរាបសួរ"}),
+    ("intake", "POST", "/v1/cases/{tracking_code}/feedback"): (CITIZEN,
+                                                               {"satisfied": True, "rating": 4}),
+    ("intake", "POST", "/v1/cases/{tracking_code}/withdraw"): (CITIZEN, None),
+    ("intake", "GET", "/open311/v2/services.json"): (PUBLIC, None),
+    ("intake", "GET", "/open311/v2/services/{service_code}.json"): (PUBLIC, None),
+    ("intake", "GET", "/open311/v2/requests.json"): (PUBLIC, None),
+    ("intake", "POST", "/open311/v2/requests.json"): (PUBLIC, None),
+    ("intake", "GET", "/open311/v2/requests/{service_request_id}.json"): (PUBLIC, None),
+    ("routing", "GET", "/health"): (PUBLIC, None),
+    ("routing", "GET", "/openapi.json"): (PUBLIC, None),
+    ("routing", "GET", "/v1/offices"): (PUBLIC, None),
+    ("routing", "GET", "/v1/offices/{office_id}/queue"): (QUEUE, None),
+    ("routing", "POST", "/v1/cases/{case_id}/acknowledge"): (OFFICE_STAFF, None),
+    ("routing", "POST", "/v1/cases/{case_id}/request-info"): (OFFICE_STAFF, {"question": "?"}),
+    ("routing", "POST", "/v1/cases/{case_id}/resolve"): (OFFICE_STAFF, {"resolution": "done"}),
+    ("routing", "POST", "/v1/cases/{case_id}/notes"): (OFFICE_STAFF, {"text": "a note"}),
+    ("routing", "POST", "/v1/cases/{case_id}/transfer"): (
+        OFFICE_STAFF, {"office_id": "commune-120109", "reason": "misrouted"}),
+    ("routing", "POST", "/v1/cases/{case_id}/findings"): (
+        OMBUDSMAN, {"findings": "f", "recommendation": "r"}),
+    ("routing", "POST", "/v1/cases/{case_id}/close"): (OMBUDSMAN, None),
+    ("notifications", "GET", "/health"): (PUBLIC, None),
+    ("notifications", "GET", "/openapi.json"): (PUBLIC, None),
+    ("notifications", "GET", "/v1/notifications/dead-letters"): (ADMIN, None),
+    ("notifications", "POST", "/v1/notifications/dead-letters/{delivery_id}/retry"): (ADMIN, None),
+    ("reporting", "GET", "/health"): (PUBLIC, None),
+    ("reporting", "GET", "/openapi.json"): (PUBLIC, None),
+    ("reporting", "GET", "/dashboard"): (PUBLIC, None),
+    ("reporting", "GET", "/dashboard/dashboard.js"): (PUBLIC, None),
+    ("reporting", "GET", "/v1/reports/summary"): (PUBLIC_OR_SIGNED_IN, None),
+    ("reporting", "GET", "/v1/reports/summary.csv"): (PUBLIC_OR_SIGNED_IN, None),
+    ("reporting", "GET", "/v1/reports/labels"): (PUBLIC, None),
+    ("reporting", "GET", "/v1/audit/cases/{tracking_code}"): (AUDIT, None),
+}
+
+
+def endpoints_of(system) -> set:
+    found = set()
+    for service in SERVICES:
+        spec = requests.get(system.url(service, "/openapi.json"), timeout=10).json()
+        for path, operations in spec["paths"].items():
+            found |= {(service, method.upper(), path) for method in operations}
+    return found
+
+
+def test_every_endpoint_has_a_row_in_the_table(system):
+    assert endpoints_of(system) == set(MATRIX), "add the new endpoint's row to MATRIX"
+
+
+def fresh_case(system) -> dict:
+    case = submit(system)
+    wait_until(lambda: system.scalar(
+        "SELECT count(*) FROM routing_office_queue WHERE tracking_code = %s",
+        (case["tracking_code"],)), what="case routed")
+    return case
+
+
+@pytest.fixture(scope="module")
+def tokens(system):
+    other = submit(system)
+    expired = system.principal("staff", "commune-120101", fresh=True)
+    system.query("UPDATE ourvoice_principals SET expires_at = now() - interval '1 second' "
+                 "WHERE created_at = (SELECT max(created_at) FROM ourvoice_principals) "
+                 "RETURNING id")
+    return {
+        "none": None, "bad token": "p1.not-a-real-token", "expired token": expired,
+        "citizen of another case": other["citizen_token"],
+        "staff of this office": system.principal("staff", "commune-120101"),
+        "staff of another office": system.principal("staff", "commune-120109"),
+        "ombudsman": system.principal("ombudsman", "district-ombudsman-1201"),
+        "auditor": system.principal("auditor"), "admin": system.principal("admin"),
+    }
+
+
+@pytest.mark.parametrize("endpoint", sorted(MATRIX), ids=" ".join)
+def test_each_caller_gets_what_the_table_says(system, tokens, endpoint):
+    service, method, path = endpoint
+    expected, body = MATRIX[endpoint]
+    case = fresh_case(system)  # a case of its own: allowed calls may change its state
+    values = {"tracking_code": case["tracking_code"], "case_id": case["case_id"],
+              "office_id": "commune-120101", "service_code": "water-supply",
+              "service_request_id": case["tracking_code"], "delivery_id": str(uuid.uuid4())}
+    url = path.format(**values)
+    callers = {**tokens, "citizen of this case": case["citizen_token"]}
+    # Refusals first, so that an allowed call (a transfer, say) cannot change who is refused.
+    order = sorted(CALLERS, key=lambda caller: expected[caller] == OK)
+    wrong = {}
+    for caller in order:
+        response = system.call(method, service, url, callers[caller],
+                               **({"json": body} if body is not None else {}))
+        status = response.status_code
+        if expected[caller] == OK:
+            passed = status not in (401, 403) and status < 500
+        else:
+            passed = status == expected[caller]
+        if not passed:
+            wrong[caller] = f"{status} (expected {expected[caller]})"
+    assert not wrong, wrong
