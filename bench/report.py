@@ -163,4 +163,17 @@ def host_environment() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "memory GiB": memory_gib(),
     }
+
+
+def memory_gib() -> float | None:
+    """Physical memory, from /proc/meminfo (Linux); None elsewhere."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 1024 ** 2, 1)
+    except OSError:
+        pass
+    return None
