@@ -146,7 +146,7 @@ class Outgoing:
 
 
 class Sender(DependencyProvider):
-    DONE_SECONDS = 10.0  # far longer than the outbox projection takes to catch up
+    DONE_SECONDS = 3.0  # far longer than the outbox projection takes to catch up
     def setup(self) -> None:
         self.settings = SenderSettings.from_env()
         self.templates = Templates()
@@ -170,6 +170,23 @@ class Sender(DependencyProvider):
     def get_dependency(self, worker_ctx) -> Sender:
         return self
 
+    def office_channels(self, routing, office_id: str) -> set[str] | None:
+        """The channels an office can be reached on (from the directory, cached a few
+        seconds), or None when routing does not answer now. Offices without an address
+        get no delivery at all, rather than one recorded as skipped for each notice."""
+        cached = self.offices.get(office_id)
+        if cached is None or cached[0] < time.monotonic() or isinstance(cached[1], Exception):
+            try:
+                with eventlet.Timeout(self.settings.lookup_timeout):
+                    contact = routing.office_contact(office_id)
+            except (Exception, eventlet.Timeout):
+                return None
+            self.offices[office_id] = (time.monotonic() + Addresses.OFFICE_SECONDS, contact)
+            cached = self.offices[office_id]
+        contact = cached[1] or {}
+        return {channel for channel, field in (("email", "email"), ("sms", "phone"))
+                if contact.get(field)}
+
     def stop(self) -> None:
         """Let sends under way finish and record them, so a clean stop leaves nothing in
         doubt."""
@@ -192,7 +209,7 @@ class Sender(DependencyProvider):
                 free = self.pools[channel].free()
                 if free:
                     claimed += views.claim(cursor, channel, now, free,
-                                           [*self.in_flight, *self.done])
+                                           [*self.in_flight, *self.recently_done()])
             if not claimed:
                 return 0
             deliveries = [delivery for delivery in views.load(cursor, store, claimed)
@@ -269,11 +286,14 @@ class Sender(DependencyProvider):
         self.finished.append(item)
 
     def _remember_done(self, delivery_ids) -> None:
-        now = time.monotonic()
+        until = time.monotonic() + self.DONE_SECONDS
         for delivery_id in delivery_ids:
-            self.done[delivery_id] = now + self.DONE_SECONDS
-        if len(self.done) > 10_000 or (self.done and next(iter(self.done.values())) < now):
-            self.done = {d: until for d, until in self.done.items() if until > now}
+            self.done[delivery_id] = until
+
+    def recently_done(self) -> list:
+        now = time.monotonic()
+        self.done = {d: until for d, until in self.done.items() if until > now}
+        return list(self.done)
 
     # -- recording -----------------------------------------------------------------------
     def save(self, store, deliveries: list[Delivery]) -> set:

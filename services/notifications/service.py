@@ -116,7 +116,8 @@ class Service(HealthAndSpec):
                     raise NotYet("the case's submission has not been read yet") from None
         with self.db.transaction() as cursor:
             webhooks = views.subscriptions(cursor)
-        notices = notices_for(event, anonymous=anonymous, webhooks=webhooks)
+        notices = [notice for notice in notices_for(event, anonymous=anonymous, webhooks=webhooks)
+                   if self._reachable(notice)]
         envelope = jsonable(event)
         deliveries = [
             Delivery.due(envelope, notice,
@@ -128,6 +129,14 @@ class Service(HealthAndSpec):
         else:
             with self.db.tracked("notifications", tracking):
                 pass
+
+    def _reachable(self, notice) -> bool:
+        """Whether an office has an address on the notice's channel. When routing cannot
+        say now, the delivery is recorded and the sender decides at send time."""
+        if notice.recipient_role not in ("office", "ombudsman"):
+            return True
+        channels = self.sender.office_channels(self.routing, notice.recipient)
+        return channels is None or notice.channel in channels
 
     @timer(interval=SEND_INTERVAL)
     def send_due(self):
