@@ -47,3 +47,14 @@ def test_bodies_are_validated_into_field_errors():
             assert error.status == 400 and field in error.errors
         else:
             raise AssertionError(f"{data!r} was accepted")
+
+
+def test_an_endpoint_that_declares_nobody_refuses_everyone():
+    from shared.access import ROLES, OfficeInPath, Principal, allowed
+
+    callers = [Principal(role=role, id="x", office_id="owso-1201") for role in ROLES]
+    callers.append(Principal(role="citizen", id="x"))
+    assert not any(allowed((), caller, {"office_id": "owso-1201"}) for caller in callers)
+    staff = Principal(role="staff", id="x", office_id="owso-1201")
+    assert allowed((OfficeInPath(),), staff, {"office_id": "owso-1201"})
+    assert not allowed((OfficeInPath(),), staff, {"office_id": "owso-1202"})
