@@ -70,8 +70,6 @@ def test_relay_publishing_again_after_a_crash_doubles_no_effect(system):
         what="case counted")
     wait_until(system.settled, what="every event reported")
     routed_before = routed_cases(system)
-    notices_before = system.scalar("SELECT count(*) FROM notifications_events")
-    tracked_before = system.scalar("SELECT count(*) FROM reporting_tracking")
     from kombu import Queue
 
     from shared.topology import EVENTS
@@ -103,8 +101,10 @@ def test_relay_publishing_again_after_a_crash_doubles_no_effect(system):
             wait_until(drained, what="the rewound events published again")
     time.sleep(1.0)
     assert routed_cases(system) == routed_before
-    assert system.scalar("SELECT count(*) FROM notifications_events") == notices_before
-    assert system.scalar("SELECT count(*) FROM reporting_tracking") == tracked_before
+    # Deliveries of earlier cases may still be going out; none may go out twice.
+    assert not system.query(
+        "SELECT originator_id FROM notifications_events WHERE topic LIKE %s "
+        "GROUP BY originator_id HAVING count(*) > 1", ("%NotificationSent",))
     summary = requests.get(system.url("reporting", "/v1/reports/summary"), timeout=10).json()
     assert summary["total"] == system.scalar(
         "SELECT count(*) FROM reporting_cases WHERE submitted_at IS NOT NULL")
