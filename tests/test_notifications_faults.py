@@ -15,7 +15,7 @@ pytestmark = pytest.mark.faults
 
 MAILBOX = Mailbox()
 HTTP = HttpReceiver()
-LEASE_SECONDS = 3
+LEASE_SECONDS = 8
 
 SYSTEM_ENV = {
     "SMTP_PORT": str(MAILBOX.port),

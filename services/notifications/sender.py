@@ -2,13 +2,13 @@
 each, without ever holding up the consumer that records them.
 
 Each pass (a nameko timer, so it has RPC proxies to intake and routing):
-1. records the outcomes of sends that finished since the last pass;
-2. claims due deliveries of each channel, as many as the channel has free senders;
-3. looks up the addresses (the citizen's contact from intake, the office's from the
+1. claims due deliveries of each channel, as many as the channel has free senders;
+2. looks up the addresses (the citizen's contact from intake, the office's from the
    routing directory, the webhook from the registry) and renders the message;
-4. records, in one transaction, a `DeliveryAttempted` for each delivery it will send
+3. records, in one transaction, a `DeliveryAttempted` for each delivery it will send
    (with a lease) and what it already knows (skipped: no address; failed: lookup);
-5. hands each send to the channel's pool of green threads and returns.
+4. hands each send to the channel's pool of green threads and returns; a thread of its
+   own records each outcome (`NotificationSent`, `NotificationFailed`) as sends finish.
 
 A send in progress belongs to one attempt: two instances that claim the same delivery
 both try to record the attempt on the same version of the aggregate, and only one
@@ -16,9 +16,10 @@ succeeds. A channel that is slow or failing fills only its own pool; failures ar
 with exponential backoff, and after the last try the delivery is dead-lettered.
 
 If the process dies between a receiver accepting a message and the outcome being
-recorded, the attempt's lease expires and the delivery is sent again with the same
-delivery id (email Message-ID, webhook and SMS gateway reference), which receivers use
-to drop the copy. Nothing else is ever sent twice."""
+recorded (or the outcome cannot be written before the lease runs out: the database is
+unreachable for longer than that), the attempt's lease expires and the delivery is sent
+again with the same delivery id (email Message-ID, webhook and SMS gateway reference),
+which receivers use to drop the copy. Nothing else is ever sent twice."""
 
 from __future__ import annotations
 
@@ -166,6 +167,7 @@ class Sender(DependencyProvider):
         self.finished: deque[Outgoing] = deque()
         self.offices: dict = {}
         self.store = None
+        self.running = False
 
     def get_dependency(self, worker_ctx) -> Sender:
         return self
@@ -187,9 +189,27 @@ class Sender(DependencyProvider):
         return {channel for channel, field in (("email", "email"), ("sms", "phone"))
                 if contact.get(field)}
 
+    def start(self) -> None:
+        self.running = True
+        self.container.spawn_managed_thread(self._record_continually,
+                                            identifier="notifications.outcomes")
+
+    def _record_continually(self) -> None:
+        """Outcomes are recorded as soon as sends finish, whatever a pass is doing: a
+        try's lease must not run out while its outcome waits to be written."""
+        while self.running:
+            try:
+                if self.store is not None:
+                    self.record_outcomes(self.store)
+            except Exception:
+                log.exception("recording outcomes failed; trying again")
+                eventlet.sleep(0.5)
+            eventlet.sleep(0.02)
+
     def stop(self) -> None:
         """Let sends under way finish and record them, so a clean stop leaves nothing in
         doubt."""
+        self.running = False
         for pool in self.pools.values():
             with eventlet.Timeout(self.settings.lease_seconds, exception=False):
                 pool.waitall()
@@ -201,7 +221,6 @@ class Sender(DependencyProvider):
     def deliver(self, store, db, intake, routing) -> int:
         """One pass of the sender; returns how many sends it started."""
         self.store = store
-        self.record_outcomes(store)
         now = clock.now()
         with db.transaction() as cursor:
             claimed = []
