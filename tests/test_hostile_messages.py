@@ -58,11 +58,16 @@ HOSTILE = {
 
 
 def test_hostile_messages_are_dead_lettered_by_every_consumer_and_change_nothing(system):
-    submit(system)
+    case = submit(system)
+    wait_until(lambda: system.scalar(
+        "SELECT count(*) FROM routing_office_queue WHERE tracking_code = %s",
+        (case["tracking_code"],)), what="the case routed")
     wait_until(system.settled, what="a quiet system")
     before = {service: dead_letters(system, service) for service in SERVICES}
-    counts = "SELECT (SELECT count(*) FROM routing_events), (SELECT count(*) FROM intake_events)," \
-             " (SELECT count(*) FROM routing_office_queue), (SELECT count(*) FROM reporting_tracking)"
+    counts = ("SELECT (SELECT count(*) FROM routing_events) AS routing_events,"
+              " (SELECT count(*) FROM intake_events) AS intake_events,"
+              " (SELECT count(*) FROM routing_office_queue) AS queued,"
+              " (SELECT count(*) FROM routing_tracking) AS routing_tracking")
     state_before = system.query(counts)
 
     for body, content_type, headers in HOSTILE.values():
