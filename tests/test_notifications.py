@@ -410,8 +410,12 @@ def test_a_redelivered_event_sends_nothing_twice(system, offices):
     with probe(system, "CaseSubmitted.#") as published:
         case = submit(system, complaint(complainant=citizen(7)))
         code = case["tracking_code"]
-        delivered(system, code, "case-received", "sms")
-        delivered(system, code, "case-received", "email")
+        for message_name in ("case-received", "case-routed"):
+            for channel in ("sms", "email"):
+                delivered(system, code, message_name, channel)
+        for channel in ("sms", "email"):
+            delivered(system, code, "new-case", channel, recipient="commune-120101")
+        wait_until(system.settled, what="every event of the case read")
         body, message = next(v for v in wait_until(published, what="the event on the bus"
                                                    ).values() if v[0]["tracking_code"] == code)
     before = len(rows(system, code))

@@ -148,6 +148,7 @@ class Outgoing:
 
 class Sender(DependencyProvider):
     DONE_SECONDS = 3.0  # far longer than the outbox projection takes to catch up
+
     def setup(self) -> None:
         self.settings = SenderSettings.from_env()
         self.templates = Templates()
