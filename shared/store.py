@@ -57,10 +57,40 @@ class Projection:
 
     def handler(self, store: CaseStore):
         def handle(cursor, notifications):
-            for notification in notifications:
-                self.apply(cursor, store.mapper.to_domain_event(notification))
+            writes = Writes(cursor)
+            # Pipelined: the statements of a batch go out without waiting on each reply,
+            # so a replay is not one network round trip per event.
+            with cursor.connection.pipeline():
+                for notification in notifications:
+                    self.apply(writes, store.mapper.to_domain_event(notification))
+                writes.flush()
 
         return handle
+
+
+class Writes:
+    """What a projection's `apply` writes through: statements only (a projection never
+    reads back), so a run of the same statement for consecutive events is sent as one
+    `executemany`, in the order the events came."""
+
+    # Sent in runs of at most this many, so the server works on one while the next is made.
+    SEND_EVERY = 100
+
+    def __init__(self, cursor: psycopg.Cursor):
+        self.cursor = cursor
+        self.query: Any = None
+        self.rows: list[Sequence[Any]] = []
+
+    def execute(self, query: Any, params: Sequence[Any] = ()) -> None:
+        if query != self.query or len(self.rows) >= self.SEND_EVERY:
+            self.flush()
+            self.query = query
+        self.rows.append(params)
+
+    def flush(self) -> None:
+        if self.rows:
+            self.cursor.executemany(self.query, self.rows)
+            self.rows = []
 
 
 class EventStore(DependencyProvider):
