@@ -21,8 +21,10 @@ from bench.at_scale import at_scale, scale_factor
 from bench.broker import publish_baselines
 from bench.end_to_end import end_to_end
 from bench.infra import foreign_activity
+from bench.notifications import notifications
 from bench.postgres import event_appends, raw_commits
 from bench.relay import relay_throughput
+from bench.replay import replay
 from bench.report import Results, host_environment
 
 
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         # Appends to the stores of each size are timed for at most 20 s in all; the sizes
         # follow OURVOICE_BENCH_SCALE.
         ("at scale", lambda: at_scale(results, 20 * scale, scale_factor() * scale)),
+        # The reports' read model, fed by every store's public events, rebuilt from a
+        # million of them (sizes follow OURVOICE_BENCH_SCALE too).
+        ("replay", lambda: replay(results, round(1_000_000 * scale_factor() * scale))),
+        ("notifications", lambda: notifications(results, cases=max(100, round(1000 * scale)),
+                                                seconds=20 * scale)),
     ]
     started = time.monotonic()
     disturbed: dict[str, Counter[str]] = {}
