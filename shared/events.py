@@ -268,3 +268,11 @@ STATUS_AFTER: dict[str, str] = {
     "CaseClosed": "closed",
     "CaseWithdrawn": "withdrawn",
 }
+
+
+def status_after(event_type: str, data: dict) -> str | None:
+    """The status an event leaves the case in, or None when it leaves it where it was:
+    a message the citizen sends of their own accord (not an answer to the office)."""
+    if event_type == "InformationProvided" and not data.get("answers_request"):
+        return None
+    return STATUS_AFTER.get(event_type)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.db import tracking_ddl
-from shared.events import STATUS_AFTER, location_of
+from shared.events import location_of, status_after
 from shared.store import Projection
 
 DDL = (
@@ -91,14 +91,6 @@ def title(event_type: str, language: str) -> str:
 
 
 # -- the citizen's case view, from every service's public events ----------------------
-def status_after(event_type: str, data: dict) -> str | None:
-    """The status an event leaves the case in. A message the citizen sends of their own
-    accord (not an answer) changes nothing about where the case stands."""
-    if event_type == "InformationProvided" and not data.get("answers_request"):
-        return None
-    return STATUS_AFTER.get(event_type)
-
-
 def apply(cursor, event: dict) -> None:
     """Events of different services may arrive in any order: the latest one that changes
     the status wins, by when it happened, and nothing moves a case out of closed or

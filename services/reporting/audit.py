@@ -24,7 +24,7 @@ from nameko.extensions import DependencyProvider
 
 from services.intake.domain import case_id_for, normalise_tracking_code
 from shared.db import FOLLOWERS_DDL, Database
-from shared.events import DATA_SCHEMAS, STATUS_AFTER
+from shared.events import DATA_SCHEMAS, status_after
 from shared.follower import LogFollower
 from shared.logs import StoreLog, stream_events
 from shared.store import Projection
@@ -238,8 +238,8 @@ def history(cursor, tracking_code: str, as_of: datetime | None = None) -> dict |
             if store == "routing":
                 state["status"] = aggregate.status
             elif store == "intake":
-                if event_type != "InformationProvided" or domain_event.answers_request:
-                    state["status"] = STATUS_AFTER.get(event_type, state["status"])
+                state["status"] = status_after(event_type, vars(domain_event)) \
+                    or state["status"]
         if store == "routing":
             state.update(office_id=aggregate.office_id,
                          acknowledge_due=_plain(aggregate.acknowledge_due),

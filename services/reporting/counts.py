@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.db import tracking_ddl
-from shared.events import STATUS_AFTER
+from shared.events import status_after
 from shared.rebuild import Subscriber
 
 FINAL = ("closed", "withdrawn")
@@ -186,14 +186,6 @@ CASE_COLUMNS = ("type", "category", "channel", "evaluation_rating", "submitted_a
                 "status_at", "final_status", "final_at", "acknowledged_at", "resolved_at")
 OFFICE_COLUMNS = ("arrived_at", "acknowledge_due", "resolve_due", "acknowledged_at",
                   "resolved_at", "acknowledge_breached_at", "resolve_breached_at")
-
-
-def status_after(event_type: str, data: dict) -> str | None:
-    """The status an event leaves the case in; a citizen's message of their own accord
-    (not an answer to the office) leaves it where it was."""
-    if event_type == "InformationProvided" and not data.get("answers_request"):
-        return None
-    return STATUS_AFTER.get(event_type)
 
 
 def _case_row(event: dict) -> dict:
