@@ -29,8 +29,11 @@ QUEUE_DDL = (
         overdue boolean NOT NULL DEFAULT false,
         transfers integer NOT NULL DEFAULT 0
     )""",
-    "CREATE INDEX IF NOT EXISTS routing_office_queue_next_due "
-    "ON routing_office_queue (office_id, next_due NULLS LAST, case_id)",
+    # Open cases only: resolved ones pile up over the years (kept for an appeal) and a
+    # queue read must not step over them.
+    "CREATE INDEX IF NOT EXISTS routing_office_queue_open "
+    "ON routing_office_queue (office_id, next_due NULLS LAST, case_id) "
+    "WHERE status <> 'resolved'",
 )
 
 # Events that end a case for good. A resolved case stays in the table, out of sight,
