@@ -233,6 +233,8 @@ def full_speed(system: System, conninfo: str, threads: int, seconds: float, resu
                                 f"{sum(accepted) - reached} accepted cases never reached the office queue")
     results.add("e2e.throughput", f"End-to-end cases/s, {threads} clients (submitted to office queue)",
                 reached / done, "/s", baseline=results.find("pg.commits"))
+    results.add("e2e.throughput.vs.publish", "End-to-end cases/s vs. raw kombu publish "
+                "with confirm", reached / done, "/s", baseline=results.find("amqp.confirmed"))
     results.add("e2e.accepted", f"POST /v1/cases accepted/s, {threads} clients",
                 sum(accepted) / load_seconds, "/s", baseline=results.find("pg.commits"))
     results.details["e2e.full_speed"] = {
