@@ -24,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 
+import amqp.exceptions
 import psycopg
 from eventsourcing.persistence import IntegrityError, Tracking
 from nameko.exceptions import ContainerBeingKilled
@@ -52,7 +53,31 @@ class Orphaned(Exception):
     """The message waited too long for the one it depends on (dead-lettered)."""
 
 
-class RawQueueConsumer(QueueConsumer):
+class SettlingQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, except that an ack or requeue that cannot be sent because
+    the broker just dropped the connection (a restart) is let go instead of killing the
+    service: the broker has taken the message back already and delivers it again, and
+    every consumer of ours treats a redelivery as done."""
+
+    # nameko lets only amqp's own ConnectionError go; a reset socket raises the OS's.
+    GONE = (OSError, amqp.exceptions.ConnectionError)
+
+    def ack_message(self, message):
+        self._settle(message, message.ack)
+
+    def requeue_message(self, message):
+        self._settle(message, message.requeue)
+
+    def _settle(self, message, settle) -> None:
+        if message.channel.connection:
+            try:
+                settle()
+            except self.GONE as error:
+                log.info("the broker went away before a message was settled (%s); it will "
+                         "deliver it again", error)
+
+
+class RawQueueConsumer(SettlingQueueConsumer):
     """nameko's queue consumer, handing over undecoded messages: a body that is not JSON
     or has an unexpected content type must reach us to be dead-lettered, instead of
     raising inside kombu's drain loop."""
@@ -99,11 +124,7 @@ class EventConsumer(Consumer):
             self.queue_consumer.requeue_message(message)
 
     def queue_consumer_reject(self, message) -> None:
-        if message.channel.connection:
-            try:
-                message.reject(requeue=False)
-            except ConnectionError:
-                pass  # the broker takes the message back when the connection is gone
+        self.queue_consumer._settle(message, partial(message.reject, requeue=False))
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:

@@ -15,7 +15,6 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import ValidationError
-from nameko.rpc import rpc
 from werkzeug.wrappers import Response
 
 from services.intake import open311, privacy, views
@@ -47,6 +46,7 @@ from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
 from shared.offices import describe
+from shared.rpc import rpc
 from shared.store import CaseStore, EventStore
 from shared.web import (
     HealthAndSpec,

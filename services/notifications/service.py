@@ -18,7 +18,6 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import Schema, fields
-from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from services.notifications import views
@@ -36,6 +35,7 @@ from services.notifications.sender import Sender
 from shared import clock
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
+from shared.rpc import RpcProxy
 from shared.store import CaseStore, EventStore
 from shared.web import HealthAndSpec, HttpError, endpoint, not_found
 

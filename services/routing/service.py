@@ -14,7 +14,6 @@ import yaml
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import Schema, fields, validate
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.routing import views
@@ -26,6 +25,7 @@ from shared.categories import categories
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.offices import KINDS
+from shared.rpc import rpc
 from shared.store import CaseStore, EventStore
 from shared.web import HealthAndSpec, HttpError, Strict, endpoint, forbidden, not_found
 

@@ -329,6 +329,8 @@ def test_nothing_is_lost_and_nothing_doubled_whatever_is_killed(system, postgres
     assert chaos.counts["PostgreSQL restart"] and chaos.counts["RabbitMQ stop_app/start_app"] \
         and sum(n for fault, n in chaos.counts.items() if fault.startswith("kill")), \
         "every kind of fault must have happened at least once"
+    assert not restart_policy.restarted, \
+        f"services exited on their own instead of recovering: {dict(restart_policy.restarted)}"
     assert len(set(accepted)) == CASES
     assert not lost
     assert doubled == 0
