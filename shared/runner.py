@@ -5,9 +5,17 @@ container image, so what is tested is what runs."""
 
 from __future__ import annotations
 
+import os
+
 import eventlet
 
 eventlet.monkey_patch()  # before anything opens a socket
+
+# psycopg's default wait function, in C, blocks the whole process on each query; the one
+# built on (green) select cooperates with the other green threads. It is chosen when
+# psycopg is first imported, so before anything imports it. Elsewhere (the CLI's
+# rebuilds, the tests) there are no green threads and the C one is the faster.
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 import importlib  # noqa: E402
 import logging  # noqa: E402
