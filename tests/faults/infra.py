@@ -46,8 +46,16 @@ class ThrowawayPostgres:
     def start(self) -> None:
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
                    "-c max_connections=200 -c fsync=off -c synchronous_commit=off")
-        _as("postgres", _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
-            "-o", options, "-w", "start")
+        try:
+            _as("postgres", _pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
+                "-o", options, "-w", "start")
+        except subprocess.CalledProcessError as failed:
+            raise RuntimeError(f"the fault suite's PostgreSQL did not start: {self.log_tail()}") \
+                from failed
+
+    def log_tail(self) -> str:
+        log = self.dir / "log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
 
     def restart(self) -> None:
         # With -l the server's output goes to the log, not to a pipe we would wait on.
