@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from datetime import UTC, datetime
 from functools import partial
 
 import amqp.exceptions
+import eventlet
+import kombu
 import psycopg
 from eventsourcing.persistence import IntegrityError, Tracking
 from nameko.exceptions import ContainerBeingKilled
@@ -80,7 +83,27 @@ class SettlingQueueConsumer(QueueConsumer):
 class RawQueueConsumer(SettlingQueueConsumer):
     """nameko's queue consumer, handing over undecoded messages: a body that is not JSON
     or has an unexpected content type must reach us to be dead-lettered, instead of
-    raising inside kombu's drain loop."""
+    raising inside kombu's drain loop.
+
+    It also watches that the broker still counts it as a consumer. After a broker restart
+    RabbitMQ can leave a queue without the consumer the client just registered (the client
+    sees nothing wrong, messages pile up); when the service's queue is seen with no
+    consumer twice in a row, the connection is dropped so that kombu connects and
+    subscribes again."""
+
+    WATCH_SECONDS = 10.0
+
+    def __init__(self):
+        super().__init__()
+        self.live = None  # the connection consuming now, once kombu made it
+
+    def start(self):
+        super().start()
+        self.container.spawn_managed_thread(self._watch, identifier="queue watch")
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self.live = connection
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
 
     def get_consumers(self, consumer_cls, channel):
         for provider in self._providers:
@@ -94,6 +117,37 @@ class RawQueueConsumer(SettlingQueueConsumer):
 
     def handle_message(self, provider, body, message):
         provider.handle_message(body, message)
+
+    def _watch(self) -> None:
+        unconsumed = set()
+        while True:
+            eventlet.sleep(self.WATCH_SECONDS)
+            try:
+                seen = {queue.name for queue in self._queues_without_consumer()}
+            except Exception as error:  # the broker is down: kombu reconnects by itself
+                log.debug("could not look at the queues: %s", error)
+                continue
+            if seen & unconsumed and self.live is not None:
+                log.warning("the broker counts no consumer on %s; subscribing again",
+                            ", ".join(sorted(seen & unconsumed)))
+                self._drop(self.live)
+                seen = set()
+            unconsumed = seen
+
+    def _queues_without_consumer(self) -> list:
+        with kombu.Connection(self.amqp_uri, connect_timeout=5) as connection:
+            channel = connection.channel()
+            return [provider.queue for provider in self._providers
+                    if provider.queue(channel).queue_declare(passive=True).consumer_count == 0]
+
+    @staticmethod
+    def _drop(connection) -> None:
+        """Shut the socket under the consuming connection: its drain loop fails and
+        kombu's reconnects, declaring the consumers again."""
+        try:
+            connection.connection.sock.shutdown(socket.SHUT_RDWR)
+        except (AttributeError, OSError):
+            pass  # already gone
 
 
 class EventConsumer(Consumer):
