@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,26 @@ from shared.config import SERVICES
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing on 127.0.0.1 holds, never the same one twice in a test run. The
+    services listen with SO_REUSEPORT (eventlet's default), so two given one port would
+    share it without a word; and the ports lie below Linux's range for outgoing
+    connections (32768 up), so no client socket takes one before its server binds it."""
+    for _ in range(1000):
+        port = random.randint(16000, 24999)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port between 16000 and 24999")
 
 
 def wait_until(condition, timeout: float = 30.0, interval: float = 0.05, what: str = ""):
