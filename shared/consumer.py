@@ -71,6 +71,10 @@ class SettlingQueueConsumer(QueueConsumer):
     def requeue_message(self, message):
         self._settle(message, message.requeue)
 
+    def reject_message(self, message):
+        """Rejected without requeueing: RabbitMQ moves it to the queue's dead letters."""
+        self._settle(message, partial(message.reject, requeue=False))
+
     def _settle(self, message, settle) -> None:
         if message.channel.connection:
             try:
@@ -168,7 +172,7 @@ class EventConsumer(Consumer):
             )
         except (MalformedEvent, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             log.warning("dead-lettering a malformed message: %s", str(error)[:300])
-            self.queue_consumer_reject(message)
+            self.queue_consumer.reject_message(message)
             return
         try:
             self.container.spawn_worker(
@@ -177,16 +181,13 @@ class EventConsumer(Consumer):
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
 
-    def queue_consumer_reject(self, message) -> None:
-        self.queue_consumer._settle(message, partial(message.reject, requeue=False))
-
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
             self.queue_consumer.ack_message(message)
         elif issubclass(exc_info[0], TRANSIENT + (ConnectionError, NotYet)):
             self.queue_consumer.requeue_message(message)
         else:
-            self.queue_consumer_reject(message)
+            self.queue_consumer.reject_message(message)
 
 
 def on_events(service: str):

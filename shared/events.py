@@ -201,29 +201,40 @@ def routing_key(event_type: str, location: dict[str, str]) -> str:
     return f"{event_type}.{location['province']}.{location['district']}"
 
 
-def public_event(source: str, position: int, domain_event: Any) -> dict | None:
-    """The envelope of a stored domain event, or None for events that stay inside."""
+def envelope_of(source: str, position: int, domain_event: Any) -> dict | None:
+    """The envelope of a stored domain event with Python values (ids as UUIDs, the instant
+    as a datetime) and its data as its schema dumps it; None for events that stay
+    inside. `public_event` is what goes on the wire; a rebuild uses this as it is."""
     event_type = type(domain_event).__name__
     schema = _SCHEMA_INSTANCES.get(event_type)
     if schema is None:
         return None
     context = domain_event.context
-    office_id = getattr(domain_event, "office_id", None) or context.get("office_id")
-    occurred_at: datetime = domain_event.timestamp
     return {
-        "event_id": str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{position}")),
+        "event_id": uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{position}"),
         "event_type": event_type,
         "schema_version": SCHEMA_VERSIONS.get(event_type, SCHEMA_VERSION),
-        "occurred_at": occurred_at.isoformat(),
+        "occurred_at": domain_event.timestamp,
         # An event recorded on an aggregate other than the case (a notification) names
         # its case in its context.
-        "case_id": str(context.get("case_id") or domain_event.originator_id),
+        "case_id": uuid.UUID(str(context.get("case_id") or domain_event.originator_id)),
         "tracking_code": context["tracking_code"],
         "sequence": domain_event.originator_version,
-        "office_id": office_id,
+        "office_id": getattr(domain_event, "office_id", None) or context.get("office_id"),
         "location": location_of(context["commune"]),
         "data": schema.dump(domain_event),
     }
+
+
+def public_event(source: str, position: int, domain_event: Any) -> dict | None:
+    """The envelope of a stored domain event as it is published (JSON values), or None
+    for events that stay inside."""
+    envelope = envelope_of(source, position, domain_event)
+    if envelope is None:
+        return None
+    occurred_at: datetime = envelope["occurred_at"]
+    return {**envelope, "event_id": str(envelope["event_id"]),
+            "occurred_at": occurred_at.isoformat(), "case_id": str(envelope["case_id"])}
 
 
 def upcast(envelope: dict) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+
+from tests.system import free_port
 
 
 def _pg_bin(name: str) -> str:
@@ -24,20 +25,6 @@ def _pg_bin(name: str) -> str:
     return str(versions[-1] / name)
 
 
-def unused_port(first: int) -> int:
-    """The first port from `first` that nothing on 127.0.0.1 holds. The ports asked for lie
-    below Linux's range for outgoing connections (32768 up), so no client's socket takes
-    one between this check and the server binding it."""
-    for port in range(first, first + 100):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError(f"no free port from {first} to {first + 99}")
-
-
 def _as(user: str, *command: str, env: dict | None = None, timeout: float = 120) -> None:
     """Database servers refuse to run as root; run them as their own system user."""
     prefix = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
@@ -47,7 +34,7 @@ def _as(user: str, *command: str, env: dict | None = None, timeout: float = 120)
 
 class ThrowawayPostgres:
     def __init__(self, port: int | None = None):
-        self.port = port or unused_port(15440)
+        self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ourvoice-faults-pg-"))
         self.data = self.dir / "data"
         if os.geteuid() == 0:
@@ -93,8 +80,8 @@ class ThrowawayPostgres:
 
 class ThrowawayRabbitMQ:
     def __init__(self, port: int | None = None, dist_port: int | None = None):
-        self.port = port = port or unused_port(15740)
-        dist_port = dist_port or unused_port(25740)
+        self.port = port = port or free_port()
+        dist_port = dist_port or free_port()
         self.node = "ourvoice-faults@localhost"
         self.dir = Path(tempfile.mkdtemp(prefix="ourvoice-faults-mq-"))
         (self.dir / "log").mkdir()
