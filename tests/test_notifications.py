@@ -435,9 +435,10 @@ def test_an_event_of_an_older_schema_version_is_still_read(system, offices):
     version-1 message is upcast on reading: every consumer takes it, none dead-letters it."""
     from shared.events import MalformedEvent, read_event
 
-    case = submit(system, complaint(complainant=citizen(8, phone=False), language="en"))
-    code = case["tracking_code"]
+    # Bound before the case exists: its CaseRouted can be published within milliseconds.
     with probe(system, "CaseRouted.#") as published:
+        case = submit(system, complaint(complainant=citizen(8, phone=False), language="en"))
+        code = case["tracking_code"]
         delivered(system, code, "case-routed", "email")
         routed = next(v[0] for v in wait_until(published, what="CaseRouted").values()
                       if v[0]["tracking_code"] == code)
