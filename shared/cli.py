@@ -19,11 +19,11 @@ def service_command(service: str) -> list[str]:
 
 
 def setup() -> None:
-    """Create the database, every service's tables and the broker's exchanges and queues,
-    so that services started together find them in place."""
+    """Create the database, every service's tables, the broker's exchanges and queues and
+    each service's broker user, so that services started together find them in place."""
     import kombu
 
-    from shared import access, topology
+    from shared import access, broker, topology
     from shared.db import FOLLOWERS_DDL, Database, DatabaseProvider
     from shared.store import EventStore, open_store
 
@@ -43,6 +43,61 @@ def setup() -> None:
         open_store(store_class).close()
     with kombu.Connection(env("AMQP_URI")) as connection:
         topology.declare(connection.default_channel)
+    broker.put_service_users()
+
+
+def subscribers(args) -> int:
+    """Office systems' broker users, each allowed to consume one queue of its own that the
+    operator binds to `ourvoice.events` for an area."""
+    import secrets
+
+    import kombu
+
+    from shared import broker, topology
+
+    admin = broker.admin()
+    if args.action == "list":
+        permissions = admin.permissions()
+        for user in sorted(permissions):
+            name = user.removeprefix(broker.SUBSCRIBER_PREFIX)
+            if name != user and permissions[user] == broker.subscriber_permissions(name):
+                queue = topology.subscriber_queue_name(name)
+                print(f"{name:<24} {user:<40} {queue}  {' '.join(admin.bindings(queue))}")
+        return 0
+    name = args.name
+    if not broker.SUBSCRIBER_NAME.match(name):
+        print(f"{name!r}: a subscriber's name is lowercase letters, digits and dashes",
+              file=sys.stderr)
+        return 2
+    user, queue = broker.subscriber_user(name), topology.subscriber_queue(
+        name, getattr(args, "bind", None) or [])
+    if args.action == "remove":
+        if user not in admin.users():
+            print(f"no subscriber {name}", file=sys.stderr)
+            return 1
+        admin.delete_user(user)
+        with kombu.Connection(env("AMQP_URI")) as connection:
+            queue(connection.default_channel).delete()
+        print(f"subscriber {name} removed: its user and its queue {queue.name}")
+        return 0
+    problems = [f"{key}: {problem}" for key in args.bind
+                if (problem := broker.binding_key_problem(key, ombudsman=args.ombudsman))]
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    if user in admin.users():
+        print(f"subscriber {name} exists; remove it first to bind it again", file=sys.stderr)
+        return 1
+    with kombu.Connection(env("AMQP_URI")) as connection:
+        topology.EVENTS(connection.default_channel).declare()
+        queue(connection.default_channel).declare()
+    password = secrets.token_hex(24)
+    admin.put_user(user, password)
+    admin.set_permissions(user, broker.subscriber_permissions(name))
+    print(f"subscriber {name}: broker user {user} may consume only {queue.name}, bound to "
+          f"{topology.EVENTS.name} with {' '.join(args.bind)}; the password is shown once:")
+    print(password)
+    return 0
 
 
 def run(services: list[str]) -> int:
@@ -194,6 +249,24 @@ def main(argv: list[str] | None = None) -> int:
     erase = privacy_actions.add_parser(
         "erase", help="destroy a case's key so its name, phone and email can never be read again")
     erase.add_argument("tracking_code")
+    subscribing = commands.add_parser(
+        "subscribers", help="office systems' broker users, each consuming a queue of its own")
+    subscriber_actions = subscribing.add_subparsers(dest="action", required=True)
+    adding_subscriber = subscriber_actions.add_parser(
+        "add", help="make a user and its queue ourvoice.subscriber.NAME; print the password "
+        "(last line)")
+    adding_subscriber.add_argument("name")
+    adding_subscriber.add_argument(
+        "--bind", action="append", required=True, metavar="KEY",
+        help="an area's routing keys: *.12.1201 (a district), *.12.* (a province), "
+        "CaseRouted.12.* (one event type); again for more")
+    adding_subscriber.add_argument(
+        "--ombudsman", action="store_true",
+        help="may also bind sensitive cases' events: *.sensitive.12.1201, *.sensitive.12.*")
+    subscriber_actions.add_parser("list", help="the subscribers, their queues and bindings")
+    removing_subscriber = subscriber_actions.add_parser(
+        "remove", help="delete a subscriber's user and queue")
+    removing_subscriber.add_argument("name")
     webhooks = commands.add_parser("webhooks", help="office systems' webhooks and dead letters")
     webhook_actions = webhooks.add_subparsers(dest="action", required=True)
     adding = webhook_actions.add_parser(
@@ -240,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         return principal(args)
     if args.command == "directory":
         return directory_import(args.file)
+    if args.command == "subscribers":
+        return subscribers(args)
     if args.command == "webhooks":
         from services.notifications.webhooks import command
 
@@ -256,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         return privacy_erase(args.tracking_code)
     if args.command == "setup":
         setup()
-        print("database, tables, exchanges and queues are in place")
+        print("database, tables, exchanges, queues and the services' broker users are in place")
         return 0
     return run(args.services or list(SERVICES))
 

@@ -38,6 +38,37 @@ def env(name: str) -> str:
     return os.environ.get(name, DEFAULTS[name])
 
 
+# -- the broker's users ------------------------------------------------------------------
+# AMQP_URI says where the broker and its virtual host are, with the operator's credentials
+# (`ourvoice setup` and the other commands use them). Each service connects as a broker
+# user of its own instead, so that who sent a message is the broker's word (the validated
+# `user_id` property), not a header anyone can write: <SERVICE>_BROKER_USER and
+# <SERVICE>_BROKER_PASSWORD, which `ourvoice setup` creates with the service's permissions.
+
+def broker_user(service: str) -> str:
+    return os.environ.get(f"{service.upper()}_BROKER_USER", f"ourvoice-{service}")
+
+
+def broker_password(service: str) -> str:
+    # The development default is as public as the source; Compose requires its own.
+    return os.environ.get(f"{service.upper()}_BROKER_PASSWORD", f"ourvoice-{service}-development")
+
+
+def amqp_uri_as(user: str, password: str, amqp_uri: str | None = None) -> str:
+    """AMQP_URI's broker and virtual host, with another user's credentials."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(amqp_uri or env("AMQP_URI"))
+    address = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}"
+                                            f"@{address}"))
+
+
+def service_amqp_uri(service: str) -> str:
+    """How `service` connects to the broker: as its own user."""
+    return amqp_uri_as(broker_user(service), broker_password(service))
+
+
 def check_production() -> None:
     """With OURVOICE_ENV=production, refuse to run on a secret that is unset or left at
     its development value: anyone who read the source could forge what it signs or open

@@ -11,6 +11,8 @@ nothing.
 What happens to a message, on purpose:
 - handled, or already handled: acknowledged;
 - not a public event we can read: rejected, so RabbitMQ moves it to the dead letters;
+- not published by the broker user of the service that owns its source (the `user_id`
+  property, which the broker checks): rejected and counted, whatever its headers say;
 - the database or broker is unreachable: retried in place with backoff, then requeued;
 - it depends on an event not processed yet (`NotYet`): requeued after a short pause,
   and dead-lettered once it has waited longer than any real predecessor could take;
@@ -34,6 +36,7 @@ from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
 
 from shared import topology
+from shared.config import broker_user
 from shared.db import TRANSIENT
 from shared.events import MalformedEvent, read_event
 
@@ -45,6 +48,11 @@ RETRY_FOR_SECONDS = 30.0
 WAIT_FOR_PREDECESSOR_SECONDS = 300.0
 # No public event comes near this size; anything bigger is refused unread.
 MAX_MESSAGE_BYTES = 256 * 1024
+
+
+# Events refused in this process because their publisher was not their source's service:
+# shown by /health, so that operators see forging attempts without reading the logs.
+refused = {"events": 0}
 
 
 class NotYet(Exception):
@@ -172,6 +180,17 @@ class EventConsumer(Consumer):
             )
         except (MalformedEvent, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             log.warning("dead-lettering a malformed message: %s", str(error)[:300])
+            self.queue_consumer.reject_message(message)
+            return
+        publisher = message.properties.get("user_id")
+        source = tracking.application_name
+        if source not in topology.PUBLISHERS or publisher != broker_user(source):
+            # Headers are anyone's to write; only the broker vouches for who published.
+            # Dropped before its (source, position) is tracked, so a forgery at the next
+            # positions cannot make the real event look already processed.
+            refused["events"] += 1
+            log.warning("dead-lettering an event claiming source %r published by broker "
+                        "user %r", source[:100], str(publisher)[:100])
             self.queue_consumer.reject_message(message)
             return
         try:

@@ -42,9 +42,13 @@ class ConfirmedPublisher:
     Confirms are batched: the messages go out back to back and the acks (which RabbitMQ
     sends with `multiple` set) are counted afterwards, instead of one round trip each."""
 
-    def __init__(self, amqp_uri: str, *, confirm_timeout: float = 30.0):
+    def __init__(self, amqp_uri: str, *, confirm_timeout: float = 30.0,
+                 stamp_user: bool = True):
         self.amqp_uri = amqp_uri
         self.confirm_timeout = confirm_timeout
+        # Every message carries the broker user it was published as, which RabbitMQ checks
+        # against the connection's: consumers believe its source from that alone.
+        self.user_id = kombu.Connection(amqp_uri).userid if stamp_user else None
         self.connection: kombu.Connection | None = None
         self.channel = None
         self.published = 0  # delivery tags issued on this channel
@@ -55,7 +59,7 @@ class ConfirmedPublisher:
         self.connection = kombu.Connection(self.amqp_uri, heartbeat=0)
         self.connection.ensure_connection(max_retries=1)
         self.channel = self.connection.channel()
-        topology.declare(self.channel)
+        topology.EVENTS(self.channel).declare()
         self.channel.confirm_select()
         self.channel.events["basic_ack"].add(self._on_ack)
         self.channel.events["basic_nack"].add(self._on_nack)
@@ -84,6 +88,7 @@ class ConfirmedPublisher:
                     delivery_mode=2,
                     headers=message.headers,
                     message_id=message.message_id,
+                    **({"user_id": self.user_id} if self.user_id else {}),
                 )
             self.published += len(messages)
             deadline = time.monotonic() + self.confirm_timeout

@@ -24,12 +24,12 @@ import sys  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from shared.config import SERVICES, check_production, env  # noqa: E402
+from shared.config import SERVICES, check_production, env, service_amqp_uri  # noqa: E402
 
 
 def config_for(service: str) -> dict:
     return {
-        "AMQP_URI": env("AMQP_URI"),
+        "AMQP_URI": service_amqp_uri(service),
         "WEB_SERVER_ADDRESS": env(f"{service.upper()}_ADDRESS"),
         "max_workers": 16,
         "serializer": "json",

@@ -1,8 +1,9 @@
 """Exchanges and queues on RabbitMQ, declared the same way by every service.
 
-Each service declares the whole topology when it starts, so that a queue exists (and
-keeps messages) before its consumer first runs: an event published while routing is
-down waits for routing instead of being dropped by the exchange."""
+`ourvoice setup` declares the whole topology before the services start, so that every
+queue exists (and keeps messages) before its consumer first runs: an event published
+while routing is down waits for routing instead of being dropped by the exchange. Each
+service then declares only what is its own, which is all its broker user may declare."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "notifications": ("#",),
     "reporting": ("#",),
 }
+
+
+# The services that publish events, each those of the store of the same name: an event
+# whose `ourvoice-source` is one of these is taken only from that service's broker user.
+PUBLISHERS = ("intake", "routing", "notifications")
 
 
 def queue_name(service: str) -> str:
@@ -56,7 +62,18 @@ def dead_letter_queue(service: str) -> Queue:
     )
 
 
+def subscriber_queue_name(name: str) -> str:
+    return f"ourvoice.subscriber.{name}"
+
+
+def subscriber_queue(name: str, keys: list[str]) -> Queue:
+    """An office system's queue: durable, so that what arrives while it is away waits."""
+    return Queue(subscriber_queue_name(name), durable=True,
+                 bindings=[binding(EVENTS, routing_key=key) for key in keys])
+
+
 def declare(channel) -> None:
+    """Everything the services use (with the operator's credentials)."""
     EVENTS(channel).declare()
     DEAD_LETTERS(channel).declare()
     for service in SUBSCRIPTIONS:

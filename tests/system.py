@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from shared.cli import service_command
-from shared.config import SERVICES
+from shared.config import SERVICES, amqp_uri_as
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,12 +86,23 @@ class System:
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
+        if rabbitmq_node:
+            self.env["RABBITMQ_NODENAME"] = rabbitmq_node
+        # Broker users are global to the node: each system makes its own, so that every
+        # test runs with the services' real users and permissions.
+        self.broker_users = {}
+        for service in SERVICES:
+            user, password = f"ourvoice-{service}-{self.name}", uuid.uuid4().hex
+            self.env[f"{service.upper()}_BROKER_USER"] = user
+            self.env[f"{service.upper()}_BROKER_PASSWORD"] = password
+            self.broker_users[service] = (user, password)
         self.urls = {}
         for service in SERVICES:
             port = free_port()
             self.env[f"{service.upper()}_ADDRESS"] = f"127.0.0.1:{port}"
             self.urls[service] = f"http://127.0.0.1:{port}"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.subscribers: list[str] = []
         self.tokens: dict[tuple, str] = {}
         self.logs = ROOT / ".pytest_cache" / "logs" / self.name
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -107,6 +118,12 @@ class System:
     def destroy(self) -> None:
         self.stop_all()
         rabbitmqctl("delete_vhost", self.vhost, node=self.rabbitmq_node)
+        for user in [u for u, _ in self.broker_users.values()] + [
+                f"ourvoice-subscriber-{name}" for name in self.subscribers]:
+            try:
+                rabbitmqctl("delete_user", user, node=self.rabbitmq_node)
+            except subprocess.CalledProcessError:
+                pass  # a test removed it already
         with psycopg.connect(f"host=127.0.0.1 port={self.pg_port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
@@ -194,16 +211,53 @@ class System:
         return stored == self.scalar("SELECT count(*) FROM reporting_tracking")
 
     def broker(self) -> kombu.Connection:
+        """With the operator's credentials (who may do anything, but whose messages no
+        service takes for one of its own)."""
         return kombu.Connection(self.env["AMQP_URI"])
 
+    def amqp_uri_as(self, user: str, password: str) -> str:
+        return amqp_uri_as(user, password, self.env["AMQP_URI"])
+
+    def service_amqp_uri(self, service: str) -> str:
+        return self.amqp_uri_as(*self.broker_users[service])
+
+    def ourvoice(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([str(ROOT / ".venv" / "bin" / "ourvoice"), *args], env=self.env,
+                              check=check, capture_output=True, text=True, timeout=120)
+
+    def add_subscriber(self, name: str, *keys: str, ombudsman: bool = False) -> str:
+        """`ourvoice subscribers add`, as an operator does; the subscriber's AMQP URI."""
+        binds = [arg for key in keys for arg in ("--bind", key)]
+        done = self.ourvoice("subscribers", "add", name, *binds,
+                             *(["--ombudsman"] if ombudsman else []))
+        self.subscribers.append(name)
+        return self.amqp_uri_as(f"ourvoice-subscriber-{name}",
+                                done.stdout.strip().splitlines()[-1])
+
+    def rpc(self, caller: str, service: str, method: str, *args, timeout: float = 30.0):
+        """One nameko RPC call as the service `caller` makes it (its broker user and its
+        kind of reply queue); a remote error is raised as nameko raises it."""
+        return rpc_call(self.service_amqp_uri(caller), caller, service, method, *args,
+                        timeout=timeout)
+
     def publish_raw(self, routing_key: str, body: bytes, *, headers: dict | None = None,
-                    content_type: str = "application/json") -> None:
+                    content_type: str = "application/json", as_service: str | None = None,
+                    amqp_uri: str | None = None, user_id: str | None = None) -> None:
+        """Publish to `ourvoice.events` as the operator, or `as_service` (its broker user,
+        stamped as its relay stamps it), or as whoever `amqp_uri` logs in, claiming
+        `user_id`. Confirmed: a message the broker refuses raises."""
         from shared.topology import EVENTS
 
-        with self.broker() as connection:
-            producer = kombu.Producer(connection.default_channel, exchange=EVENTS)
+        if as_service:
+            amqp_uri = self.service_amqp_uri(as_service)
+            user_id = self.broker_users[as_service][0]
+        with kombu.Connection(amqp_uri or self.env["AMQP_URI"],
+                              transport_options={"confirm_publish": True}) as connection:
+            producer = kombu.Producer(connection.default_channel, exchange=EVENTS,
+                                      auto_declare=False)
             producer.publish(body, routing_key=routing_key, content_type=content_type,
-                             content_encoding="utf-8", headers=headers or {}, delivery_mode=2)
+                             content_encoding="utf-8", headers=headers or {}, delivery_mode=2,
+                             **({"user_id": user_id} if user_id else {}))
 
     def url(self, service: str, path: str) -> str:
         return self.urls[service] + path
@@ -213,6 +267,34 @@ class System:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.request(method, self.url(service, path), headers=headers, timeout=30,
                                 **kwargs)
+
+
+def rpc_call(amqp_uri: str, caller: str, service: str, method: str, *args,
+             timeout: float = 30.0):
+    """A nameko RPC request published with `user_id` set to the connection's user, its
+    reply read from a queue named as nameko names a service's reply queues."""
+    from nameko.exceptions import deserialize
+
+    exchange = kombu.Exchange("nameko-rpc", type="topic", durable=True)
+    reply_key = str(uuid.uuid4())
+    with kombu.Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        channel = connection.channel()
+        replies = kombu.Queue(f"rpc.reply-{caller}-{reply_key}", exchange=exchange,
+                              routing_key=reply_key, auto_delete=True)(channel)
+        replies.declare()
+        kombu.Producer(channel, exchange=exchange).publish(
+            {"args": list(args), "kwargs": {}}, routing_key=f"{service}.{method}",
+            serializer="json", reply_to=reply_key, correlation_id=reply_key,
+            user_id=connection.userid, mandatory=True)
+        deadline = time.monotonic() + timeout
+        while (message := replies.get(no_ack=True)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no reply to {service}.{method} in {timeout}s")
+            time.sleep(0.02)
+        body = json.loads(message.body)
+        if body.get("error"):
+            raise deserialize(body["error"])
+        return body["result"]
 
 
 def complaint(**overrides) -> dict:

@@ -132,7 +132,7 @@ def test_the_same_message_delivered_twice_has_one_effect(system):
         (submitted["tracking_code"],)), what="first delivery routed")
     for _ in range(2):
         system.publish_raw(message.delivery_info["routing_key"], message.body,
-                           headers=message.headers)
+                           headers=message.headers, as_service="intake")
     time.sleep(1.0)
     assert system.scalar("SELECT count(*) FROM routing_events WHERE originator_id = %s",
                          (submitted["case_id"],)) == 1

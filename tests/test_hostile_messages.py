@@ -92,7 +92,8 @@ def test_an_event_about_a_case_routing_never_had_is_dead_lettered_not_retried_fo
     routed_before = system.scalar("SELECT count(*) FROM routing_events")
     orphan = envelope(event_type="CaseAppealed", data={}, sequence=3,
                       occurred_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
-    system.publish_raw("CaseAppealed.12.1201", json.dumps(orphan).encode(), headers=HEADERS)
+    system.publish_raw("CaseAppealed.12.1201", json.dumps(orphan).encode(), headers=HEADERS,
+                       as_service="intake")
     wait_until(lambda: dead_letters(system, "routing") == before + 1,
                what="the orphaned appeal dead-lettered by routing")
     assert system.scalar("SELECT count(*) FROM routing_events") == routed_before

@@ -421,7 +421,7 @@ def test_a_redelivered_event_sends_nothing_twice(system, offices):
     before = len(rows(system, code))
     for _ in range(2):
         system.publish_raw(message.delivery_info["routing_key"], message.body,
-                           headers=message.headers)
+                           headers=message.headers, as_service="intake")
     time.sleep(1.5)
     assert len(rows(system, code)) == before
     assert len(MAILBOX.to("citizen7@example.org")) == len(
@@ -451,7 +451,8 @@ def test_an_event_of_an_older_schema_version_is_still_read(system, offices):
     position = 10**9
     system.publish_raw(f"CaseClosed.{old['location']['province']}.{old['location']['district']}",
                        json.dumps(old).encode(),
-                       headers={"ourvoice-source": "routing", "ourvoice-position": position})
+                       headers={"ourvoice-source": "routing", "ourvoice-position": position},
+                       as_service="routing")
     closed = mail(delivered(system, code, "case-closed", "email")).message.get_content()
     assert closed.startswith(f"Your case {code} is closed.\r\n"), "the words for no outcome"
     for service in ("intake", "reporting", "notifications"):

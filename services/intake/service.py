@@ -324,10 +324,11 @@ class Service(HealthAndSpec):
         except (ValueError, AggregateNotFoundError):
             return None
 
-    @rpc
+    @rpc(callers=("routing",))
     def case_file(self, case_id: str, viewer_role: str) -> dict | None:
         """What an office reads of the case: never contact data nor gender, and of a
-        sensitive case no words of the citizen unless the reader is the ombudsman."""
+        sensitive case no words of the citizen unless the reader is the ombudsman. Only
+        routing may ask (the broker says who asks), for a viewer it has authenticated."""
         case = self._case_by_id(case_id)
         if case is None:
             return None
@@ -359,7 +360,7 @@ class Service(HealthAndSpec):
             ],
         }
 
-    @rpc
+    @rpc(callers=("notifications",))
     def contact_for(self, case_id: str) -> dict | None:
         """How to reach the citizen, only if they consented, are not anonymous and their
         data was not erased. For notifications; never shown to offices as such."""
@@ -375,7 +376,7 @@ class Service(HealthAndSpec):
         return {"name": contact.get("name"), "phone": contact.get("phone"),
                 "email": contact.get("email"), "language": case.language}
 
-    @rpc
+    @rpc(callers=("reporting",))
     def gender_counts(self, filters: dict | None = None) -> list[dict]:
         """Cases by gender, office, area, type, category and month, for reporting (which
         suppresses small cells before anything is shown)."""
