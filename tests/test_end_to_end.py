@@ -54,7 +54,7 @@ def test_a_complaint_reaches_its_office_queue_the_report_and_the_citizen(system)
 def test_every_service_answers_health_and_openapi(system):
     for service in SERVICES:
         health = requests.get(system.url(service, "/health"), timeout=10)
-        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        assert health.status_code == 200 and health.json() == {"status": "ok", "refused_events": 0}
         spec = requests.get(system.url(service, "/openapi.json"), timeout=10).json()
         assert spec["openapi"].startswith("3.")
         assert "/health" in spec["paths"]
