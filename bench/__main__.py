@@ -23,7 +23,7 @@ from bench.end_to_end import end_to_end
 from bench.infra import foreign_activity
 from bench.notifications import notifications
 from bench.postgres import event_appends, raw_commits
-from bench.relay import relay_throughput
+from bench.relay import relay_throughput, user_id_cost
 from bench.replay import replay
 from bench.report import Results, host_environment
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         ("event appends", lambda: event_appends(results, 5 * scale)),
         ("raw publishing", lambda: publish_baselines(results, 5 * scale)),
         ("relay", lambda: relay_throughput(results, max(500, round(20_000 * scale)))),
+        ("user_id", lambda: user_id_cost(results, max(500, round(5_000 * scale)))),
         # A light rate shows the latency of the path itself, 50/s what load adds to it.
         ("end to end", lambda: end_to_end(results, rates=(10, 50), steady_seconds=10 * scale,
                                           threads=16, full_seconds=15 * scale)),

@@ -6,6 +6,8 @@ pass, until nothing is left. A queue bound to `#` proves every event was publish
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Sequence
 from itertools import cycle
@@ -20,7 +22,9 @@ from bench.infra import Progress, phase, scratch_database, scratch_vhost
 from bench.report import Results
 from services.intake.service import Intake
 from shared import topology
+from shared.consumer import published_by_owner
 from shared.db import FOLLOWERS_DDL, Database
+from shared.events import read_event
 from shared.follower import LogFollower, position
 from shared.relay import ConfirmedPublisher, OutgoingMessage, Relay
 from shared.store import open_store
@@ -147,3 +151,92 @@ def relay_throughput(results: Results, events: int) -> None:
         f"{publisher.seconds / elapsed:.0%} publishing and awaiting confirms, "
         f"{other / elapsed:.0%} decoding events, building envelopes and moving the position."
     )
+
+
+def consumed(connection: kombu.Connection, queue: kombu.Queue, expected: int,
+             check: bool) -> float:
+    """Messages per second through a consumer doing what a service's consumer does before
+    its handler (decode, validate, and with `check` the user_id test), acknowledged."""
+    channel = connection.channel()
+    channel.basic_qos(0, 500, False)
+    seen = refused = 0
+
+    def on_message(message) -> None:
+        nonlocal seen, refused
+        read_event(json.loads(message.body))
+        if check and not published_by_owner(message.headers["ourvoice-source"],
+                                            message.properties.get("user_id")):
+            refused += 1
+        seen += 1
+        channel.basic_ack(message.delivery_tag)
+
+    start = time.perf_counter()
+    channel.basic_consume(queue.name, callback=on_message)
+    while seen < expected:
+        connection.drain_events(timeout=30)
+    elapsed = time.perf_counter() - start
+    channel.close()
+    if refused:
+        raise AssertionError(f"{refused} of {seen} messages failed the user_id check")
+    return seen / elapsed
+
+
+def user_id_cost(results: Results, events: int, rounds: int = 4) -> None:
+    """The relay and a consumer with and without the broker-checked `user_id`, in the same
+    run on the same stored events, alternating, best round of each."""
+    phase(f"The broker's user_id check: {events:,} events relayed and consumed, "
+          "with and without it")
+    best: dict[tuple[str, bool], float] = {}
+    # The bench publishes as the operator; here that user is the store's owner.
+    owner, os.environ["INTAKE_BROKER_USER"] = os.environ.get("INTAKE_BROKER_USER"), "guest"
+    try:
+        with scratch_database() as pg, scratch_vhost() as uri:
+            store = open_store(Intake, pg)
+            db = Database(pg, max_size=2)
+            try:
+                db.migrate(FOLLOWERS_DDL)
+                fill(store, events)
+                with kombu.Connection(uri) as connection:
+                    channel = connection.channel()
+                    topology.EVENTS(channel).declare()
+                    for n in range(rounds):
+                        # Alternating which goes first, so neither has the warm start.
+                        for stamped in (n % 2 == 1, n % 2 == 0):
+                            queue = bound_queue(f"bench.user-id.{n}.{stamped}", topology.EVENTS)
+                            queue(channel).declare()
+                            publisher = ConfirmedPublisher(uri, stamp_user=stamped)
+                            follower = LogFollower(f"relay:user-id:{n}:{stamped}", db,
+                                                   store.recorder,
+                                                   Relay(Intake.name, store, publisher))
+                            start, relayed = time.perf_counter(), 0
+                            while handled := follower.follow_once():
+                                relayed += handled
+                            rate = relayed / (time.perf_counter() - start)
+                            publisher.close()
+                            best["relay", stamped] = max(best.get(("relay", stamped), 0), rate)
+                            rate = consumed(connection, queue, relayed, check=stamped)
+                            best["consumer", stamped] = max(best.get(("consumer", stamped), 0),
+                                                            rate)
+                            queue(channel).delete()
+            finally:
+                db.close()
+                store.close()
+    finally:
+        if owner is None:
+            del os.environ["INTAKE_BROKER_USER"]
+        else:
+            os.environ["INTAKE_BROKER_USER"] = owner
+    for part, label in (("relay", "Relay"), ("consumer", "Consumer (decode, validate, ack)")):
+        plain = results.add(f"{part}.without-user-id", f"{label}, no user_id", best[part, False],
+                            "/s", tag="baseline")
+        results.add(f"{part}.with-user-id", f"{label}, user_id checked", best[part, True], "/s",
+                    baseline=plain)
+        print(f"{label}: {best[part, True]:,.0f}/s with user_id, {best[part, False]:,.0f}/s "
+              f"without; ratio {best[part, True] / best[part, False]:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    figures = Results()
+    user_id_cost(figures, int(sys.argv[1]) if len(sys.argv) > 1 else 5000)

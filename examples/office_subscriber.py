@@ -1,13 +1,15 @@
 """An office system's subscriber to Our Voice events, in plain kombu.
 
-It binds a durable queue of its own to the topic exchange `ourvoice.events` for one
-district (`*.12.1201`) or one province (`*.12.*`), and prints each event as one line of
-JSON. Events are acknowledged only after they are handled, so none is lost while the
-subscriber is down or when it dies mid-way; a copy (the same `event_id`) is dropped.
+It consumes the queue an operator made for it with `ourvoice subscribers add`, bound to
+the exchange `ourvoice.events` for one district (`*.12.1201`) or one province (`*.12.*`),
+and prints each event as one line of JSON. Its broker user may consume that queue and
+nothing else: it declares nothing, publishes nothing and calls nothing. Events are
+acknowledged only after they are handled, so none is lost while the subscriber is down or
+when it dies mid-way; a copy (the same `event_id`) is dropped.
 
-    python examples/office_subscriber.py --district 1201
-    python examples/office_subscriber.py --province 12 --queue office.phnom-penh
-    AMQP_URI=amqp://user:password@broker:5672/ python examples/office_subscriber.py ...
+    ourvoice subscribers add phnom-penh --bind '*.12.*'     # prints the password, once
+    AMQP_URI=amqp://ourvoice-subscriber-phnom-penh:PASSWORD@broker:5672/ \
+        python examples/office_subscriber.py --queue ourvoice.subscriber.phnom-penh
 
 Needs nothing but kombu (`pip install kombu`). The events are described in
 docs/asyncapi.yaml; read only the fields you need and ignore the others, so that newer
@@ -22,9 +24,7 @@ import signal
 import sys
 from collections import OrderedDict
 
-from kombu import Connection, Exchange, Queue
-
-EXCHANGE = Exchange("ourvoice.events", type="topic", durable=True)
+from kombu import Connection, Queue
 
 
 class Seen:
@@ -44,12 +44,6 @@ class Seen:
         return True
 
 
-def binding_key(province: str | None, district: str | None) -> str:
-    if district:
-        return f"*.{district[:2]}.{district}"
-    return f"*.{province}.*"
-
-
 def handle(event: dict, routing_key: str) -> None:
     """What an office system does with an event; here, one JSON line on stdout."""
     print(json.dumps({"routing_key": routing_key, "event_type": event["event_type"],
@@ -61,17 +55,17 @@ def handle(event: dict, routing_key: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    area = parser.add_mutually_exclusive_group(required=True)
-    area.add_argument("--district", help="a district code, e.g. 1201")
-    area.add_argument("--province", help="a province code, e.g. 12")
-    parser.add_argument("--queue", help="the queue's name (default office.<area>); keep it "
-                        "the same between runs to get what arrived while you were away")
-    parser.add_argument("--amqp", default=os.environ.get("AMQP_URI",
-                                                         "amqp://guest:guest@localhost:5672/"))
+    parser.add_argument("--queue", required=True,
+                        help="the queue `ourvoice subscribers add NAME` made: "
+                        "ourvoice.subscriber.NAME")
+    parser.add_argument("--amqp", default=os.environ.get("AMQP_URI"),
+                        help="amqp://ourvoice-subscriber-NAME:PASSWORD@broker:5672/ "
+                        "(default: AMQP_URI)")
     args = parser.parse_args(argv)
-    key = binding_key(args.province, args.district)
-    queue = Queue(args.queue or f"office.{args.district or args.province}", exchange=EXCHANGE,
-                  routing_key=key, durable=True)
+    if not args.amqp:
+        parser.error("give --amqp or AMQP_URI: the subscriber's user and password")
+    # The operator declared and bound it; this user may not declare anything.
+    queue = Queue(args.queue, no_declare=True)
     seen = Seen()
     stopping = False
 
@@ -96,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     with Connection(args.amqp) as connection:
         with connection.Consumer(queue, callbacks=[on_message], accept=["json"]) as consumer:
             consumer.qos(prefetch_count=100)
-            print(f"listening on {queue.name} bound to {EXCHANGE.name} with {key}",
-                  file=sys.stderr, flush=True)
+            print(f"listening on {queue.name}", file=sys.stderr, flush=True)
             while not stopping:
                 try:
                     connection.drain_events(timeout=1)

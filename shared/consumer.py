@@ -55,6 +55,12 @@ MAX_MESSAGE_BYTES = 256 * 1024
 refused = {"events": 0}
 
 
+def published_by_owner(source: str, user_id: str | None) -> bool:
+    """Whether the broker vouches that the service owning the store `source` published
+    the message: `user_id` is checked by RabbitMQ against the publishing connection."""
+    return source in topology.PUBLISHERS and user_id == broker_user(source)
+
+
 class NotYet(Exception):
     """The message depends on one not processed yet (competing consumers can take events
     of one case out of order): put it back to be tried again shortly."""
@@ -184,7 +190,7 @@ class EventConsumer(Consumer):
             return
         publisher = message.properties.get("user_id")
         source = tracking.application_name
-        if source not in topology.PUBLISHERS or publisher != broker_user(source):
+        if not published_by_owner(source, publisher):
             # Headers are anyone's to write; only the broker vouches for who published.
             # Dropped before its (source, position) is tracked, so a forgery at the next
             # positions cannot make the real event look already processed.

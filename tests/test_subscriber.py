@@ -1,11 +1,13 @@
 """The example office subscriber (plain kombu, examples/office_subscriber.py) as a process
-of its own, bound to one district: it sees that district's events and no others."""
+of its own, on the queue and broker user `ourvoice subscribers add` made for one district:
+it sees that district's events and no others."""
 
 import json
 import signal
 import subprocess
 import sys
 import threading
+import uuid
 from contextlib import contextmanager
 
 import pytest
@@ -18,10 +20,11 @@ pytestmark = pytest.mark.e2e
 
 
 @contextmanager
-def subscriber(system, *args):
+def subscriber(system, name, key):
+    amqp_uri = system.add_subscriber(name, key)
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "office_subscriber.py"), *args,
-         "--amqp", system.env["AMQP_URI"]],
+        [sys.executable, str(ROOT / "examples" / "office_subscriber.py"),
+         "--queue", f"ourvoice.subscriber.{name}", "--amqp", amqp_uri],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
     lines: list[dict] = []
     errors: list[str] = []
@@ -57,7 +60,7 @@ def test_a_subscriber_bound_to_one_district_sees_only_that_district(system):
                 headers[published[-1]["event_id"]] = message.headers
             return published
 
-        with subscriber(system, "--district", "1201", "--queue", "office.test-1201") as (
+        with subscriber(system, f"test-1201-{uuid.uuid4().hex[:8]}", "*.12.1201") as (
                 lines, process):
             here = submit(system, complaint(location={"commune": "120101"}))
             next_door = submit(system, complaint(location={"commune": "120201"}))
@@ -73,7 +76,7 @@ def test_a_subscriber_bound_to_one_district_sees_only_that_district(system):
             copy = next(e for e in published if e["tracking_code"] == here["tracking_code"]
                         and e["event_type"] == "CaseSubmitted")
             system.publish_raw("CaseSubmitted.12.1201", json.dumps(copy).encode(),
-                               headers=headers[copy["event_id"]])
+                               headers=headers[copy["event_id"]], as_service="intake")
             wait_until(lambda: drain() and True, what="drained")
             assert process.poll() is None
         assert process.returncode == 0, "it stops cleanly on SIGTERM"

@@ -180,7 +180,8 @@ def test_the_operators_files_make_a_valid_stack(stack, tmp_path):
     example = (ROOT / "deploy" / ".env.example").read_text()
     filled = {"OURVOICE_SECRET": "x" * 64,
               "OURVOICE_MASTER_KEY": base64.b64encode(b"k" * 32).decode(),
-              "RABBITMQ_PASSWORD": "r" * 48, "POSTGRES_PASSWORD": "p" * 48}
+              "RABBITMQ_PASSWORD": "r" * 48, "POSTGRES_PASSWORD": "p" * 48,
+              **{f"{s.upper()}_BROKER_PASSWORD": s[0] * 48 for s in SERVICES}}
     for name, value in filled.items():
         example = example.replace(f"\n{name}=\n", f"\n{name}={value}\n")
     env_file = tmp_path / ".env"
