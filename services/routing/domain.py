@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
-from shared.categories import Category
+from shared.categories import SENSITIVE, Category, is_sensitive
 from shared.offices import office_id
 
 MAX_TRANSFERS = 3
@@ -71,6 +71,11 @@ def deadlines_for(policy: Policy, start: datetime, which=DEADLINES) -> dict:
     }
 
 
+def context_of(tracking_code: str, commune: str, office: str, sensitive: bool) -> dict:
+    context = {"tracking_code": tracking_code, "commune": commune, "office_id": office}
+    return {**context, SENSITIVE: True} if sensitive else context
+
+
 class Case(Aggregate):
     """A case as the offices handle it: its office, its deadlines, its progress."""
 
@@ -82,9 +87,10 @@ class Case(Aggregate):
         return case_id
 
     def trigger_event(self, event_class, **kwargs):
-        # Every later event carries where the case is, for the public envelope.
-        kwargs.setdefault("context", {"tracking_code": self.tracking_code,
-                                      "commune": self.commune, "office_id": self.office_id})
+        # Every later event carries where the case is, for the public envelope, and
+        # whether it is sensitive (its public events then carry no words).
+        kwargs.setdefault("context", context_of(self.tracking_code, self.commune,
+                                                self.office_id, self.sensitive))
         return super().trigger_event(event_class, **kwargs)
 
     # -- arrival -------------------------------------------------------------------
@@ -97,6 +103,8 @@ class Case(Aggregate):
         self.reason = reason
         self.type = type
         self.category = category
+        # Cases routed before the context said so are known by their category.
+        self.sensitive = bool(context.get(SENSITIVE)) or is_sensitive(category)
         self.status = "escalated" if is_ombudsman(office_id) else "routed"
         self.transfers = 0
         self.findings_recorded = False
@@ -114,7 +122,7 @@ class Case(Aggregate):
         policy = policies.for_case(case_type, category.code, is_ombudsman(office))
         return cls(
             case_id=case_id,
-            context={"tracking_code": tracking_code, "commune": commune, "office_id": office},
+            context=context_of(tracking_code, commune, office, category.sensitive),
             office_id=office, reason=reason, type=case_type, category=category.code,
             deadlines=deadlines_for(policy, received_at),
         )

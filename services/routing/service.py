@@ -21,7 +21,7 @@ from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.domain import Case, InvalidTransition
 from shared import access, clock
-from shared.categories import categories
+from shared.categories import category_of
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.offices import KINDS
@@ -186,7 +186,8 @@ class Service(HealthAndSpec):
             case = Case.route(
                 case_id=case_id, tracking_code=event["tracking_code"],
                 commune=event["location"]["commune"], case_type=event["data"]["type"],
-                category=categories()[event["data"]["category"]], received_at=occurred_at,
+                category=category_of(event["data"]["category"], event["data"]["level"]),
+                received_at=occurred_at,
                 policies=policies(), redirect=lambda office: follow_merges(directory, office))
         else:
             try:
