@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import eventlet
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import ValidationError
@@ -46,7 +47,7 @@ from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
 from shared.offices import describe
-from shared.rpc import rpc
+from shared.rpc import RpcProxy, rpc
 from shared.store import CaseStore, EventStore
 from shared.web import (
     HealthAndSpec,
@@ -65,6 +66,8 @@ HIDDEN = "[sensitive case: only the ombudsman it went to reads this]"
 # Open311 lists only recent requests unless asked for a period or for ids (GeoReport v2).
 OPEN311_DEFAULT_DAYS = 90
 OPEN311_MAX_REQUESTS = 1000
+# How long the citizen's view of a sensitive case waits for routing to give its words.
+WORDS_TIMEOUT = 5.0
 # Accepted only outside production (OURVOICE_ENV=production) and only while
 # OURVOICE_OPEN311_KEYS is unset: deployments list their own keys there.
 DEVELOPMENT_OPEN311_KEY = "open311-development-key"
@@ -149,6 +152,7 @@ class Service(HealthAndSpec):
 
     store = EventStore(Intake, projections=[views.CASES])
     db = DatabaseProvider(*views.DDL, *privacy.DDL)
+    routing = RpcProxy("routing")
     limit = SubmissionLimitProvider()
     new_cases = NewCases()
     master_key = privacy.MasterKey()
@@ -258,6 +262,8 @@ class Service(HealthAndSpec):
         with self.db.transaction() as cursor:
             view, timeline = views.read(cursor, case.id)
         view = view or {"status": "submitted", "office_id": None}
+        if case.sensitive:
+            view, timeline = self._with_words(case, view, timeline)
         status = case.status_seen_by_citizen(view["status"])
         question_id, resolution_id = self._ids(view)
         office = describe(view["office_id"]) if view.get("office_id") else None
@@ -284,6 +290,28 @@ class Service(HealthAndSpec):
                 for row in timeline
             ],
         })
+
+    def _with_words(self, case: Case, view: dict, timeline: list) -> tuple[dict, list]:
+        """A sensitive case's public events carry no words: what the ombudsman said to
+        the citizen is asked of routing, for this reader alone, and kept nowhere here."""
+        try:
+            with eventlet.Timeout(WORDS_TIMEOUT):
+                words = self.routing.words_for_citizen(str(case.id))
+        except (Exception, eventlet.Timeout):
+            raise HttpError(503, {"_": ["the case's messages cannot be read now; try again "
+                                        "in a moment"]}) from None
+        if not words:
+            return view, timeline
+        view = {**view, **words}
+        # The timeline shows the latest question, resolution and findings with their entry.
+        latest = {}
+        for row in timeline:
+            if row["event_type"] in views.DETAIL:
+                latest[row["event_type"]] = row["event_id"]
+        timeline = [{**row, "detail": words[views.DETAIL[row["event_type"]]]}
+                    if latest.get(row["event_type"]) == row["event_id"] else row
+                    for row in timeline]
+        return view, timeline
 
     def _act(self, tracking_code: str, principal: access.Principal,
              action: Callable[[Case, dict], dict]) -> dict:

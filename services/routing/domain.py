@@ -108,6 +108,12 @@ class Case(Aggregate):
         self.status = "escalated" if is_ombudsman(office_id) else "routed"
         self.transfers = 0
         self.findings_recorded = False
+        # The last words addressed to the citizen: a sensitive case's public events carry
+        # none, so the citizen's own view asks routing for them (see words_for_citizen).
+        self.question: str | None = None
+        self.resolution: str | None = None
+        self.findings: str | None = None
+        self.recommendation: str | None = None
         self.deadlines: dict[str, dict] = {}
         self.paused: dict[str, float] = {}
         self._set_deadlines(deadlines)
@@ -173,6 +179,7 @@ class Case(Aggregate):
     @event("InformationRequested")
     def _information_requested(self, question: str, by: str, remaining: dict) -> None:
         self.status = "waiting-for-citizen"
+        self.question = question
         self.paused = remaining
         self.deadlines = {}
 
@@ -239,6 +246,7 @@ class Case(Aggregate):
     @event("CaseResolved")
     def _resolved(self, resolution: str, by: str) -> None:
         self.status = "resolved"
+        self.resolution = resolution
         self.deadlines = {}
 
     # -- the citizen's answers -------------------------------------------------------
@@ -269,6 +277,8 @@ class Case(Aggregate):
     @event("OmbudsmanFindingsRecorded")
     def _findings_recorded(self, findings: str, recommendation: str, by: str) -> None:
         self.findings_recorded = True
+        self.findings = findings
+        self.recommendation = recommendation
 
     def close(self, by: str) -> None:
         self._require(self.findings_recorded and self.status in OPEN,
@@ -280,6 +290,14 @@ class Case(Aggregate):
     def _closed(self, by: str, outcome: str) -> None:
         self.status = "closed"
         self.deadlines = {}
+
+    def words_for_citizen(self) -> dict | None:
+        """What the office or ombudsman last said to the citizen of a sensitive case, for
+        the citizen's own view; None for other cases, whose public events carry it."""
+        if not self.sensitive:
+            return None
+        return {"question": self.question, "resolution": self.resolution,
+                "findings": self.findings, "recommendation": self.recommendation}
 
     # -- time ------------------------------------------------------------------------
     def check_deadlines(self, now: datetime, policies: Policies) -> None:

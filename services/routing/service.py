@@ -175,6 +175,17 @@ class Service(HealthAndSpec):
         return {"office_id": office.id, "name_en": office.name_en, "name_km": office.name_km,
                 "email": office.email, "phone": office.phone, "active": office.active}
 
+    @rpc
+    def words_for_citizen(self, case_id: str) -> dict | None:
+        """The office's last question, the resolution and the ombudsman's findings of a
+        sensitive case, whose public events carry no words: for intake, which shows them
+        to the citizen alone. None for any other case."""
+        try:
+            case = self.store.repository.get(UUID(case_id))
+        except (ValueError, AggregateNotFoundError):
+            return None
+        return case.words_for_citizen()
+
     # -- events from other services --------------------------------------------------
     @on_events("routing")
     def handle_event(self, event, tracking):
