@@ -51,7 +51,7 @@ class CaseSubmitted(EventData):
     category = fields.String(required=True)  # "sensitive" for every sensitive case
     # Only for a sensitive case: the level of the ombudsman it goes to (routing needs it,
     # since the category is not said).
-    level = fields.String(validate=validate.OneOf(LEVELS), load_default=None)
+    level = fields.String(validate=validate.OneOf(LEVELS))
     language = fields.String(required=True, validate=validate.OneOf(("km", "en")))
     anonymous = fields.Boolean(required=True)
     channel = fields.String(load_default="app")  # app or open311

@@ -197,7 +197,7 @@ class Service(HealthAndSpec):
             case = Case.route(
                 case_id=case_id, tracking_code=event["tracking_code"],
                 commune=event["location"]["commune"], case_type=event["data"]["type"],
-                category=category_of(event["data"]["category"], event["data"]["level"]),
+                category=category_of(event["data"]["category"], event["data"].get("level")),
                 received_at=occurred_at,
                 policies=policies(), redirect=lambda office: follow_merges(directory, office))
         else:
