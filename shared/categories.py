@@ -9,9 +9,11 @@ from pathlib import Path
 
 import yaml
 
-from shared.events import CASE_TYPES
-
+CASE_TYPES = ("complaint", "support", "information", "evaluation")
 LEVELS = ("commune", "district", "province")
+# What the public events of a sensitive case say its category is: one bucket for all of
+# them, so no subscriber, webhook or report learns which sensitive category it was.
+SENSITIVE = "sensitive"
 DEFAULT_FILE = Path(__file__).parent / "data" / "categories.yaml"
 
 
@@ -36,3 +38,22 @@ def categories() -> dict[str, Category]:
             raise ValueError(f"{path}: category {category.code} has unknown level {category.level}")
         found[category.code] = category
     return found
+
+
+def is_sensitive(code: str | None) -> bool:
+    """Whether a category code (or the public bucket of sensitive cases) is sensitive."""
+    if code == SENSITIVE:
+        return True
+    category = categories().get(code) if code else None
+    return category is not None and category.sensitive
+
+
+def category_of(code: str, level: str | None = None) -> Category:
+    """The category a public `CaseSubmitted` names. A sensitive case names only the
+    bucket and the level of its ombudsman, which is all routing needs to send it there."""
+    if code == SENSITIVE:
+        if level not in LEVELS:
+            raise ValueError(f"a sensitive case needs the level of its ombudsman, not {level!r}")
+        return Category(code=SENSITIVE, name_en="Sensitive case", name_km="ករណីរសើប",
+                        level=level, sensitive=True, case_types=CASE_TYPES)
+    return categories()[code]

@@ -2,7 +2,13 @@
 travels in, and the routing key office systems bind to.
 
 Nothing here may carry personal data: each schema lists the fields that leave the
-service, so anything not listed (contacts, descriptions, notes) never reaches the bus."""
+service, so anything not listed (contacts, descriptions, notes) never reaches the bus.
+
+A sensitive case's events (a `sensitive` category) carry no words at all (the office's
+question, the resolution, the findings, a transfer's reason are null) and not their
+category (the bucket `sensitive` instead), and travel under a routing key of their own,
+`<EventType>.sensitive.<province>.<district>`, which an area's `*.12.1201` or `*.12.*`
+never matches: only the ombudsman's subscribers bind it."""
 
 from __future__ import annotations
 
@@ -13,14 +19,14 @@ from typing import Any
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_dump, validate
 
+from shared.categories import CASE_TYPES, LEVELS, SENSITIVE, categories, is_sensitive
+
 SCHEMA_VERSION = 1
 EXCHANGE = "ourvoice.events"
 
 # Event ids are derived from where the event was stored, so a relay that publishes the
 # same stored event twice publishes the same event_id twice.
 EVENT_ID_NAMESPACE = uuid.UUID("5d0c7d8e-8f3e-4f0e-9a43-6f7572566f69")
-
-CASE_TYPES = ("complaint", "support", "information", "evaluation")
 
 
 class Location(Schema):
@@ -42,7 +48,10 @@ class EventData(Schema):
 
 class CaseSubmitted(EventData):
     type = fields.String(required=True, validate=validate.OneOf(CASE_TYPES))
-    category = fields.String(required=True)
+    category = fields.String(required=True)  # "sensitive" for every sensitive case
+    # Only for a sensitive case: the level of the ombudsman it goes to (routing needs it,
+    # since the category is not said).
+    level = fields.String(validate=validate.OneOf(LEVELS))
     language = fields.String(required=True, validate=validate.OneOf(("km", "en")))
     anonymous = fields.Boolean(required=True)
     channel = fields.String(load_default="app")  # app or open311
@@ -77,7 +86,7 @@ class CaseAcknowledged(EventData):
 
 class InformationRequested(EventData):
     # The office's words to the citizen; the citizen's own words never travel.
-    question = fields.String(required=True)
+    question = fields.String(required=True, allow_none=True)  # null for a sensitive case
 
 
 class InformationProvided(EventData):
@@ -87,12 +96,12 @@ class InformationProvided(EventData):
 class CaseTransferred(CarriesDeadlines):
     office_id = fields.String(required=True)
     from_office_id = fields.String(required=True)
-    reason = fields.String(required=True)
+    reason = fields.String(required=True, allow_none=True)  # null for a sensitive case
     transfers = fields.Integer(required=True)
 
 
 class CaseResolved(EventData):
-    resolution = fields.String(required=True)
+    resolution = fields.String(required=True, allow_none=True)  # null for a sensitive case
 
 
 class FeedbackReceived(EventData):
@@ -120,8 +129,9 @@ class CaseEscalated(CarriesDeadlines):
 
 
 class OmbudsmanFindingsRecorded(EventData):
-    findings = fields.String(required=True)
-    recommendation = fields.String(required=True)
+    # Both null for a sensitive case.
+    findings = fields.String(required=True, allow_none=True)
+    recommendation = fields.String(required=True, allow_none=True)
 
 
 class CaseClosed(EventData):
@@ -170,6 +180,14 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {
     ("CaseClosed", 1): lambda data: {**data, "outcome": None},
 }
 
+# The words people typed, by event type: a sensitive case's public events carry none.
+WORDS: dict[str, tuple[str, ...]] = {
+    "InformationRequested": ("question",),
+    "CaseTransferred": ("reason",),
+    "CaseResolved": ("resolution",),
+    "OmbudsmanFindingsRecorded": ("findings", "recommendation"),
+}
+
 
 class Envelope(Schema):
     """What travels on `ourvoice.events`, for every event type."""
@@ -186,6 +204,11 @@ class Envelope(Schema):
     sequence = fields.Integer(required=True, validate=validate.Range(min=1))
     office_id = fields.String(required=True, allow_none=True)
     location = fields.Nested(Location, required=True)
+    # A case in a sensitive category: no words, no category, its own routing key.
+    # Absent from messages published before it was added: those read as not sensitive.
+    sensitive = fields.Boolean(load_default=False, metadata={
+        "description": "a case in a sensitive category: its data carries no words and no "
+                       "category, and it goes under <EventType>.sensitive.<province>.<district>"})
     data = fields.Dict(required=True)
 
 
@@ -197,8 +220,31 @@ def location_of(commune: str) -> dict[str, str]:
     return {"province": commune[:2], "district": commune[:4], "commune": commune}
 
 
-def routing_key(event_type: str, location: dict[str, str]) -> str:
-    return f"{event_type}.{location['province']}.{location['district']}"
+def routing_key(event_type: str, location: dict[str, str], sensitive: bool = False) -> str:
+    """`CaseRouted.12.1201`; a sensitive case's `CaseRouted.sensitive.12.1201`, four words,
+    so that an area's three-word bindings (`*.12.1201`, `*.12.*`) never match it."""
+    area = f"{location['province']}.{location['district']}"
+    return f"{event_type}.{SENSITIVE}.{area}" if sensitive else f"{event_type}.{area}"
+
+
+def is_sensitive_event(domain_event: Any) -> bool:
+    """Whether a stored event belongs to a sensitive case: its context says so (every
+    service puts it there), or it names a sensitive category itself (events stored
+    before the context said so: a submission, a routing)."""
+    return bool(domain_event.context.get(SENSITIVE) or getattr(domain_event, SENSITIVE, False)
+                is True or is_sensitive(getattr(domain_event, "category", None)))
+
+
+def withhold_words(event_type: str, data: dict) -> dict:
+    """A sensitive case's public data: the words null, the category only the bucket (and,
+    for its routing, the level of the ombudsman)."""
+    data = {**data, **{name: None for name in WORDS.get(event_type, ()) if name in data}}
+    if "category" in data:
+        category = categories().get(data["category"])
+        if category is not None:
+            data["level"] = category.level
+        data["category"] = SENSITIVE
+    return data
 
 
 def envelope_of(source: str, position: int, domain_event: Any) -> dict | None:
@@ -210,6 +256,8 @@ def envelope_of(source: str, position: int, domain_event: Any) -> dict | None:
     if schema is None:
         return None
     context = domain_event.context
+    sensitive = is_sensitive_event(domain_event)
+    data = schema.dump(domain_event)
     return {
         "event_id": uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}:{position}"),
         "event_type": event_type,
@@ -222,7 +270,8 @@ def envelope_of(source: str, position: int, domain_event: Any) -> dict | None:
         "sequence": domain_event.originator_version,
         "office_id": getattr(domain_event, "office_id", None) or context.get("office_id"),
         "location": location_of(context["commune"]),
-        "data": schema.dump(domain_event),
+        "sensitive": sensitive,
+        "data": withhold_words(event_type, data) if sensitive else data,
     }
 
 

@@ -120,7 +120,8 @@ def outgoing(source: str, app: Application, notifications: Sequence[Notification
         if envelope is None:
             continue
         yield OutgoingMessage(
-            routing_key=routing_key(envelope["event_type"], envelope["location"]),
+            routing_key=routing_key(envelope["event_type"], envelope["location"],
+                                    envelope["sensitive"]),
             body=json.dumps(envelope, ensure_ascii=False).encode(),
             headers={"ourvoice-source": source, "ourvoice-position": notification.id},
             message_id=envelope["event_id"],

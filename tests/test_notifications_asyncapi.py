@@ -21,7 +21,9 @@ from shared.events import (
     SCHEMA_VERSION,
     SCHEMA_VERSIONS,
     UPCASTERS,
+    WORDS,
     Envelope,
+    routing_key,
 )
 
 DOCUMENT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
@@ -31,6 +33,14 @@ Every public event of Our Voice, as office systems receive it. Events are publis
 persistently to the durable topic exchange `ourvoice.events` with routing key
 `<EventType>.<province>.<district>` (official geocodes): an office binds `*.12.1201`,
 a province `*.12.*`, a reader of one event type `CaseRouted.#`.
+
+A sensitive case's events (gender-based violence, abuse of power: the `sensitive`
+categories) are the ombudsman's alone. They go under
+`<EventType>.sensitive.<province>.<district>`, four words that an area's bindings never
+match; only the ombudsman's subscribers bind them (`*.sensitive.12.1201`). Their envelope
+says `"sensitive": true`, their data carries no words (`question`, `resolution`,
+`findings`, `recommendation` and a transfer's `reason` are null) and no category (the
+bucket `sensitive`, with the `level` of the ombudsman, in `CaseSubmitted`).
 
 Bodies are UTF-8 JSON and never carry personal data. `event_id` is the same each time
 the same stored event is published, so a subscriber drops copies by it. `schema_version`
@@ -55,7 +65,7 @@ def _schemas() -> dict:
 
 def document() -> dict:
     schemas = _schemas()
-    messages, components = {}, {}
+    messages, sensitive_messages, components = {}, {}, {}
     for event_type in EVENT_TYPES:
         version = SCHEMA_VERSIONS.get(event_type, SCHEMA_VERSION)
         older = sorted(v for (kind, v) in UPCASTERS if kind == event_type)
@@ -77,6 +87,7 @@ def document() -> dict:
             "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": "0.3.0"}},
         }
         messages[event_type] = {"$ref": f"#/components/messages/{event_type}"}
+        sensitive_messages[event_type] = {"$ref": f"#/components/messages/{event_type}"}
     schemas["Headers"] = {
         "type": "object",
         "properties": {
@@ -85,6 +96,13 @@ def document() -> dict:
             "ourvoice-position": {"type": "integer",
                                   "description": "its position in that store's log"},
         },
+    }
+    amqp = {"amqp": {"is": "routingKey", "bindingVersion": "0.3.0",
+                     "exchange": {"name": EXCHANGE, "type": "topic", "durable": True,
+                                  "autoDelete": False}}}
+    area = {
+        "province": {"description": "province code, 2 digits (12 is Phnom Penh)"},
+        "district": {"description": "district code, 4 digits, starting with the province's"},
     }
     return {
         "asyncapi": "3.0.0",
@@ -95,22 +113,29 @@ def document() -> dict:
         "channels": {"events": {
             "address": "{event_type}.{province}.{district}",
             "title": EXCHANGE,
-            "parameters": {
-                "event_type": {"enum": list(EVENT_TYPES)},
-                "province": {"description": "province code, 2 digits (12 is Phnom Penh)"},
-                "district": {"description": "district code, 4 digits, starting with the "
-                                            "province's"},
-            },
+            "parameters": {"event_type": {"enum": list(EVENT_TYPES)}, **area},
             "messages": messages,
-            "bindings": {"amqp": {"is": "routingKey", "bindingVersion": "0.3.0",
-                                  "exchange": {"name": EXCHANGE, "type": "topic",
-                                               "durable": True, "autoDelete": False}}},
+            "bindings": amqp,
+        }, "sensitiveEvents": {
+            "address": "{event_type}.sensitive.{province}.{district}",
+            "title": f"{EXCHANGE}, sensitive cases",
+            "description": "The events of sensitive cases, without words or category: for "
+                           "the ombudsman's subscribers only.",
+            "parameters": {"event_type": {"enum": list(EVENT_TYPES)}, **area},
+            "messages": sensitive_messages,
+            "bindings": amqp,
         }},
         "operations": {"receiveEvents": {
             "action": "receive",
             "title": "An office system receives the events of its area",
             "channel": {"$ref": "#/channels/events"},
             "messages": [{"$ref": f"#/channels/events/messages/{t}"} for t in EVENT_TYPES],
+        }, "receiveSensitiveEvents": {
+            "action": "receive",
+            "title": "An ombudsman's system receives the sensitive cases of its area",
+            "channel": {"$ref": "#/channels/sensitiveEvents"},
+            "messages": [{"$ref": f"#/channels/sensitiveEvents/messages/{t}"}
+                         for t in EVENT_TYPES],
         }},
         "components": {"messages": components, "schemas": schemas},
     }
@@ -150,6 +175,22 @@ def test_every_field_of_every_event_is_in_the_document():
         required = {name for name, f in fields.items() if f.required}
         assert set(schemas[f"{event_type}Data"].get("required", [])) == required, event_type
     assert set(schemas["Envelope"]["properties"]) == set(Envelope().fields)
+
+
+def test_the_document_says_where_sensitive_cases_go_and_that_they_carry_no_words():
+    written = yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+    location = {"province": "12", "district": "1201", "commune": "120101"}
+    address = written["channels"]["sensitiveEvents"]["address"]
+    assert routing_key("CaseResolved", location, sensitive=True) == address.format(
+        event_type="CaseResolved", **location)
+    assert routing_key("CaseResolved", location) == written["channels"]["events"][
+        "address"].format(event_type="CaseResolved", **location)
+    schemas = written["components"]["schemas"]
+    for event_type, words in WORDS.items():
+        for name in words:
+            assert schemas[f"{event_type}Data"]["properties"][name].get("nullable"), (
+                event_type, name)
+    assert "sensitive" in schemas["Envelope"]["properties"]
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ class Case(Aggregate):
         self.personal_data_erased = False
 
     def context_at(self, office_id: str | None) -> dict:
-        return {"tracking_code": self.tracking_code, "commune": self.commune,
-                "office_id": office_id}
+        context = {"tracking_code": self.tracking_code, "commune": self.commune,
+                   "office_id": office_id}
+        # A sensitive case's public events carry no words and travel apart (shared.events).
+        return {**context, "sensitive": True} if self.sensitive else context
 
     @property
     def personal_data(self) -> str:

@@ -1,9 +1,11 @@
 """Open311 GeoReport v2 on the same cases: services are the categories, a service request
 is a case, its id is the tracking code.
 
-What Open311 clients may read is public, so nothing here reveals more than an office
-system could learn from the events: no contact data, no gender, and no description of a
-sensitive case."""
+A confidential channel is not a public map. What anyone may read reveals no more than an
+office system learns from the events of its area: no contact data, no gender, no
+description, and no sensitive case at all (the ombudsman's alone: it is not listed, and
+its id reads as unknown). Descriptions of ordinary cases go only to clients whose api_key
+an operator granted `read-descriptions`."""
 
 from __future__ import annotations
 
@@ -111,7 +113,8 @@ class RequestOut(Schema):
     status_notes = fields.String(required=True)
     service_name = fields.String(required=True)
     service_code = fields.String(required=True)
-    description = fields.String(required=True, allow_none=True)  # null for sensitive cases
+    # null unless the api_key given is granted read-descriptions
+    description = fields.String(required=True, allow_none=True)
     agency_responsible = fields.String(required=True, allow_none=True)
     service_notice = fields.String(required=True, allow_none=True)
     requested_datetime = fields.DateTime(required=True)
@@ -134,9 +137,10 @@ def address(commune_code: str) -> str:
     return ", ".join(unit.name_en for unit in (commune, district, province) if unit is not None)
 
 
-def request_out(case: dict) -> dict:
+def request_out(case: dict, descriptions: bool = False) -> dict:
     """A service request from a case's row: tracking code, category, commune, status and
-    office of the view, and the description only when the case is not sensitive."""
+    office of the view, and the description only for a reader granted descriptions (a
+    sensitive case never gets here; its description would be withheld all the same)."""
     category = categories().get(case["category"])
     status = case.get("status") or "submitted"
     office = describe(case["office_id"]) if case.get("office_id") else None
@@ -146,7 +150,7 @@ def request_out(case: dict) -> dict:
         "status_notes": STATUS_NOTES.get(status, status),
         "service_name": category.name_en if category else case["category"],
         "service_code": case["category"],
-        "description": None if case["sensitive"] else case["description"],
+        "description": case["description"] if descriptions and not case["sensitive"] else None,
         "agency_responsible": office.name_en if office else None,
         "service_notice": None,
         "requested_datetime": case["submitted_at"],
@@ -161,7 +165,14 @@ def request_out(case: dict) -> dict:
     }
 
 
-class RequestsQuery(Strict):
+class Reader(Strict):
+    """GET requests: anyone may read; an api_key granted read-descriptions also reads the
+    descriptions of ordinary cases."""
+
+    api_key = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class RequestsQuery(Reader):
     # Tracking codes, comma separated: short enough to keep the URL within server limits.
     service_request_id = fields.String(validate=validate.Regexp(
         r"^[0-9A-Za-z ,-]{1,1200}$", error="tracking codes separated by commas"))

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import eventlet
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import ValidationError
@@ -46,7 +47,7 @@ from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
 from shared.offices import describe
-from shared.rpc import rpc
+from shared.rpc import RpcProxy, rpc
 from shared.store import CaseStore, EventStore
 from shared.web import (
     HealthAndSpec,
@@ -65,9 +66,13 @@ HIDDEN = "[sensitive case: only the ombudsman it went to reads this]"
 # Open311 lists only recent requests unless asked for a period or for ids (GeoReport v2).
 OPEN311_DEFAULT_DAYS = 90
 OPEN311_MAX_REQUESTS = 1000
+# How long the citizen's view of a sensitive case waits for routing to give its words.
+WORDS_TIMEOUT = 5.0
 # Accepted only outside production (OURVOICE_ENV=production) and only while
 # OURVOICE_OPEN311_KEYS is unset: deployments list their own keys there.
 DEVELOPMENT_OPEN311_KEY = "open311-development-key"
+# The grant an operator gives an Open311 key to read descriptions (never of a sensitive case).
+READ_DESCRIPTIONS = "read-descriptions"
 
 
 class Intake(CaseStore):
@@ -95,13 +100,40 @@ def fingerprint(payload: dict) -> str:
     return _secret("fingerprint", json.dumps(payload, sort_keys=True, default=str)).hex()
 
 
-def open311_keys() -> set[str]:
+def open311_keys() -> dict[str, frozenset[str]]:
+    """The Open311 api_keys, each with what it is granted beyond submitting: an entry
+    `KEY:read-descriptions` also reads the descriptions of ordinary cases."""
     configured = os.environ.get("OURVOICE_OPEN311_KEYS")
-    if configured is not None:
-        return {key.strip() for key in configured.split(",") if key.strip()}
-    if os.environ.get("OURVOICE_ENV", "development") != "production":
-        return {DEVELOPMENT_OPEN311_KEY}
-    return set()
+    if configured is None:
+        if os.environ.get("OURVOICE_ENV", "development") != "production":
+            return {DEVELOPMENT_OPEN311_KEY: frozenset()}
+        return {}
+    keys = {}
+    for entry in configured.split(","):
+        key, _, grants = entry.partition(":")
+        if key.strip():
+            keys[key.strip()] = frozenset(g.strip() for g in grants.split("+") if g.strip())
+    return keys
+
+
+def open311_grants(given: str) -> frozenset[str] | None:
+    """What an api_key is granted, or None for a key this service does not know (every
+    key is compared in constant time)."""
+    found = None
+    for key, grants in open311_keys().items():
+        if hmac.compare_digest(given.encode(), key.encode()):
+            found = grants
+    return found
+
+
+def open311_reads_descriptions(query: dict) -> bool:
+    """Whether a GET's api_key opens descriptions; an api_key given must be known (403)."""
+    if "api_key" not in query:
+        return False
+    grants = open311_grants(query["api_key"])
+    if grants is None:
+        raise HttpError(403, {"api_key": ["not a key this service knows"]})
+    return READ_DESCRIPTIONS in grants
 
 
 def too_many(seconds: float) -> Response:
@@ -120,6 +152,7 @@ class Service(HealthAndSpec):
 
     store = EventStore(Intake, projections=[views.CASES])
     db = DatabaseProvider(*views.DDL, *privacy.DDL)
+    routing = RpcProxy("routing")
     limit = SubmissionLimitProvider()
     new_cases = NewCases()
     master_key = privacy.MasterKey()
@@ -229,6 +262,8 @@ class Service(HealthAndSpec):
         with self.db.transaction() as cursor:
             view, timeline = views.read(cursor, case.id)
         view = view or {"status": "submitted", "office_id": None}
+        if case.sensitive:
+            view, timeline = self._with_words(case, view, timeline)
         status = case.status_seen_by_citizen(view["status"])
         question_id, resolution_id = self._ids(view)
         office = describe(view["office_id"]) if view.get("office_id") else None
@@ -255,6 +290,28 @@ class Service(HealthAndSpec):
                 for row in timeline
             ],
         })
+
+    def _with_words(self, case: Case, view: dict, timeline: list) -> tuple[dict, list]:
+        """A sensitive case's public events carry no words: what the ombudsman said to
+        the citizen is asked of routing, for this reader alone, and kept nowhere here."""
+        try:
+            with eventlet.Timeout(WORDS_TIMEOUT):
+                words = self.routing.words_for_citizen(str(case.id))
+        except (Exception, eventlet.Timeout):
+            raise HttpError(503, {"_": ["the case's messages cannot be read now; try again "
+                                        "in a moment"]}) from None
+        if not words:
+            return view, timeline
+        view = {**view, **words}
+        # The timeline shows the latest question, resolution and findings with their entry.
+        latest = {}
+        for row in timeline:
+            if row["event_type"] in views.DETAIL:
+                latest[row["event_type"]] = row["event_id"]
+        timeline = [{**row, "detail": words[views.DETAIL[row["event_type"]]]}
+                    if latest.get(row["event_type"]) == row["event_id"] else row
+                    for row in timeline]
+        return view, timeline
 
     def _act(self, tracking_code: str, principal: access.Principal,
              action: Callable[[Case, dict], dict]) -> dict:
@@ -402,8 +459,10 @@ class Service(HealthAndSpec):
     @endpoint("GET", "/open311/v2/requests.json", allow=(access.PUBLIC,),
               query=open311.RequestsQuery, response=open311.RequestOut(many=True))
     def open311_requests(self, request, query):
-        """Open311: service requests, newest first (the last 90 days unless asked)."""
-        where, params = ["TRUE"], {}
+        """Open311: service requests, newest first (the last 90 days unless asked); never
+        a sensitive case, and descriptions only with an api_key granted them."""
+        descriptions = open311_reads_descriptions(query)
+        where, params = ["NOT c.sensitive"], {}
         if query.get("service_request_id"):
             where.append("c.tracking_code = ANY(%(ids)s)")
             params["ids"] = [normalise_tracking_code(i) or i
@@ -434,13 +493,18 @@ class Service(HealthAndSpec):
                 params,
             )
             rows = cursor.fetchall()
-        return open311.RequestOut(many=True).dump([open311.request_out(r) for r in rows])
+        return open311.RequestOut(many=True).dump([open311.request_out(r, descriptions)
+                                                    for r in rows])
 
     @endpoint("GET", "/open311/v2/requests/{service_request_id}.json", allow=(access.PUBLIC,),
-              response=open311.RequestOut(many=True))
-    def open311_request(self, request, service_request_id):
-        """Open311: one service request (as a list of one, as GeoReport v2 has it)."""
+              query=open311.Reader, response=open311.RequestOut(many=True))
+    def open311_request(self, request, service_request_id, query):
+        """Open311: one service request (as a list of one, as GeoReport v2 has it). A
+        sensitive case is not found, as if it did not exist."""
+        descriptions = open311_reads_descriptions(query)
         case = self._case(service_request_id)
+        if case.sensitive:
+            raise not_found("case")
         view = self._view(case.id)
         row = {"tracking_code": case.tracking_code, "category": case.category,
                "commune": case.commune, "sensitive": case.sensitive,
@@ -448,15 +512,14 @@ class Service(HealthAndSpec):
                "status": case.status_seen_by_citizen(view["status"]),
                "status_at": view.get("status_at"), "office_id": view.get("office_id"),
                "resolve_due": view.get("resolve_due")}
-        return open311.RequestOut(many=True).dump([open311.request_out(row)])
+        return open311.RequestOut(many=True).dump([open311.request_out(row, descriptions)])
 
     @endpoint("POST", "/open311/v2/requests.json", allow=(access.PUBLIC,),
               form=open311.NewRequest, response=open311.Posted(many=True), status=201,
               errors={403: "api_key not known", 409: "conflicting retry", 429: TOO_MANY})
     def open311_submit(self, request, payload):
         """Open311: submit a service request (form-encoded, with an api_key)."""
-        given = payload["api_key"].encode()
-        if not any(hmac.compare_digest(given, key.encode()) for key in open311_keys()):
+        if open311_grants(payload["api_key"]) is None:
             raise HttpError(403, {"api_key": ["not a key this service knows"]})
         wait = self.limit.admit(request.remote_addr or "")
         if wait is not None:

@@ -9,6 +9,7 @@ then sent, failed (tried again later, or dead-lettered after the last try) or sk
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,6 +72,11 @@ class Subscription:
     office_id: str | None = None
 
     def matches(self, event: dict) -> bool:
+        if event.get("sensitive"):
+            # A sensitive case is the ombudsman's alone: only the webhook of the ombudsman's
+            # office that holds it, never an area's or a former office's.
+            return bool(self.office_id) and self.office_id == event.get("office_id") \
+                and role_of(self.office_id) == "ombudsman"
         if self.office_id:
             data = event.get("data") or {}
             return self.office_id in (event.get("office_id"), data.get("from_office_id"))
@@ -90,7 +96,9 @@ def delivery_id(event_id: UUID | str, recipient: str, channel: str) -> UUID:
 def notices_for(event: dict, *, anonymous: bool | None,
                 webhooks: tuple[Subscription, ...] = ()) -> list[Notice]:
     """The notices an event calls for. `anonymous` is what the case's submission said
-    (None when it has not been seen): an anonymous citizen is never contacted."""
+    (None when it has not been seen): an anonymous citizen is never contacted. Of a
+    sensitive case only its ombudsman's office hears (and the citizen), and the public
+    event it comes from carries no words to repeat."""
     kind = event["event_type"]
     if kind in NEVER_NOTIFIED:
         return []
@@ -104,7 +112,8 @@ def notices_for(event: dict, *, anonymous: bool | None,
     message = OFFICE_MESSAGES.get(kind)
     office = event.get("office_id")
     answers = kind != "InformationProvided" or data.get("answers_request")
-    if message and office and answers:
+    confidential = event.get("sensitive") and office and role_of(office) != "ombudsman"
+    if message and office and answers and not confidential:
         notices += [Notice(role_of(office), office, message, channel)
                     for channel in PEOPLE_CHANNELS]
     notices += [Notice("office-system", str(hook.id), kind, WEBHOOK)
@@ -148,7 +157,9 @@ class Delivery(Aggregate):
         return cls(
             delivery_id=delivery_id(event["event_id"], notice.recipient, notice.channel),
             context={"case_id": str(event["case_id"]), "tracking_code": event["tracking_code"],
-                     "commune": event["location"]["commune"], "office_id": event["office_id"]},
+                     "commune": event["location"]["commune"], "office_id": event["office_id"],
+                     # Its NotificationSent/Failed then travel as the case's other events.
+                     **({"sensitive": True} if event.get("sensitive") else {})},
             channel=notice.channel, recipient_role=notice.recipient_role,
             recipient=notice.recipient, message=notice.message,
             about_event=str(event["event_id"]), about_type=event["event_type"], details=details,
@@ -267,7 +278,8 @@ class Webhook(Aggregate):
 
     @classmethod
     def register(cls, webhook_id: UUID, url: str, secret: str, area: str | None,
-                 office_id: str | None, by: str) -> Webhook:
+                 office_id: str | None, by: str, seal: Callable[[UUID, str], str]) -> Webhook:
+        """`seal` turns the secret into what is recorded: the event keeps only that."""
         if bool(area) == bool(office_id):
             raise ValueError("a webhook subscribes to an area or to an office, not both")
         if area and (not area.isdigit() or len(area) not in (2, 4, 6)):
@@ -276,14 +288,17 @@ class Webhook(Aggregate):
             raise ValueError("the URL must be http:// or https://")
         if len(secret) < 16:
             raise ValueError("the secret must be at least 16 characters")
-        return cls(webhook_id=webhook_id, url=url, secret=secret, area=area,
-                   office_id=office_id, by=by)
+        return cls(webhook_id=webhook_id, url=url, area=area, office_id=office_id, by=by,
+                   sealed_secret=seal(webhook_id, secret))
 
     @event("WebhookRegistered")
-    def __init__(self, webhook_id: UUID, url: str, secret: str, area: str | None,
-                 office_id: str | None, by: str) -> None:
+    def __init__(self, webhook_id: UUID, url: str, area: str | None, office_id: str | None,
+                 by: str, sealed_secret: str | None = None, secret: str | None = None) -> None:
+        # `secret` in plain text is how the first registrations were recorded; they still
+        # replay, and the webhooks table keeps them sealed like the others.
         self.url = url
-        self.secret = secret
+        self.sealed_secret = sealed_secret
+        self.plaintext_secret = secret
         self.area = area
         self.office_id = office_id
         self.removed = False

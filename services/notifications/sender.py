@@ -169,6 +169,7 @@ class Sender(DependencyProvider):
         self.offices: dict = {}
         self.store = None
         self.running = False
+        self.secrets_sealed = False
 
     def get_dependency(self, worker_ctx) -> Sender:
         return self
@@ -222,6 +223,13 @@ class Sender(DependencyProvider):
     def deliver(self, store, db, intake, routing) -> int:
         """One pass of the sender; returns how many sends it started."""
         self.store = store
+        if not self.secrets_sealed:
+            # Registrations from before secrets were sealed: sealed once, at start.
+            with db.transaction() as cursor:
+                sealed = views.seal_plaintext_secrets(cursor)
+            if sealed:
+                log.info("sealed %d webhook secret(s) kept in plain text", sealed)
+            self.secrets_sealed = True
         now = clock.now()
         with db.transaction() as cursor:
             claimed = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.notifications.domain import Subscription
+from services.notifications.webhooks import open_secret, seal_secret
 from shared.store import Projection
 
 OPEN_STATES = ("due", "sending", "retrying")
@@ -129,6 +130,10 @@ WEBHOOKS_DDL = (
         registered_at timestamptz NOT NULL,
         removed_at timestamptz
     )""",
+    # Secrets are kept sealed; `secret` held them in plain text before, and is emptied
+    # (see seal_plaintext_secrets) wherever a registration still has one there.
+    "ALTER TABLE notifications_webhooks ADD COLUMN IF NOT EXISTS sealed_secret text",
+    "ALTER TABLE notifications_webhooks ALTER COLUMN secret DROP NOT NULL",
 )
 
 
@@ -136,10 +141,11 @@ def apply_to_webhooks(cursor, event) -> None:
     name = type(event).__name__
     if name == "WebhookRegistered":
         cursor.execute(
-            """INSERT INTO notifications_webhooks (webhook_id, url, secret, area, office_id,
-                   registered_at) VALUES (%s, %s, %s, %s, %s, %s)""",
-            (event.originator_id, event.url, event.secret, event.area, event.office_id,
-             event.timestamp))
+            """INSERT INTO notifications_webhooks (webhook_id, url, sealed_secret, area,
+                   office_id, registered_at) VALUES (%s, %s, %s, %s, %s, %s)""",
+            (event.originator_id, event.url,
+             event.sealed_secret or seal_secret(event.originator_id, event.secret),
+             event.area, event.office_id, event.timestamp))
     elif name == "WebhookRemoved":
         cursor.execute("UPDATE notifications_webhooks SET removed_at = %s WHERE webhook_id = %s",
                        (event.timestamp, event.originator_id))
@@ -152,10 +158,29 @@ def subscriptions(cursor) -> tuple[Subscription, ...]:
                  for row in cursor.fetchall())
 
 
+def seal_plaintext_secrets(cursor) -> int:
+    """Seal the secrets that registrations of the first version kept in plain text in
+    this table; returns how many there were."""
+    cursor.execute("SELECT webhook_id, secret FROM notifications_webhooks "
+                   "WHERE secret IS NOT NULL FOR UPDATE")
+    rows = cursor.fetchall()
+    for row in rows:
+        cursor.execute("UPDATE notifications_webhooks SET sealed_secret = %s, secret = NULL "
+                       "WHERE webhook_id = %s",
+                       (seal_secret(row["webhook_id"], row["secret"]), row["webhook_id"]))
+    return len(rows)
+
+
 def webhook(cursor, webhook_id: str) -> dict | None:
-    cursor.execute("SELECT url, secret, removed_at FROM notifications_webhooks "
+    """A webhook with its secret opened, for signing; the secret stays in memory."""
+    cursor.execute("SELECT url, sealed_secret, secret, removed_at FROM notifications_webhooks "
                    "WHERE webhook_id = %s", (webhook_id,))
-    return cursor.fetchone()
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    secret = open_secret(webhook_id, row["sealed_secret"]) if row["sealed_secret"] \
+        else row["secret"]
+    return {"url": row["url"], "secret": secret, "removed_at": row["removed_at"]}
 
 
 def list_webhooks(cursor) -> list[dict]:

@@ -4,11 +4,54 @@ send again the deliveries given up after their last try (the dead letters)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import secrets
 import sys
 import uuid
+from functools import cache
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from shared.config import env
 from shared.offices import describe
+
+# Webhook secrets sign what is sent, so they are kept sealed (AES-GCM), not hashed, under
+# a key of their own derived from the master key: no table, log or event holds one in
+# plain text, and a key for personal data never opens them (nor this one those).
+PURPOSE = b"ourvoice:webhook-secrets:v1"
+NONCE_BYTES = 12
+
+
+@cache
+def sealing_key() -> bytes:
+    try:
+        master = base64.b64decode(env("OURVOICE_MASTER_KEY"), validate=True)
+    except (binascii.Error, ValueError):
+        master = b""
+    if len(master) != 32:
+        raise ValueError("OURVOICE_MASTER_KEY must be the base64 of 32 random bytes")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PURPOSE).derive(master)
+
+
+def seal_secret(webhook_id: uuid.UUID | str, secret: str) -> str:
+    """The secret sealed to its webhook (its id is the associated data, so a sealed
+    secret copied onto another webhook does not open). The nonce follows from the id:
+    a webhook has one secret for life, and sealing it again (an old registration moved
+    to the sealed form, a rebuild) gives the same row."""
+    key, aad = sealing_key(), uuid.UUID(str(webhook_id)).bytes
+    nonce = hmac.new(key, b"nonce:" + aad, hashlib.sha256).digest()[:NONCE_BYTES]
+    return base64.b64encode(nonce + AESGCM(key).encrypt(nonce, secret.encode(), aad)).decode()
+
+
+def open_secret(webhook_id: uuid.UUID | str, sealed: str) -> str:
+    raw = base64.b64decode(sealed)
+    return AESGCM(sealing_key()).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                         uuid.UUID(str(webhook_id)).bytes).decode()
 
 
 def command(args) -> int:
@@ -23,6 +66,8 @@ def command(args) -> int:
     db = Database(max_size=1)
     try:
         db.migrate(*views.WEBHOOKS_DDL, *views.OUTBOX_DDL)
+        with db.transaction() as cursor:
+            views.seal_plaintext_secrets(cursor)
         if args.action == "add":
             if args.office and describe(args.office) is None:
                 print(f"no such office: {args.office}", file=sys.stderr)
@@ -30,7 +75,8 @@ def command(args) -> int:
             secret = args.secret or secrets.token_urlsafe(32)
             try:
                 hook = Webhook.register(webhook_id=uuid.uuid4(), url=args.url, secret=secret,
-                                        area=args.area, office_id=args.office, by="operator")
+                                        area=args.area, office_id=args.office, by="operator",
+                                        seal=seal_secret)
             except ValueError as error:
                 print(error, file=sys.stderr)
                 return 2

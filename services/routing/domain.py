@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
-from shared.categories import Category
+from shared.categories import SENSITIVE, Category, is_sensitive
 from shared.offices import office_id
 
 MAX_TRANSFERS = 3
@@ -71,6 +71,11 @@ def deadlines_for(policy: Policy, start: datetime, which=DEADLINES) -> dict:
     }
 
 
+def context_of(tracking_code: str, commune: str, office: str, sensitive: bool) -> dict:
+    context = {"tracking_code": tracking_code, "commune": commune, "office_id": office}
+    return {**context, SENSITIVE: True} if sensitive else context
+
+
 class Case(Aggregate):
     """A case as the offices handle it: its office, its deadlines, its progress."""
 
@@ -82,9 +87,10 @@ class Case(Aggregate):
         return case_id
 
     def trigger_event(self, event_class, **kwargs):
-        # Every later event carries where the case is, for the public envelope.
-        kwargs.setdefault("context", {"tracking_code": self.tracking_code,
-                                      "commune": self.commune, "office_id": self.office_id})
+        # Every later event carries where the case is, for the public envelope, and
+        # whether it is sensitive (its public events then carry no words).
+        kwargs.setdefault("context", context_of(self.tracking_code, self.commune,
+                                                self.office_id, self.sensitive))
         return super().trigger_event(event_class, **kwargs)
 
     # -- arrival -------------------------------------------------------------------
@@ -97,9 +103,17 @@ class Case(Aggregate):
         self.reason = reason
         self.type = type
         self.category = category
+        # Cases routed before the context said so are known by their category.
+        self.sensitive = bool(context.get(SENSITIVE)) or is_sensitive(category)
         self.status = "escalated" if is_ombudsman(office_id) else "routed"
         self.transfers = 0
         self.findings_recorded = False
+        # The last words addressed to the citizen: a sensitive case's public events carry
+        # none, so the citizen's own view asks routing for them (see words_for_citizen).
+        self.question: str | None = None
+        self.resolution: str | None = None
+        self.findings: str | None = None
+        self.recommendation: str | None = None
         self.deadlines: dict[str, dict] = {}
         self.paused: dict[str, float] = {}
         self._set_deadlines(deadlines)
@@ -114,7 +128,7 @@ class Case(Aggregate):
         policy = policies.for_case(case_type, category.code, is_ombudsman(office))
         return cls(
             case_id=case_id,
-            context={"tracking_code": tracking_code, "commune": commune, "office_id": office},
+            context=context_of(tracking_code, commune, office, category.sensitive),
             office_id=office, reason=reason, type=case_type, category=category.code,
             deadlines=deadlines_for(policy, received_at),
         )
@@ -165,6 +179,7 @@ class Case(Aggregate):
     @event("InformationRequested")
     def _information_requested(self, question: str, by: str, remaining: dict) -> None:
         self.status = "waiting-for-citizen"
+        self.question = question
         self.paused = remaining
         self.deadlines = {}
 
@@ -231,6 +246,7 @@ class Case(Aggregate):
     @event("CaseResolved")
     def _resolved(self, resolution: str, by: str) -> None:
         self.status = "resolved"
+        self.resolution = resolution
         self.deadlines = {}
 
     # -- the citizen's answers -------------------------------------------------------
@@ -261,6 +277,8 @@ class Case(Aggregate):
     @event("OmbudsmanFindingsRecorded")
     def _findings_recorded(self, findings: str, recommendation: str, by: str) -> None:
         self.findings_recorded = True
+        self.findings = findings
+        self.recommendation = recommendation
 
     def close(self, by: str) -> None:
         self._require(self.findings_recorded and self.status in OPEN,
@@ -272,6 +290,14 @@ class Case(Aggregate):
     def _closed(self, by: str, outcome: str) -> None:
         self.status = "closed"
         self.deadlines = {}
+
+    def words_for_citizen(self) -> dict | None:
+        """What the office or ombudsman last said to the citizen of a sensitive case, for
+        the citizen's own view; None for other cases, whose public events carry it."""
+        if not self.sensitive:
+            return None
+        return {"question": self.question, "resolution": self.resolution,
+                "findings": self.findings, "recommendation": self.recommendation}
 
     # -- time ------------------------------------------------------------------------
     def check_deadlines(self, now: datetime, policies: Policies) -> None:

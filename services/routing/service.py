@@ -21,7 +21,7 @@ from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.domain import Case, InvalidTransition
 from shared import access, clock
-from shared.categories import categories
+from shared.categories import category_of
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.offices import KINDS
@@ -175,6 +175,17 @@ class Service(HealthAndSpec):
         return {"office_id": office.id, "name_en": office.name_en, "name_km": office.name_km,
                 "email": office.email, "phone": office.phone, "active": office.active}
 
+    @rpc
+    def words_for_citizen(self, case_id: str) -> dict | None:
+        """The office's last question, the resolution and the ombudsman's findings of a
+        sensitive case, whose public events carry no words: for intake, which shows them
+        to the citizen alone. None for any other case."""
+        try:
+            case = self.store.repository.get(UUID(case_id))
+        except (ValueError, AggregateNotFoundError):
+            return None
+        return case.words_for_citizen()
+
     # -- events from other services --------------------------------------------------
     @on_events("routing")
     def handle_event(self, event, tracking):
@@ -186,7 +197,8 @@ class Service(HealthAndSpec):
             case = Case.route(
                 case_id=case_id, tracking_code=event["tracking_code"],
                 commune=event["location"]["commune"], case_type=event["data"]["type"],
-                category=categories()[event["data"]["category"]], received_at=occurred_at,
+                category=category_of(event["data"]["category"], event["data"].get("level")),
+                received_at=occurred_at,
                 policies=policies(), redirect=lambda office: follow_merges(directory, office))
         else:
             try:

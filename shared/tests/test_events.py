@@ -57,3 +57,60 @@ def test_internal_events_are_not_published():
 def test_every_public_event_type_has_a_schema():
     assert len(DATA_SCHEMAS) == 18
 
+
+
+def sensitive_case_events():
+    """A GBV case at the district ombudsman: routed, asked, resolved."""
+    policies = policies_from({"default": {"acknowledge": "P2D", "resolve": "P15D"}})
+    case = Case.route(uuid.uuid4(), "K7M2P-9QX4R", "120101", "complaint",
+                      categories()["gender-based-violence"], datetime(2026, 1, 5, tzinfo=UTC),
+                      policies)
+    case.acknowledge(by="p-ombudsman")
+    case.request_information("When did he last hit you?", by="p-ombudsman",
+                             now=datetime(2026, 1, 5, 2, tzinfo=UTC))
+    return case.collect_events()
+
+
+def test_a_sensitive_case_travels_without_words_or_category_under_its_own_key():
+    routed, acknowledged, asked = (public_event("routing", n, e)
+                                   for n, e in enumerate(sensitive_case_events(), 1))
+    for envelope in (routed, acknowledged, asked):
+        assert envelope["sensitive"] is True
+        assert "gender" not in json.dumps(envelope)
+    assert asked["data"] == {"question": None}
+    assert "hit" not in json.dumps(asked)
+    assert routing_key("InformationRequested", asked["location"], True) == \
+        "InformationRequested.sensitive.12.1201"
+    assert read_event(json.loads(json.dumps(asked)))["data"]["question"] is None
+
+
+def test_an_ordinary_case_keeps_its_words_and_its_three_word_key():
+    envelope = public_event("routing", 7, routed_event())
+    assert envelope["sensitive"] is False
+    assert routing_key("CaseRouted", envelope["location"], envelope["sensitive"]) == \
+        "CaseRouted.12.1201"
+
+
+def test_a_sensitive_submission_names_only_the_bucket_and_the_level():
+    from services.intake.domain import Case as Submitted
+
+    case = Submitted(case_id=uuid.uuid4(), context={"tracking_code": "K7M2P-9QX4R",
+                     "commune": "120101", "office_id": None}, type="complaint",
+                     category="gender-based-violence", description="He hits me", language="km",
+                     anonymous=True, gender="female", rating=None, citizen_token_hash="x",
+                     fingerprint="y", channel="app", sensitive=True)
+    case.withdraw("safe now", status="submitted", office_id=None)
+    submitted, withdrawn = (public_event("intake", n, e)
+                            for n, e in enumerate(case.collect_events(), 1))
+    assert submitted["data"]["category"] == "sensitive"
+    assert submitted["data"]["level"] == "district"
+    assert submitted["sensitive"] and withdrawn["sensitive"]
+    assert "gender-based" not in json.dumps([submitted, withdrawn])
+    read = read_event(json.loads(json.dumps(submitted)))
+    assert read["data"]["level"] == "district"
+
+
+def test_events_stored_before_the_context_said_so_are_known_by_their_category():
+    routed = sensitive_case_events()[0]
+    routed.context.pop("sensitive")
+    assert public_event("routing", 1, routed)["sensitive"] is True

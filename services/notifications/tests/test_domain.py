@@ -2,6 +2,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.exceptions import InvalidTag
 
 from services.notifications.domain import (
     Delivery,
@@ -71,6 +72,41 @@ def test_webhooks_match_their_area_or_office():
     assert office.matches(moved), "the office a case leaves hears of it too"
     assert [n.channel for n in notices_for(here, anonymous=False,
                                            webhooks=(province, office))] == ["webhook"]
+
+
+def test_a_sensitive_case_is_heard_only_by_its_ombudsman_and_its_citizen():
+    commune_hook = Subscription(uuid.uuid4(), area="120101")
+    district_hook = Subscription(uuid.uuid4(), area="1201")
+    owso_hook = Subscription(uuid.uuid4(), office_id="owso-1201")
+    ombudsman_hook = Subscription(uuid.uuid4(), office_id="district-ombudsman-1201")
+    hooks = (commune_hook, district_hook, owso_hook, ombudsman_hook)
+    routed = {**event("CaseRouted", office_id="district-ombudsman-1201"), "sensitive": True}
+    assert told(notices_for(routed, anonymous=False, webhooks=hooks)) == {
+        ("citizen", "citizen", "case-routed"),
+        ("ombudsman", "district-ombudsman-1201", "new-case"),
+        ("office-system", str(ombudsman_hook.id), "CaseRouted")}
+    # Should such a case ever stand at an office below the ombudsman, it hears nothing.
+    below = {**event("SlaWarning", office_id="owso-1201", from_office_id="owso-1201"),
+             "sensitive": True}
+    assert notices_for(below, anonymous=False, webhooks=hooks) == []
+    onwards = {**event("CaseEscalated", office_id="provincial-ombudsman-12",
+                       from_office_id="district-ombudsman-1201"), "sensitive": True}
+    assert not ombudsman_hook.matches(onwards), "only the office that holds it"
+
+
+def test_a_webhook_secret_is_recorded_sealed_and_opens_only_for_its_webhook():
+    from services.notifications.domain import Webhook
+    from services.notifications.webhooks import open_secret, seal_secret
+
+    secret = "a-secret-of-the-office-system"
+    hook = Webhook.register(uuid.uuid4(), "https://office.example/hook", secret, "1201", None,
+                            by="operator", seal=seal_secret)
+    (registered,) = hook.collect_events()
+    assert secret not in repr(registered.__dict__)
+    assert open_secret(hook.id, registered.sealed_secret) == secret
+    assert seal_secret(hook.id, secret) == registered.sealed_secret, "the same row on rebuild"
+    with pytest.raises(InvalidTag):
+        open_secret(uuid.uuid4(), registered.sealed_secret)
 
 
 def test_one_delivery_per_event_recipient_and_channel():
