@@ -18,13 +18,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from shared.config import SigningSecret, env, signing_secrets
+from shared.config import SigningSecret, signing_secrets
 
 ROLES = ("staff", "ombudsman", "auditor", "admin")
 PUBLIC = "public"
@@ -148,19 +147,6 @@ def revoke_citizen_tokens(cursor, case_id: UUID, because: str,
         (now or datetime.now(UTC), because, case_id),
     )
     return cursor.rowcount
-
-
-def citizen_token_retention() -> timedelta:
-    """How long a closed or withdrawn case's tokens keep opening it: an ISO 8601
-    duration of days, hours, minutes or seconds (P90D, PT12H)."""
-    text = env("OURVOICE_CITIZEN_TOKEN_RETENTION")
-    found = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?",
-                         text.strip())
-    if found is None or text.strip() in ("P", "PT"):
-        raise ValueError("OURVOICE_CITIZEN_TOKEN_RETENTION must be an ISO 8601 duration "
-                         f"such as P90D or PT12H, not {text!r}")
-    days, hours, minutes, seconds = (float(part or 0) for part in found.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def _citizen(cursor, token: str, now: datetime) -> Principal:

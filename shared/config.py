@@ -10,7 +10,7 @@ import binascii
 import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 DEFAULTS = {
     "AMQP_URI": "amqp://guest:guest@localhost:5672/",
@@ -112,6 +112,18 @@ def signing_secrets() -> list[SigningSecret]:
     return found
 
 
+def citizen_token_retention() -> timedelta:
+    """How long a closed or withdrawn case's citizen tokens keep opening it: an ISO 8601
+    duration of days, hours, minutes or seconds (P90D, PT12H). ValueError if malformed."""
+    text = env("OURVOICE_CITIZEN_TOKEN_RETENTION").strip()
+    found = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text)
+    if found is None or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError("OURVOICE_CITIZEN_TOKEN_RETENTION must be an ISO 8601 duration "
+                         f"such as P90D or PT12H, not {text!r}")
+    days, hours, minutes, seconds = (float(part or 0) for part in found.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
 def weakness(value: str) -> str | None:
     """Why a secret is not long and random enough for production, or None if it is. It
     must be the hex or base64 of at least 32 bytes, and those bytes must look random: not
@@ -141,6 +153,7 @@ def check_production() -> None:
     mode = environment()
     try:
         secrets = signing_secrets()
+        citizen_token_retention()
     except ValueError as error:
         raise SystemExit(str(error)) from None
     if mode != "production":

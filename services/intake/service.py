@@ -43,7 +43,7 @@ from services.intake.schemas import (
 )
 from shared import access
 from shared.categories import categories
-from shared.config import signing_secrets
+from shared.config import citizen_token_retention, environment, signing_secrets
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
@@ -101,7 +101,7 @@ def open311_keys() -> set[str]:
     configured = os.environ.get("OURVOICE_OPEN311_KEYS")
     if configured is not None:
         return {key.strip() for key in configured.split(",") if key.strip()}
-    if os.environ.get("OURVOICE_ENV", "development") != "production":
+    if environment() != "production":
         return {DEVELOPMENT_OPEN311_KEY}
     return set()
 
@@ -231,7 +231,7 @@ class Service(HealthAndSpec):
             view = cursor.fetchone()
             if view is None or view["status"] not in FINAL:
                 return
-            if view["status_at"] + access.citizen_token_retention() > datetime.now(UTC):
+            if view["status_at"] + citizen_token_retention() > datetime.now(UTC):
                 return
             access.revoke_citizen_tokens(cursor, case.id, "retention")
         raise HttpError(401, {"Authorization": [access.REVOKED]})

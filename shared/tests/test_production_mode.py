@@ -143,3 +143,12 @@ def test_services_and_the_cli_refuse_prod_and_a_weak_secret(module):
     weak = run(module, OURVOICE_ENV="production",
                **{**OWN_KEYS, "OURVOICE_SECRET": "x"})
     assert weak.returncode == 1 and "OURVOICE_SECRET" in weak.stderr
+
+
+@pytest.mark.parametrize("retention", ["90", "P", "PT", "90 days", "P1.5D"])
+def test_a_malformed_token_retention_stops_any_mode(monkeypatch, retention):
+    monkeypatch.delenv("OURVOICE_ENV", raising=False)
+    monkeypatch.setenv("OURVOICE_CITIZEN_TOKEN_RETENTION", retention)
+    with pytest.raises(SystemExit) as refused:
+        check_production()
+    assert "OURVOICE_CITIZEN_TOKEN_RETENTION" in str(refused.value)
