@@ -5,8 +5,13 @@ Two kinds of bearer token:
 - a **principal's** token (staff, ombudsman, auditor, admin), made by
   `ourvoice principal create`: random, and only its SHA-256 is stored, with the role,
   office and expiry; revoking one appends a revocation;
-- a **citizen's** token, handed out once at submission: it names the case and carries
-  an HMAC of the case id, so it opens that case alone and needs no lookup."""
+- a **citizen's** token, handed out at submission: it names the signing secret, the case
+  and the token's version, and ends in an HMAC, under that secret, of a random seed of
+  the case's own (kept sealed by intake) with the version. Only its SHA-256 is stored,
+  in `ourvoice_citizen_tokens`; it opens its case while that hash is on record, not
+  revoked, of the case's current version, and its secret still verifies. Rotating gives
+  the next version and revokes the others; erasure and the end of a closed case's
+  retention revoke them all."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from shared.config import env
+from shared.config import SigningSecret, signing_secrets
 
 ROLES = ("staff", "ombudsman", "auditor", "admin")
 PUBLIC = "public"
@@ -36,7 +41,20 @@ DDL = (
         principal_id uuid PRIMARY KEY REFERENCES ourvoice_principals (id),
         revoked_at timestamptz NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS ourvoice_citizen_tokens (
+        case_id uuid NOT NULL,
+        version integer NOT NULL,
+        token_hash text UNIQUE NOT NULL,
+        secret_id text NOT NULL,
+        issued_at timestamptz NOT NULL,
+        revoked_at timestamptz,
+        revoked_because text,    -- rotated, erased, retention
+        PRIMARY KEY (case_id, version)
+    )""",
 )
+CITIZEN_TOKEN_PREFIX = "c2."
+REVOKED = "this token has been revoked"
+RETIRED = "this token was signed with a secret that is no longer in use"
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,7 @@ class Principal:
     id: str
     office_id: str | None = None
     case_id: UUID | None = None
+    token_version: int | None = None  # a citizen's: which of the case's tokens it is
 
     def works_at(self, office_id: str | None) -> bool:
         return self.role in ("staff", "ombudsman") and office_id is not None \
@@ -59,19 +78,99 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _case_mac(case_id: UUID) -> str:
-    digest = hmac.new(env("OURVOICE_SECRET").encode(), f"citizen-token:{case_id}".encode(),
-                      hashlib.sha256).digest()
+def _citizen_mac(secret: SigningSecret, case_id: UUID, version: int, seed: bytes) -> str:
+    digest = hmac.new(secret.key, b"citizen-token:%s:%d:" % (case_id.hex.encode(), version)
+                      + seed, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def citizen_token(case_id: UUID) -> str:
-    """The same every time for a case, so a retried submission hands back the same one."""
-    return f"c1.{case_id.hex}.{_case_mac(case_id)}"
+def _citizen_token(secret: SigningSecret, case_id: UUID, version: int, seed: bytes) -> str:
+    """The same every time for a case, version and secret, so a retried submission hands
+    back the same one; nobody without the case's seed can make it."""
+    return (f"{CITIZEN_TOKEN_PREFIX}{secret.id}.{case_id.hex}.{version}."
+            f"{_citizen_mac(secret, case_id, version, seed)}")
+
+
+def _secret_named(secret_id: str) -> SigningSecret | None:
+    return next((s for s in signing_secrets() if s.id == secret_id), None)
+
+
+def issue_citizen_token(cursor, case_id: UUID, version: int, seed: bytes,
+                        now: datetime | None = None) -> str:
+    """Record the case's token of this version and return it. Issued again (a retry,
+    even one racing the first), it is the one recorded first, under the secret that
+    signed it then."""
+    secret = signing_secrets()[0]
+    token = _citizen_token(secret, case_id, version, seed)
+    cursor.execute(
+        """INSERT INTO ourvoice_citizen_tokens (case_id, version, token_hash, secret_id, issued_at)
+           VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (case_id, version) DO UPDATE SET case_id = EXCLUDED.case_id
+           RETURNING secret_id""",
+        (case_id, version, _hash(token), secret.id, now or datetime.now(UTC)),
+    )
+    signed_by = cursor.fetchone()["secret_id"]
+    if signed_by != secret.id:
+        secret = _secret_named(signed_by)
+        if secret is None:
+            raise Unauthenticated(RETIRED)
+        token = _citizen_token(secret, case_id, version, seed)
+    return token
 
 
 def citizen_token_hash(token: str) -> str:
     return _hash(token)
+
+
+def rotate_citizen_token(cursor, principal: Principal, seed: bytes,
+                         now: datetime | None = None) -> str:
+    """A new token for the citizen's case; the one the citizen came with, and any other
+    of the case, is revoked in the same transaction. Two rotations racing with one token:
+    the first wins, the second finds its token revoked."""
+    now = now or datetime.now(UTC)
+    cursor.execute(
+        "SELECT revoked_at FROM ourvoice_citizen_tokens WHERE case_id = %s AND version = %s "
+        "FOR UPDATE", (principal.case_id, principal.token_version))
+    row = cursor.fetchone()
+    if row is None or row["revoked_at"] is not None:
+        raise Unauthenticated(REVOKED)
+    revoke_citizen_tokens(cursor, principal.case_id, "rotated", now)
+    return issue_citizen_token(cursor, principal.case_id, principal.token_version + 1, seed, now)
+
+
+def revoke_citizen_tokens(cursor, case_id: UUID, because: str,
+                          now: datetime | None = None) -> int:
+    """Revoke every token of the case not revoked yet; how many were."""
+    cursor.execute(
+        "UPDATE ourvoice_citizen_tokens SET revoked_at = %s, revoked_because = %s "
+        "WHERE case_id = %s AND revoked_at IS NULL",
+        (now or datetime.now(UTC), because, case_id),
+    )
+    return cursor.rowcount
+
+
+def _citizen(cursor, token: str, now: datetime) -> Principal:
+    parts = token[len(CITIZEN_TOKEN_PREFIX):].split(".")
+    if len(parts) != 4:
+        raise Unauthenticated("this token is not valid")
+    secret_id = parts[0]
+    cursor.execute(
+        """SELECT t.case_id, t.version, t.secret_id, t.revoked_at,
+                  (SELECT max(version) FROM ourvoice_citizen_tokens c
+                   WHERE c.case_id = t.case_id) AS current_version
+           FROM ourvoice_citizen_tokens t WHERE t.token_hash = %s""",
+        (_hash(token),),
+    )
+    row = cursor.fetchone()
+    if row is None or row["secret_id"] != secret_id:
+        raise Unauthenticated("this token is not valid")
+    if row["revoked_at"] is not None or row["version"] != row["current_version"]:
+        raise Unauthenticated(REVOKED)
+    secret = _secret_named(secret_id)
+    if secret is None or not secret.verifies_at(now):
+        raise Unauthenticated(RETIRED)
+    return Principal(role="citizen", id=str(row["case_id"]), case_id=row["case_id"],
+                     token_version=row["version"])
 
 
 def create_principal(cursor, role: str, office_id: str | None, valid_for: timedelta,
@@ -107,15 +206,8 @@ def authenticate(cursor, authorization: str | None, now: datetime | None = None)
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("a Bearer token is required")
-    if token.startswith("c1."):
-        _, case_hex, mac = (token.split(".") + ["", ""])[:3]
-        try:
-            case_id = UUID(hex=case_hex)
-        except ValueError:
-            raise Unauthenticated("this token is not valid") from None
-        if not hmac.compare_digest(mac, _case_mac(case_id)):
-            raise Unauthenticated("this token is not valid")
-        return Principal(role="citizen", id=str(case_id), case_id=case_id)
+    if token.startswith(CITIZEN_TOKEN_PREFIX):
+        return _citizen(cursor, token, now or datetime.now(UTC))
     cursor.execute(
         """SELECT p.id, p.role, p.office_id, p.expires_at, r.revoked_at
            FROM ourvoice_principals p LEFT JOIN ourvoice_revocations r ON r.principal_id = p.id
@@ -126,7 +218,7 @@ def authenticate(cursor, authorization: str | None, now: datetime | None = None)
     if row is None:
         raise Unauthenticated("this token is not valid")
     if row["revoked_at"] is not None:
-        raise Unauthenticated("this token has been revoked")
+        raise Unauthenticated(REVOKED)
     if row["expires_at"] <= (now or datetime.now(UTC)):
         raise Unauthenticated("this token has expired")
     return Principal(role=row["role"], id=str(row["id"]), office_id=row["office_id"])

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from shared.config import SERVICES, env
+from shared.config import SERVICES, check_production, env
 
 
 def service_command(service: str) -> list[str]:
@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("services", nargs="*", metavar="SERVICE",
                             help=f"any of {', '.join(SERVICES)} (default: all)")
     args = parser.parse_args(argv)
+    check_production()  # the same check as every service's, before touching anything
     unknown = set(getattr(args, "services", [])) - set(SERVICES)
     if unknown:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")

@@ -5,8 +5,12 @@ our read models read the same variables."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 DEFAULTS = {
     "AMQP_URI": "amqp://guest:guest@localhost:5672/",
@@ -19,8 +23,11 @@ DEFAULTS = {
     "ROUTING_ADDRESS": "127.0.0.1:8002",
     "NOTIFICATIONS_ADDRESS": "127.0.0.1:8003",
     "REPORTING_ADDRESS": "127.0.0.1:8004",
-    # Signs citizen tokens. Production deployments must set their own.
-    "OURVOICE_SECRET": "local-development-secret-change-me",
+    # Signs citizen tokens: `ID:SECRET` entries, see `signing_secrets`. Production
+    # deployments must set their own.
+    "OURVOICE_SECRET": "dev:local-development-secret-change-me",
+    # How long a closed or withdrawn case's citizen tokens still open it (ISO 8601).
+    "OURVOICE_CITIZEN_TOKEN_RETENTION": "P90D",
     # Wraps each case's key for personal data (base64 of 32 bytes). Production sets its own.
     "OURVOICE_MASTER_KEY": "bG9jYWwtZGV2ZWxvcG1lbnQtbWFzdGVyLWtleS0zMmI=",
     # Relays and projections wake on PostgreSQL notifications; without one they still look
@@ -30,8 +37,17 @@ DEFAULTS = {
 
 SERVICES = ("intake", "routing", "notifications", "reporting")
 
-# Keys that sign or encrypt: in production each must be set, and not to its default.
+# Keys that sign or encrypt: in production each must be long and random.
 SECRETS = ("OURVOICE_SECRET", "OURVOICE_MASTER_KEY")
+ENVIRONMENTS = ("development", "production")
+# 32 random bytes, as `openssl rand -base64 32` or `openssl rand -hex 32` writes them.
+SECRET_BYTES = 32
+HOW_TO_MAKE_ONE = "make one with `openssl rand -base64 32`"
+SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+BARE_SECRET_ID = "0"
+# What the source gives away: never a secret in production.
+DEVELOPMENT_VALUES = ("local-development-secret-change-me", DEFAULTS["OURVOICE_SECRET"],
+                      DEFAULTS["OURVOICE_MASTER_KEY"])
 
 
 def env(name: str) -> str:
@@ -69,16 +85,124 @@ def service_amqp_uri(service: str) -> str:
     return amqp_uri_as(broker_user(service), broker_password(service))
 
 
+def environment() -> str:
+    """`development` (also when unset) or `production`; anything else stops the program,
+    so a misspelt `prod` cannot run a deployment on the development secrets."""
+    value = os.environ.get("OURVOICE_ENV", "development")
+    if value not in ENVIRONMENTS:
+        raise SystemExit(f"OURVOICE_ENV={value!r} is not a mode: set it to exactly "
+                         "'development' or 'production' (unset means development)")
+    return value
+
+
+@dataclass(frozen=True)
+class SigningSecret:
+    id: str
+    key: bytes
+    until: datetime | None = None  # after this instant it verifies no more (None: always)
+
+    def verifies_at(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+
+def signing_secrets() -> list[SigningSecret]:
+    """OURVOICE_SECRET as comma-separated `ID:SECRET` entries. The first signs; each
+    other one, written `ID:SECRET:UNTIL` (UNTIL an ISO 8601 date or time, UTC unless it
+    says otherwise), still verifies what it signed until then, so a new secret can come
+    in without cutting off every citizen at once. A lone secret without an id (as it was
+    written before) has the id "0". Raises ValueError on a malformed value."""
+    entries = [e.strip() for e in env("OURVOICE_SECRET").split(",") if e.strip()]
+    if not entries:
+        raise ValueError("OURVOICE_SECRET is empty")
+    found: list[SigningSecret] = []
+    for position, entry in enumerate(entries):
+        secret_id, colon, rest = entry.partition(":")
+        if not colon:  # a lone secret, as written before secrets had ids
+            secret_id, rest = BARE_SECRET_ID, entry
+        if not SECRET_ID.fullmatch(secret_id):
+            raise ValueError(f"OURVOICE_SECRET entry {position + 1} is not ID:SECRET "
+                             "(ID of 1 to 32 letters, digits, - or _)")
+        key, _, until_text = rest.partition(":")
+        if not key:
+            raise ValueError(f"OURVOICE_SECRET entry {secret_id!r} has no secret")
+        until = None
+        if until_text:
+            if position == 0:
+                raise ValueError(f"OURVOICE_SECRET entry {secret_id!r} signs (it comes "
+                                 "first), so it takes no end date")
+            try:
+                until = datetime.fromisoformat(until_text)
+            except ValueError:
+                raise ValueError(f"OURVOICE_SECRET entry {secret_id!r}: {until_text!r} is "
+                                 "not an ISO 8601 date or time") from None
+            if until.tzinfo is None:
+                until = until.replace(tzinfo=UTC)
+        if any(s.id == secret_id for s in found):
+            raise ValueError(f"OURVOICE_SECRET names {secret_id!r} twice")
+        found.append(SigningSecret(secret_id, key.encode(), until))
+    return found
+
+
+def citizen_token_retention() -> timedelta:
+    """How long a closed or withdrawn case's citizen tokens keep opening it: an ISO 8601
+    duration of days, hours, minutes or seconds (P90D, PT12H). ValueError if malformed."""
+    text = env("OURVOICE_CITIZEN_TOKEN_RETENTION").strip()
+    found = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text)
+    if found is None or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError("OURVOICE_CITIZEN_TOKEN_RETENTION must be an ISO 8601 duration "
+                         f"such as P90D or PT12H, not {text!r}")
+    days, hours, minutes, seconds = (float(part or 0) for part in found.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def weakness(value: str) -> str | None:
+    """Why a secret is not long and random enough for production, or None if it is. It
+    must be the hex or base64 of at least 32 bytes, and those bytes must look random: not
+    text (a phrase encoded), not a few bytes repeated."""
+    text = value.strip()
+    if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
+        raw = bytes.fromhex(text)
+    else:
+        try:
+            raw = base64.b64decode(text.replace("-", "+").replace("_", "/")
+                                   + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return "it is neither hex nor base64"
+    if len(raw) < SECRET_BYTES:
+        return f"it holds {len(raw)} bytes, fewer than {SECRET_BYTES}"
+    # Random bytes are almost never all printable, and 32 of them repeat few values.
+    if all(0x20 <= b < 0x7F for b in raw) or len(set(raw)) < min(len(raw), 256) // 2:
+        return "its bytes are not random (a phrase or a repeated pattern)"
+    return None
+
+
 def check_production() -> None:
-    """With OURVOICE_ENV=production, refuse to run on a secret that is unset or left at
-    its development value: anyone who read the source could forge what it signs or open
-    what it encrypts."""
-    if os.environ.get("OURVOICE_ENV", "development") != "production":
+    """Every program checks this as it starts. OURVOICE_ENV must be a known mode and
+    OURVOICE_SECRET well formed; in production every secret must be long and random, or
+    anyone who read the source (or guessed) could forge what it signs or open what it
+    encrypts."""
+    mode = environment()
+    try:
+        secrets = signing_secrets()
+        citizen_token_retention()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    if mode != "production":
         return
-    weak = [name for name in SECRETS if os.environ.get(name, "") in ("", DEFAULTS[name])]
+    weak = []
+    for name in SECRETS:
+        values = {name: os.environ.get(name, "")}
+        if name == "OURVOICE_SECRET" and values[name]:
+            values = {f"{name} entry {s.id!r}": s.key.decode() for s in secrets}
+        for label, value in values.items():
+            why = "it is unset" if not value else \
+                "it is a development value" if value in DEVELOPMENT_VALUES else weakness(value)
+            if why:
+                weak.append(f"{label} ({why})")
     if weak:
-        raise SystemExit(f"OURVOICE_ENV=production: set {', '.join(weak)} to a secret value "
-                         "of this deployment's own")
+        raise SystemExit("OURVOICE_ENV=production needs long random secrets of this "
+                         f"deployment's own (at least {SECRET_BYTES} random bytes, hex or "
+                         f"base64): {'; '.join(weak)}; {HOW_TO_MAKE_ONE}")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ MATRIX = {
     ("intake", "POST", "/v1/cases/{tracking_code}/feedback"): (CITIZEN,
                                                                {"satisfied": True, "rating": 4}),
     ("intake", "POST", "/v1/cases/{tracking_code}/withdraw"): (CITIZEN, None),
+    ("intake", "POST", "/v1/cases/{tracking_code}/token"): (CITIZEN, None),
     ("intake", "GET", "/open311/v2/services.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/services/{service_code}.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/requests.json"): (PUBLIC, None),

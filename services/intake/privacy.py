@@ -25,6 +25,12 @@ DDL = (
         wrapped_key bytea,       -- NULL once the case's personal data was erased
         erased_at timestamptz
     )""",
+    # The random part of each case's citizen tokens, sealed by the master key: without it
+    # nobody, not even with the signing secret, can make a token for the case.
+    """CREATE TABLE IF NOT EXISTS intake_token_seeds (
+        case_id uuid PRIMARY KEY,
+        sealed_seed bytea NOT NULL
+    )""",
 )
 
 
@@ -75,6 +81,23 @@ def case_key(cursor, master: bytes, case_id: UUID) -> bytes | None:
     return None if stored is None else _open(master, bytes(stored), _key_aad(case_id))
 
 
+def _seed_aad(case_id: UUID) -> bytes:
+    return b"ourvoice-token-seed:" + case_id.bytes
+
+
+def token_seed(cursor, master: bytes, case_id: UUID) -> bytes:
+    """The case's token seed, made on first use; retries racing each other all get the
+    one stored first, hence the same token."""
+    sealed = _seal(master, os.urandom(32), _seed_aad(case_id))
+    cursor.execute(
+        """INSERT INTO intake_token_seeds (case_id, sealed_seed) VALUES (%s, %s)
+           ON CONFLICT (case_id) DO UPDATE SET case_id = EXCLUDED.case_id
+           RETURNING sealed_seed""",
+        (case_id, sealed),
+    )
+    return _open(master, bytes(cursor.fetchone()["sealed_seed"]), _seed_aad(case_id))
+
+
 def stored_key(cursor, master: bytes, case_id: UUID) -> bytes | None:
     cursor.execute("SELECT wrapped_key FROM intake_case_keys WHERE case_id = %s", (case_id,))
     row = cursor.fetchone()
@@ -119,14 +142,16 @@ def open_contact(key: bytes, case_id: UUID, sealed: str) -> dict[str, str] | Non
 
 
 def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tuple[bool, str]:
-    """Destroy the case's key and record PersonalDataErased. Safe to run again: the key
-    stays destroyed and the event is recorded once. Returns (done, what happened)."""
+    """Revoke every citizen token of the case, destroy the case's key and record
+    PersonalDataErased. Safe to run again: the key stays destroyed and the event is
+    recorded once. Returns (done, what happened)."""
     from eventsourcing.application import AggregateNotFoundError
     from eventsourcing.persistence import IntegrityError
 
     from services.intake.domain import case_id_for, normalise_tracking_code
     from services.intake.service import Intake
     from services.intake.views import DDL as VIEWS_DDL
+    from shared import access
     from shared.db import Database
     from shared.store import open_store
 
@@ -136,14 +161,18 @@ def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tupl
     store = open_store(Intake)
     db = Database(max_size=1)
     try:
-        db.migrate(*DDL, *VIEWS_DDL)
+        db.migrate(*access.DDL, *DDL, *VIEWS_DDL)
         for _ in range(3):
             try:
                 case = store.repository.get(case_id_for(code))
             except AggregateNotFoundError:
                 return False, f"no case {code}"
+            # Whoever holds the citizen's phone must not follow the case any more.
+            with db.transaction() as cursor:
+                access.revoke_citizen_tokens(cursor, case.id, "erased")
             if case.personal_data == "none":
-                return True, f"case {code} holds no personal data (anonymous); nothing to erase"
+                return True, (f"case {code} holds no personal data (anonymous); nothing to "
+                              "erase; its citizen tokens are revoked")
             with db.transaction() as cursor:
                 destroy_key(cursor, case.id)
                 cursor.execute("SELECT office_id FROM intake_case_view WHERE case_id = %s",
@@ -160,8 +189,8 @@ def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tupl
         with db.pool.connection() as conn:
             conn.autocommit = True
             conn.execute("VACUUM intake_case_keys")
-        return True, (f"personal data of case {code} erased: its key is destroyed and the "
-                      "history reads it as erased")
+        return True, (f"personal data of case {code} erased: its key is destroyed, the "
+                      "history reads it as erased and its citizen tokens are revoked")
     finally:
         db.close()
         store.close()

@@ -202,6 +202,10 @@ class Submitted(Schema):
     status = fields.String(required=True)
 
 
+class CitizenToken(Schema):
+    citizen_token = fields.String(required=True)
+
+
 class OfficeRef(Schema):
     id = fields.String(required=True)
     name_en = fields.String(required=True)

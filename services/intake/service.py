@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 from services.intake import open311, privacy, views
 from services.intake.appends import NewCases
 from services.intake.domain import (
+    FINAL,
     Case,
     NotAllowed,
     case_id_for,
@@ -32,6 +33,7 @@ from services.intake.schemas import (
     CONTACT_FIELDS,
     CaseView,
     CategoryOut,
+    CitizenToken,
     Feedback,
     Message,
     MessageRecorded,
@@ -42,7 +44,7 @@ from services.intake.schemas import (
 )
 from shared import access
 from shared.categories import categories
-from shared.config import env
+from shared.config import citizen_token_retention, environment, signing_secrets
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
@@ -80,7 +82,7 @@ class Intake(CaseStore):
 
 
 def _secret(purpose: str, value: str) -> bytes:
-    return hmac.new(env("OURVOICE_SECRET").encode(), f"{purpose}:{value}".encode(),
+    return hmac.new(signing_secrets()[0].key, f"{purpose}:{value}".encode(),
                     hashlib.sha256).digest()
 
 
@@ -105,7 +107,7 @@ def open311_keys() -> dict[str, frozenset[str]]:
     `KEY:read-descriptions` also reads the descriptions of ordinary cases."""
     configured = os.environ.get("OURVOICE_OPEN311_KEYS")
     if configured is None:
-        if os.environ.get("OURVOICE_ENV", "development") != "production":
+        if environment() != "production":
             return {DEVELOPMENT_OPEN311_KEY: frozenset()}
         return {}
     keys = {}
@@ -189,9 +191,16 @@ class Service(HealthAndSpec):
             tracking_code = new_tracking_code(idempotency_key)
             case_id = case_id_for(tracking_code)
             sealed, erased = None, False
+            with self.db.transaction() as cursor:
+                data_key = privacy.case_key(cursor, self.master_key, case_id) if contact else None
+                try:
+                    token = access.issue_citizen_token(
+                        cursor, case_id, 1, privacy.token_seed(cursor, self.master_key, case_id))
+                except access.Unauthenticated:
+                    raise HttpError(409, {"Idempotency-Key": [
+                        "this submission's token was signed with a secret no longer in use; "
+                        "submit again without the key"]}) from None
             if contact:
-                with self.db.transaction() as cursor:
-                    data_key = privacy.case_key(cursor, self.master_key, case_id)
                 # No key: it was erased, so this code belongs to a case that exists.
                 erased = data_key is None
                 sealed = None if erased else privacy.seal_contact(data_key, case_id, contact)
@@ -206,7 +215,7 @@ class Service(HealthAndSpec):
                 anonymous=complainant["anonymous"],
                 gender=complainant["gender"],
                 rating=payload.get("rating"),
-                citizen_token_hash=access.citizen_token_hash(access.citizen_token(case_id)),
+                citizen_token_hash=access.citizen_token_hash(token),
                 fingerprint=fingerprint({"channel": channel, **payload}),
                 channel=channel,
                 sensitive=category.sensitive,
@@ -221,7 +230,7 @@ class Service(HealthAndSpec):
                     raise HttpError(409, {"Idempotency-Key": [
                         "already used for a different submission"]})
             return {"case_id": case_id, "tracking_code": tracking_code,
-                    "citizen_token": access.citizen_token(case_id), "status": "submitted"}
+                    "citizen_token": token, "status": "submitted"}
         raise RuntimeError("no free tracking code after three draws")
 
     def _record_new(self, case: Case) -> bool:
@@ -243,7 +252,36 @@ class Service(HealthAndSpec):
         case = self._case(tracking_code)
         if principal.case_id != case.id:
             raise forbidden("this token does not open this case")
+        self._keep_within_retention(case)
         return case
+
+    def _keep_within_retention(self, case: Case) -> None:
+        """A closed or withdrawn case stays open to its tokens for the retention period,
+        then they are revoked, here, the first time one is used after it: no timer."""
+        with self.db.transaction() as cursor:
+            cursor.execute("SELECT status, status_at FROM intake_case_view WHERE case_id = %s",
+                           (case.id,))
+            view = cursor.fetchone()
+            if view is None or view["status"] not in FINAL:
+                return
+            if view["status_at"] + citizen_token_retention() > datetime.now(UTC):
+                return
+            access.revoke_citizen_tokens(cursor, case.id, "retention")
+        raise HttpError(401, {"Authorization": [access.REVOKED]})
+
+    @endpoint("POST", "/v1/cases/{tracking_code}/token", allow=("citizen",),
+              response=CitizenToken, status=201)
+    def rotate_token(self, request, tracking_code, principal):
+        """A new citizen token for the case; the one sent is refused from now on (for a
+        phone that may be lost, or to move to a new signing secret)."""
+        case = self._citizens_case(tracking_code, principal)
+        with self.db.transaction() as cursor:
+            seed = privacy.token_seed(cursor, self.master_key, case.id)
+            try:
+                token = access.rotate_citizen_token(cursor, principal, seed)
+            except access.Unauthenticated as refusal:
+                raise HttpError(401, {"Authorization": [str(refusal)]}) from None
+        return {"citizen_token": token}
 
     def _view(self, case_id: UUID) -> dict:
         with self.db.transaction() as cursor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import subprocess
 import threading
 import time
@@ -178,8 +179,8 @@ def test_compose_will_not_start_without_the_secrets(stack, tmp_path):
 def test_the_operators_files_make_a_valid_stack(stack, tmp_path):
     """deploy/.env.example with its secrets filled in, and the ports the host publishes."""
     example = (ROOT / "deploy" / ".env.example").read_text()
-    filled = {"OURVOICE_SECRET": "x" * 64,
-              "OURVOICE_MASTER_KEY": base64.b64encode(b"k" * 32).decode(),
+    filled = {"OURVOICE_SECRET": "2026a:" + secrets.token_hex(32),
+              "OURVOICE_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
               "RABBITMQ_PASSWORD": "r" * 48, "POSTGRES_PASSWORD": "p" * 48,
               **{f"{s.upper()}_BROKER_PASSWORD": s[0] * 48 for s in SERVICES}}
     for name, value in filled.items():
