@@ -23,6 +23,9 @@ DEFAULTS = {
     "OURVOICE_SECRET": "local-development-secret-change-me",
     # Wraps each case's key for personal data (base64 of 32 bytes). Production sets its own.
     "OURVOICE_MASTER_KEY": "bG9jYWwtZGV2ZWxvcG1lbnQtbWFzdGVyLWtleS0zMmI=",
+    # Signs the hash chains' checkpoints (Ed25519, base64 of the 32-byte private key).
+    "OURVOICE_CHECKPOINT_KEY": "bG9jYWwtZGV2ZWxvcG1lbnQtY2hlY2twb2ludC1rZXk=",
+    "OURVOICE_CHECKPOINT_SECONDS": "600",
     # Relays and projections wake on PostgreSQL notifications; without one they still look
     # at their log this often, in case a notification was missed.
     "OURVOICE_POLL_SECONDS": "1.0",
@@ -31,7 +34,7 @@ DEFAULTS = {
 SERVICES = ("intake", "routing", "notifications", "reporting")
 
 # Keys that sign or encrypt: in production each must be set, and not to its default.
-SECRETS = ("OURVOICE_SECRET", "OURVOICE_MASTER_KEY")
+SECRETS = ("OURVOICE_SECRET", "OURVOICE_MASTER_KEY", "OURVOICE_CHECKPOINT_KEY")
 
 
 def env(name: str) -> str:

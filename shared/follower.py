@@ -27,7 +27,10 @@ from shared.db import TRANSIENT, Database
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[psycopg.Cursor, Sequence[Notification]], None]
+# A handler may return how many of the notifications (from the first) it handled, when
+# not all: the position then stops after the last of those (the relay does, at an event
+# whose chain link does not hold).
+Handler = Callable[[psycopg.Cursor, Sequence[Notification]], int | None]
 
 
 class Doorbell:
@@ -113,12 +116,14 @@ class LogFollower:
             )
             if not notifications:
                 return 0
-            self.handle(cursor, notifications)
-            cursor.execute(
-                "UPDATE ourvoice_followers SET position = %s WHERE name = %s",
-                (notifications[-1].id, self.name),
-            )
-            return len(notifications)
+            handled = self.handle(cursor, notifications)
+            done = notifications if handled is None else notifications[:handled]
+            if done:
+                cursor.execute(
+                    "UPDATE ourvoice_followers SET position = %s WHERE name = %s",
+                    (done[-1].id, self.name),
+                )
+            return len(done)
 
     def run(self) -> None:
         """Follow until stopped; outages of the database or broker are waited out."""
