@@ -339,7 +339,7 @@ def verify_rows(conn: psycopg.Connection, chain: RowChain, expected: Head | None
                        kind="rows")
 
     def row_link_of(previous: bytes, key: str, content: Sequence) -> bytes:
-        return row_link(previous, key, content[0].encode())
+        return row_link(previous, key, bytes(content[0]))
 
     return _check(chain.name, _walk_rows(conn, chain), row_link_of, chain.noun, "rows",
                   expected)
@@ -421,8 +421,10 @@ class RelayCheck:
         self.verified: tuple[int, bytes] | None = None  # (chain position, hash)
         self.checked = self.verified  # the last link `holding` verified, not yet published
         self.stopped: Stop | None = None
+        self.alarm_may_stand = True  # an alarm of an earlier run may still be recorded
         self.query = sql.SQL(
-            "SELECT c.notification_id, c.position, c.hash, p.position, p.hash FROM {chain} c"
+            "SELECT c.notification_id, c.position, c.hash, p.position AS previous_position,"
+            " p.hash AS previous FROM {chain} c"
             " LEFT JOIN LATERAL (SELECT position, hash FROM {chain} WHERE position < c.position"
             "  ORDER BY position DESC LIMIT 1) p ON true"
             " WHERE c.notification_id = ANY(%s)").format(
@@ -468,6 +470,7 @@ class RelayCheck:
             log.warning("relay %s goes on: notification %s no longer stops it", self.store,
                         self.stopped.notification_id)
         self.stopped = stop
+        self.alarm_may_stand = stop is not None
         if not published and stop is None:
             return
         cursor.execute(
@@ -483,6 +486,20 @@ class RelayCheck:
              "hash": self.verified[1] if published else None,
              "stopped": stop.notification_id if stop else None,
              "reason": stop.reason if stop else None})
+
+
+    def caught_up(self, cursor) -> None:
+        """Nothing is left to publish, so nothing stops the relay (the row that did is
+        gone): an alarm still recorded is cleared."""
+        if not self.alarm_may_stand:
+            return
+        cursor.execute("UPDATE ourvoice_relay_chain SET stopped_at = NULL, reason = NULL,"
+                       " since = now() WHERE store = %s AND stopped_at IS NOT NULL",
+                       (self.store,))
+        if self.stopped is not None:
+            log.warning("relay %s goes on: notification %s no longer stops it", self.store,
+                        self.stopped.notification_id)
+        self.stopped, self.alarm_may_stand = None, False
 
 
 def relay_alarms(cursor) -> list[tuple[str, int, str, datetime]]:

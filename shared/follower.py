@@ -115,6 +115,9 @@ class LogFollower:
                 start=row["position"], limit=self.batch_size, inclusive_of_start=False
             )
             if not notifications:
+                caught_up = getattr(self.handle, "caught_up", None)
+                if caught_up is not None:  # the relay clears an alarm that no longer holds
+                    caught_up(cursor)
                 return 0
             handled = self.handle(cursor, notifications)
             done = notifications if handled is None else notifications[:handled]

@@ -146,3 +146,6 @@ class Relay:
         self.publisher.publish(list(outgoing(self.source, self.app, held)))
         self.chain.record(cursor, held, stop)
         return len(held)
+
+    def caught_up(self, cursor) -> None:
+        self.chain.caught_up(cursor)
