@@ -9,7 +9,8 @@ import pytest
 from shared.config import DEFAULTS, check_production
 
 OWN_KEYS = {"OURVOICE_SECRET": "a-signing-key-of-this-deployment",
-            "OURVOICE_MASTER_KEY": "dGhpcy1kZXBsb3ltZW50cy1vd24tbWFzdGVyLWtleSE="}
+            "OURVOICE_MASTER_KEY": "dGhpcy1kZXBsb3ltZW50cy1vd24tbWFzdGVyLWtleSE=",
+            "OURVOICE_CHECKPOINT_KEY": "dGhpcy1kZXBsb3ltZW50J3MtY2hlY2twb2ludC1rZXk="}
 
 
 @pytest.mark.parametrize("name", sorted(OWN_KEYS))

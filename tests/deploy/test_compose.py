@@ -180,6 +180,7 @@ def test_the_operators_files_make_a_valid_stack(stack, tmp_path):
     example = (ROOT / "deploy" / ".env.example").read_text()
     filled = {"OURVOICE_SECRET": "x" * 64,
               "OURVOICE_MASTER_KEY": base64.b64encode(b"k" * 32).decode(),
+              "OURVOICE_CHECKPOINT_KEY": base64.b64encode(b"c" * 32).decode(),
               "RABBITMQ_PASSWORD": "r" * 48, "POSTGRES_PASSWORD": "p" * 48}
     for name, value in filled.items():
         example = example.replace(f"\n{name}=\n", f"\n{name}={value}\n")
