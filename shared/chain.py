@@ -240,19 +240,28 @@ def _exists(conn: psycopg.Connection, table: str) -> bool:
 
 
 def _walk(conn: psycopg.Connection, store: str) -> Iterator[tuple]:
-    """Chain links and events side by side, in chain order; an event that has no link
-    (inserted behind the trigger's back) comes last, a link whose event is gone keeps
-    its place with the event's columns empty."""
-    query = sql.SQL(
-        "SELECT c.position, coalesce(c.notification_id, e.notification_id), c.hash,"
-        " e.notification_id IS NOT NULL, e.originator_id, e.originator_version, e.topic, e.state"
-        " FROM {chain} c FULL JOIN {events} e ON e.notification_id = c.notification_id"
-        " ORDER BY c.position NULLS LAST, e.notification_id"
-    ).format(chain=sql.Identifier(f"{store}_chain"), events=sql.Identifier(f"{store}_events"))
-    with conn.transaction(), conn.cursor(name=f"verify_{store}") as cursor:
-        cursor.itersize = 5000
-        cursor.execute(query)
-        yield from cursor
+    """Chain links and their events side by side, in chain order (a link whose event is
+    gone has the event's columns empty); then the events that have no link (inserted
+    behind the trigger's back). Two queries, each following an index, so a walk of a
+    million links streams without a sort."""
+    names = {"chain": sql.Identifier(f"{store}_chain"),
+             "events": sql.Identifier(f"{store}_events")}
+    linked = sql.SQL(
+        "SELECT c.position, c.notification_id, c.hash, e.notification_id IS NOT NULL,"
+        " e.originator_id, e.originator_version, e.topic, e.state"
+        " FROM {chain} c LEFT JOIN {events} e ON e.notification_id = c.notification_id"
+        " ORDER BY c.position").format(**names)
+    unlinked = sql.SQL(
+        "SELECT NULL, e.notification_id, NULL, true, e.originator_id, e.originator_version,"
+        " e.topic, e.state FROM {events} e WHERE NOT EXISTS"
+        " (SELECT 1 FROM {chain} c WHERE c.notification_id = e.notification_id)"
+        " ORDER BY e.notification_id").format(**names)
+    with conn.transaction():
+        for n, query in enumerate((linked, unlinked)):
+            with conn.cursor(name=f"verify_{store}_{n}") as cursor:
+                cursor.itersize = 5000
+                cursor.execute(query)
+                yield from cursor
 
 
 def _walk_rows(conn: psycopg.Connection, chain: RowChain) -> Iterator[tuple]:
