@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from shared.chain import RowChain
 from shared.config import SigningSecret, signing_secrets
 
 ROLES = ("staff", "ombudsman", "auditor", "admin")
@@ -55,6 +56,17 @@ DDL = (
 CITIZEN_TOKEN_PREFIX = "c2."
 REVOKED = "this token has been revoked"
 RETIRED = "this token was signed with a secret that is no longer in use"
+
+# Who may do what is only ever appended to (a principal, then perhaps its revocation),
+# so both tables are hash-chained like the event stores: a revocation deleted behind
+# the chain's back, which would let a revoked principal in again, shows in `audit verify`.
+CHAINED = (
+    RowChain("ourvoice_principals", "id",
+             ("id", "token_hash", "role", "office_id", "created_at", "expires_at"), "principal"),
+    RowChain("ourvoice_revocations", "principal_id", ("principal_id", "revoked_at"),
+             "revocation"),
+)
+DDL = (*DDL, *(statement for chain in CHAINED for statement in chain.ddl()))
 
 
 @dataclass(frozen=True)

@@ -290,8 +290,19 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("tracking_code")
     history.add_argument("--as-of", metavar="TIME", help="the case as it stood then (ISO 8601)")
     history.add_argument("--json", action="store_true", help="for machines")
-    audit_actions.add_parser(
-        "verify", help="check every store's hash chain; exit 1 naming the first broken link")
+    verifying = audit_actions.add_parser(
+        "verify", help="check every hash chain; exit 1 naming the first broken link")
+    verifying.add_argument("--against", metavar="CHECKPOINT_FILE",
+                           help="a signed checkpoint the chains must still pass through")
+    verifying.add_argument("--public-key", help="the key the checkpoint must be signed with "
+                           "(base64; default: this deployment's, from OURVOICE_CHECKPOINT_KEY)")
+    checkpointing = audit_actions.add_parser(
+        "checkpoint", help="sign every chain's head, print it (JSON) and publish it on "
+        "ourvoice.audit")
+    checkpointing.add_argument("--out", metavar="FILE", help="also write it to this file")
+    checkpointing.add_argument("--no-publish", action="store_true",
+                               help="do not publish it to the broker")
+    audit_actions.add_parser("public-key", help="the key checkpoints are verified with (base64)")
     projections = commands.add_parser("projections", help="read models: rebuild and status")
     projection_actions = projections.add_subparsers(dest="action", required=True)
     rebuilding = projection_actions.add_parser(

@@ -30,6 +30,9 @@ DEFAULTS = {
     "OURVOICE_CITIZEN_TOKEN_RETENTION": "P90D",
     # Wraps each case's key for personal data (base64 of 32 bytes). Production sets its own.
     "OURVOICE_MASTER_KEY": "bG9jYWwtZGV2ZWxvcG1lbnQtbWFzdGVyLWtleS0zMmI=",
+    # Signs the hash chains' checkpoints (Ed25519, base64 of the 32-byte private key).
+    "OURVOICE_CHECKPOINT_KEY": "bG9jYWwtZGV2ZWxvcG1lbnQtY2hlY2twb2ludC1rZXk=",
+    "OURVOICE_CHECKPOINT_SECONDS": "600",
     # Relays and projections wake on PostgreSQL notifications; without one they still look
     # at their log this often, in case a notification was missed.
     "OURVOICE_POLL_SECONDS": "1.0",
@@ -38,7 +41,7 @@ DEFAULTS = {
 SERVICES = ("intake", "routing", "notifications", "reporting")
 
 # Keys that sign or encrypt: in production each must be long and random.
-SECRETS = ("OURVOICE_SECRET", "OURVOICE_MASTER_KEY")
+SECRETS = ("OURVOICE_SECRET", "OURVOICE_MASTER_KEY", "OURVOICE_CHECKPOINT_KEY")
 ENVIRONMENTS = ("development", "production")
 # 32 random bytes, as `openssl rand -base64 32` or `openssl rand -hex 32` writes them.
 SECRET_BYTES = 32
@@ -47,7 +50,7 @@ SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 BARE_SECRET_ID = "0"
 # What the source gives away: never a secret in production.
 DEVELOPMENT_VALUES = ("local-development-secret-change-me", DEFAULTS["OURVOICE_SECRET"],
-                      DEFAULTS["OURVOICE_MASTER_KEY"])
+                      DEFAULTS["OURVOICE_MASTER_KEY"], DEFAULTS["OURVOICE_CHECKPOINT_KEY"])
 
 
 def env(name: str) -> str:

@@ -27,7 +27,10 @@ from shared.db import TRANSIENT, Database
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[psycopg.Cursor, Sequence[Notification]], None]
+# A handler may return how many of the notifications (from the first) it handled, when
+# not all: the position then stops after the last of those (the relay does, at an event
+# whose chain link does not hold).
+Handler = Callable[[psycopg.Cursor, Sequence[Notification]], int | None]
 
 
 class Doorbell:
@@ -112,13 +115,18 @@ class LogFollower:
                 start=row["position"], limit=self.batch_size, inclusive_of_start=False
             )
             if not notifications:
+                caught_up = getattr(self.handle, "caught_up", None)
+                if caught_up is not None:  # the relay clears an alarm that no longer holds
+                    caught_up(cursor)
                 return 0
-            self.handle(cursor, notifications)
-            cursor.execute(
-                "UPDATE ourvoice_followers SET position = %s WHERE name = %s",
-                (notifications[-1].id, self.name),
-            )
-            return len(notifications)
+            handled = self.handle(cursor, notifications)
+            done = notifications if handled is None else notifications[:handled]
+            if done:
+                cursor.execute(
+                    "UPDATE ourvoice_followers SET position = %s WHERE name = %s",
+                    (done[-1].id, self.name),
+                )
+            return len(done)
 
     def run(self) -> None:
         """Follow until stopped; outages of the database or broker are waited out."""

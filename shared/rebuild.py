@@ -385,7 +385,15 @@ def command(args) -> int:
                 table.add_row(row["name"], row["fed_by"], f"{row['position']:,}",
                               f"{row['head']:,}", f"{row['behind']:,}")
             console.print(table)
-            return 0
+            from shared.chain import relay_alarms
+
+            with db.transaction() as cursor:
+                alarms = relay_alarms(cursor)
+            for store, notification_id, reason, since in alarms:
+                console.print(f"relay {store}: STOPPED at notification {notification_id} since "
+                              f"{since.isoformat(timespec='seconds')}: {reason}", style="red",
+                              soft_wrap=True)
+            return 1 if alarms else 0
         names = list(models) if args.all else args.names
         unknown = [n for n in names if n not in models]
         if unknown or not names:

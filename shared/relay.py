@@ -4,7 +4,11 @@ It follows the store's notification log (see follower.py), publishes each public
 persistently on a channel in confirm mode, waits until the broker has confirmed the whole
 batch, and only then lets the follower move its position. Killed at any moment, it
 publishes again from the last confirmed position: consumers drop what they already had
-by its (source, position), so nothing is lost and no effect is doubled."""
+by its (source, position), so nothing is lost and no effect is doubled.
+
+Before publishing, it checks each event's link in the store's hash chain (see
+chain.py): an event whose link does not hold is not published, and the relay stops
+there, saying so, until it holds (the row taken out, the chain put right)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from shared import topology
+from shared.chain import RelayCheck
 from shared.events import public_event, routing_key
 
 log = logging.getLogger(__name__)
@@ -43,8 +48,9 @@ class ConfirmedPublisher:
     sends with `multiple` set) are counted afterwards, instead of one round trip each."""
 
     def __init__(self, amqp_uri: str, *, confirm_timeout: float = 30.0,
-                 stamp_user: bool = True):
+                 exchange: kombu.Exchange = topology.EVENTS, stamp_user: bool = True):
         self.amqp_uri = amqp_uri
+        self.exchange = exchange
         self.confirm_timeout = confirm_timeout
         # Every message carries the broker user it was published as, which RabbitMQ checks
         # against the connection's: consumers believe its source from that alone.
@@ -59,7 +65,7 @@ class ConfirmedPublisher:
         self.connection = kombu.Connection(self.amqp_uri, heartbeat=0)
         self.connection.ensure_connection(max_retries=1)
         self.channel = self.connection.channel()
-        topology.EVENTS(self.channel).declare()
+        self.exchange(self.channel).declare()
         self.channel.confirm_select()
         self.channel.events["basic_ack"].add(self._on_ack)
         self.channel.events["basic_nack"].add(self._on_nack)
@@ -78,7 +84,7 @@ class ConfirmedPublisher:
         try:
             if self.connection is None:
                 self._open()
-            producer = kombu.Producer(self.channel, exchange=topology.EVENTS)
+            producer = kombu.Producer(self.channel, exchange=self.exchange)
             for message in messages:
                 producer.publish(
                     message.body,
@@ -135,6 +141,15 @@ class Relay:
         self.source = source
         self.app = app
         self.publisher = publisher
+        self.chain = RelayCheck(source)
 
-    def __call__(self, cursor, notifications: Sequence[Notification]) -> None:
-        self.publisher.publish(list(outgoing(self.source, self.app, notifications)))
+    def __call__(self, cursor, notifications: Sequence[Notification]) -> int:
+        """Publishes the leading notifications whose links hold; returns how many, so
+        the follower's position stops before one that does not."""
+        held, stop = self.chain.holding(cursor, notifications)
+        self.publisher.publish(list(outgoing(self.source, self.app, held)))
+        self.chain.record(cursor, held, stop)
+        return len(held)
+
+    def caught_up(self, cursor) -> None:
+        self.chain.caught_up(cursor)

@@ -1,4 +1,5 @@
-"""`ourvoice audit history` and `ourvoice audit verify`, for auditors at a terminal."""
+"""`ourvoice audit history`, `verify`, `checkpoint` and `public-key`, for auditors at a
+terminal."""
 
 from __future__ import annotations
 
@@ -39,24 +40,90 @@ def history(args) -> int:
 
 
 def verify(args) -> int:
-    """Walk every store's chain; exit 0 when all hold, else 1 naming the first break."""
+    """Walk every chain from the genesis; with --against, through a signed checkpoint's
+    heads too. Exit 0 when all hold, 1 naming each break, 2 for a file not to be read."""
+    from shared import checkpoint
+    from shared.chain import relay_alarms, verify_rows
     from shared.chain import verify as verify_store
     from shared.config import Postgres
-    from shared.logs import store_classes
 
+    expected = {}
+    if args.against:
+        try:
+            with open(args.against, encoding="utf-8") as file:
+                found = json.load(file)
+        except (OSError, ValueError) as error:
+            print(f"{args.against}: {error}", file=sys.stderr)
+            return 2
+        try:
+            trusted = (checkpoint.public_key(args.public_key) if args.public_key
+                       else checkpoint.private_key().public_key())
+            signed = checkpoint.read(found, trusted)
+        except checkpoint.BadCheckpoint as error:
+            print(f"{args.against}: REFUSED: {error}")
+            return 1
+        print(f"checkpoint of {found['made_at']}: signature holds for key "
+              f"{checkpoint.public_key_text(trusted)}")
+        expected = {head.chain: head for head in signed}
+    stores, tables = checkpoint.all_chains()
     broken = False
     with psycopg.connect(Postgres.from_env().conninfo()) as conn:
-        for store in store_classes():
-            verdict = verify_store(conn, store)
-            if verdict.intact:
-                print(f"{store}: {verdict.links:,} events, chain intact"
-                      + (f", head {verdict.head}" if verdict.head else ""))
-            else:
-                broken = True
-                print(f"{store}: BROKEN at notification {verdict.broken_at}: {verdict.reason} "
-                      f"({verdict.links:,} events before it hold)")
+        verdicts = [verify_store(conn, store, expected.pop(store, None)) for store in stores]
+        verdicts += [verify_rows(conn, table, expected.pop(table.name, None)) for table in tables]
+        with conn.cursor() as cursor:
+            alarms = relay_alarms(cursor)
+    for verdict in verdicts:
+        unit = "events" if verdict.kind == "events" else "rows"
+        if verdict.intact:
+            print(f"{verdict.store}: {verdict.links:,} {unit}, chain intact"
+                  + (f", head {verdict.head}" if verdict.head else "")
+                  + (", through the checkpoint's head" if args.against and verdict.links
+                     else ""))
+            continue
+        broken = True
+        print(f"{verdict.store}: BROKEN at {verdict.where}: {verdict.reason}"
+              + (f" (case {verdict.case})" if verdict.case else "")
+              + f" ({verdict.links:,} links before it hold)")
+    for name in expected:  # a chain the checkpoint signed that is not even known now
+        broken = True
+        print(f"{name}: BROKEN: the checkpoint has this chain and the database does not")
+    for store, notification_id, reason, since in alarms:
+        broken = True
+        print(f"relay {store}: STOPPED at notification {notification_id} since "
+              f"{since.isoformat(timespec='seconds')}: {reason}")
     return 1 if broken else 0
 
 
+def make_checkpoint(args) -> int:
+    """Sign the chains' heads, print the checkpoint, write it to --out and publish it."""
+    from shared import checkpoint
+    from shared.config import Postgres, env
+    from shared.relay import ConfirmedPublisher
+
+    stores, tables = checkpoint.all_chains()
+    with psycopg.connect(Postgres.from_env().conninfo()) as conn:
+        made = checkpoint.make(conn, stores, tables)
+    text = json.dumps(made, indent=2)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+    print(text)
+    if not args.no_publish:
+        publisher = ConfirmedPublisher(env("AMQP_URI"), exchange=checkpoint.AUDIT)
+        try:
+            checkpoint.publish(publisher, made)
+        finally:
+            publisher.close()
+    return 0
+
+
+def public_key(args) -> int:
+    from shared import checkpoint
+
+    print(checkpoint.public_key_text(checkpoint.private_key().public_key()))
+    return 0
+
+
 def command(args) -> int:
-    return history(args) if args.action == "history" else verify(args)
+    return {"history": history, "verify": verify, "checkpoint": make_checkpoint,
+            "public-key": public_key}[args.action](args)

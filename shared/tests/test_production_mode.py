@@ -13,7 +13,8 @@ import pytest
 from shared.config import DEFAULTS, check_production, signing_secrets, weakness
 
 OWN_KEYS = {"OURVOICE_SECRET": "2026a:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-            "OURVOICE_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+            "OURVOICE_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "OURVOICE_CHECKPOINT_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
 
 
 @pytest.fixture

@@ -181,6 +181,7 @@ def test_the_operators_files_make_a_valid_stack(stack, tmp_path):
     example = (ROOT / "deploy" / ".env.example").read_text()
     filled = {"OURVOICE_SECRET": "2026a:" + secrets.token_hex(32),
               "OURVOICE_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+              "OURVOICE_CHECKPOINT_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
               "RABBITMQ_PASSWORD": "r" * 48, "POSTGRES_PASSWORD": "p" * 48,
               **{f"{s.upper()}_BROKER_PASSWORD": s[0] * 48 for s in SERVICES}}
     for name, value in filled.items():
