@@ -499,6 +499,13 @@ def openapi_document(service_class: type, title: str) -> dict:
             operation["responses"]["401"] = {"description": "no valid token", **error}
             operation["responses"]["403"] = {"description": "not allowed", **error}
         operation["responses"]["404"] = {"description": "not found", **error}
+        if route["body"] is not None or route.get("form") is not None:
+            operation["responses"]["413"] = {"description": "the body is too large", **error}
+        if route["public"] and route["method"] == "get":
+            operation["responses"]["429"] = {
+                "description": "too many reads from this address", **error,
+                "headers": {"Retry-After": {"description": "seconds to wait",
+                                            "schema": {"type": "integer"}}}}
         for code, description in route.get("errors", {}).items():
             operation["responses"][str(code)] = {"description": description, **error}
             if code == 429:
