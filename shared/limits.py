@@ -63,6 +63,10 @@ def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
+class SettingError(ValueError):
+    """A setting in the environment that is not what it must be."""
+
+
 def setting(name: str, default: float, *, whole: bool = True, minimum: float = 0,
             meaning: str = "") -> float:
     """A number from the environment; anything else stops the service with a message
@@ -76,6 +80,6 @@ def setting(name: str, default: float, *, whole: bool = True, minimum: float = 0
         number = None
     if number is None or not math.isfinite(number) or number < minimum:
         kind = "a whole number" if whole else "a number"
-        raise ValueError(f"{name} must be {kind} of at least {minimum:g}"
+        raise SettingError(f"{name} must be {kind} of at least {minimum:g}"
                          f"{'; ' + meaning if meaning else ''} (given {value!r})")
     return number

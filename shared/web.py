@@ -249,7 +249,8 @@ class BoundedWebServer(WebServer):
     slow client holds a green thread of the connection, never one of the service's
     workers, so it cannot stall the others (nor /health)."""
 
-    def start(self):
+    def setup(self):
+        # Read at setup, so a wrong setting stops the service before it listens.
         self.read_timeout = setting(
             "OURVOICE_HTTP_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS, whole=False,
             minimum=0.1, meaning="seconds a client has to send a request's headers, and "
@@ -259,7 +260,7 @@ class BoundedWebServer(WebServer):
         self.public_reads = RateLimit(setting(
             "OURVOICE_PUBLIC_READS_PER_MINUTE", DEFAULT_PUBLIC_READS_PER_MINUTE,
             meaning="0 turns the limit off"))
-        super().start()
+        super().setup()
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=BoundedProtocol, debug=False):
         server = wsgi.Server(

@@ -6,6 +6,7 @@ reads are rate limited, and no log line puts a client's address beside a case.""
 import re
 import select
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +14,8 @@ import uuid
 import pytest
 import requests
 
-from tests.system import complaint, submit, wait_until
+from shared.cli import service_command
+from tests.system import ROOT, complaint, free_port, submit, wait_until
 from tests.test_intake_lifecycle import citizen, office, view, view_in
 
 pytestmark = pytest.mark.e2e
@@ -260,6 +262,17 @@ def test_public_reads_are_rate_limited_per_address(system):
     assert int(response.headers["Retry-After"]) >= 1
     # Each service keeps its own count.
     assert requests.get(system.url("routing", "/v1/offices"), timeout=30).status_code == 200
+
+
+@pytest.mark.parametrize("name, value", [("OURVOICE_MAX_BODY_BYTES", "lots"),
+                                         ("OURVOICE_HTTP_READ_TIMEOUT_SECONDS", "0"),
+                                         ("OURVOICE_MESSAGES_PER_DAY", "-1")])
+def test_a_wrong_limit_stops_the_service_saying_why(system, name, value):
+    env = {**system.env, name: value, "INTAKE_ADDRESS": f"127.0.0.1:{free_port()}"}
+    done = subprocess.run(service_command("intake"), env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith(f"intake: {name} must be a ")
 
 
 def test_no_log_line_puts_a_client_address_beside_a_case(system):
