@@ -175,7 +175,9 @@ DEFAULT_PUBLIC_READS_PER_MINUTE = 600
 LINGER_SECONDS = 1.0
 
 
-class BodyRefused(Exception):
+class Refused(Exception):
+    """A request answered by the server itself, before any worker sees it."""
+
     def __init__(self, response: Response):
         super().__init__(response.status)
         self.response = response
@@ -276,7 +278,7 @@ class BoundedWebServer(WebServer):
         return BoundedWsgiApp(self)
 
     def admit(self, provider: HttpEntrypoint, environ: dict) -> None:
-        """Refuse (BodyRefused) what must not reach a worker; else leave the body, read
+        """Refuse (Refused) what must not reach a worker; else leave the body, read
         whole, in the environ."""
         length = environ.get("CONTENT_LENGTH")
         if length and int(length) > self.max_body_bytes:
@@ -285,7 +287,7 @@ class BoundedWebServer(WebServer):
             wait = self.public_reads.admit(environ.get("REMOTE_ADDR", ""))
             if wait is not None:
                 seconds = retry_after(wait)
-                raise BodyRefused(error_response(
+                raise Refused(error_response(
                     429, {"_": [f"too many requests from this address; try again in {seconds} s"]},
                     headers={"Retry-After": seconds}))
         body = self._read_body(environ)
@@ -315,9 +317,9 @@ class BoundedWebServer(WebServer):
         return b"".join(parts)
 
     @staticmethod
-    def _refuse(environ: dict, status: int, message: str) -> BodyRefused:
+    def _refuse(environ: dict, status: int, message: str) -> Refused:
         environ["ourvoice.refuse_body"]()
-        return BodyRefused(error_response(status, {"_": [message]}))
+        return Refused(error_response(status, {"_": [message]}))
 
 
 class BoundedWsgiApp(WsgiApp):
@@ -331,7 +333,7 @@ class BoundedWsgiApp(WsgiApp):
             answer = provider.handle_request(request)
         except HTTPException as exc:
             answer = exc
-        except BodyRefused as refusal:
+        except Refused as refusal:
             answer = refusal.response
         return answer(environ, start_response)
 
