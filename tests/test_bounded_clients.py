@@ -147,6 +147,7 @@ def test_a_ten_megabyte_body_is_refused_before_it_is_sent(system):
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert f"the body is larger than {MAX_BODY} bytes".encode() in answer
     assert sent < ten_mb // 2, f"{sent} bytes went before the refusal"
+    print(f"10 MB announced: refused after {sent} bytes of the body")
 
     # Without a length announced, the body is counted as it comes.
     chunk = b"10000\r\n" + b" " * 0x10000 + b"\r\n"
@@ -155,6 +156,7 @@ def test_a_ten_megabyte_body_is_refused_before_it_is_sent(system):
         sent, answer = send_until_answered(sock, ten_mb, chunk)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < ten_mb // 2, f"{sent} bytes went before the refusal"
+    print(f"10 MB chunked: refused after {sent} bytes of the body")
 
     # A body within the limit still works, chunked or not.
     assert submit(system)["status"] == "submitted"
