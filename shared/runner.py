@@ -25,6 +25,7 @@ import sys  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
 from shared.config import SERVICES, check_production, env, service_amqp_uri  # noqa: E402
+from shared.limits import SettingError  # noqa: E402
 
 
 def config_for(service: str) -> dict:
@@ -53,6 +54,9 @@ def main(service: str) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    runner.start()
+    try:
+        runner.start()
+    except SettingError as error:
+        sys.exit(f"{service}: {error}")
     logging.getLogger(service).info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
     runner.wait()

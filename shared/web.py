@@ -1,28 +1,39 @@
 """The HTTP edge every service shares: one error format, JSON in and out, validation by
-marshmallow schemas, `/health`, and an OpenAPI document generated from the same schemas
-that validate the requests."""
+marshmallow schemas, `/health`, an OpenAPI document generated from the same schemas that
+validate the requests, and the server underneath, which bounds what one client can hold:
+time to send a request, the size of its body, and (for public reads) how often."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import inspect
+import io
 import json
 import logging
 import re
+import secrets
+import socket
+from datetime import UTC, date, datetime
 from typing import Any
 
+import eventlet
 import kombu
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from eventlet import wsgi
 from marshmallow import RAISE, Schema, ValidationError
 from nameko.dependency_providers import Config
-from nameko.web.handlers import http
-from werkzeug.exceptions import RequestEntityTooLarge
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from shared import access
 from shared.consumer import refused
 from shared.db import TRANSIENT
+from shared.limits import RateLimit, retry_after, setting
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +49,12 @@ class Strict(Schema):
 class HttpError(Exception):
     """An answer other than success, with errors as {"field": ["message", ...]}."""
 
-    def __init__(self, status: int, errors: dict[str, list[str]]):
+    def __init__(self, status: int, errors: dict[str, list[str]],
+                 headers: dict | None = None):
         super().__init__(status, errors)
         self.status = status
         self.errors = errors
+        self.headers = headers
 
 
 def not_found(what: str) -> HttpError:
@@ -83,12 +96,36 @@ def field_errors(error: ValidationError) -> dict[str, list[str]]:
     return _field_errors(error.messages)
 
 
+# No body of this API nests deeper than a few levels; the JSON parser recurses once per
+# level, so a body nested thousands deep would exhaust Python's stack before any schema.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def nested_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text opens more than `limit` arrays or objects inside each other,
+    found by counting brackets outside strings, without parsing (nor recursing)."""
+    depth = 0
+    for bracket in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def load_body(request: Request, schema: Schema) -> dict:
     """The request's JSON body, validated; anything else is a 400 with field errors."""
     try:
         # An empty body is an empty object: commands such as /acknowledge need nothing.
-        payload = json.loads(request.get_data(as_text=True) or "{}")
+        text = request.get_data(as_text=True) or "{}"
     except ValueError:
+        raise HttpError(400, {"_": ["the body must be JSON"]}) from None
+    if nested_too_deep(text):
+        raise HttpError(400, {"_": [f"the body nests deeper than {MAX_JSON_DEPTH} levels"]})
+    try:
+        payload = json.loads(text)
+    except (ValueError, RecursionError):
         raise HttpError(400, {"_": ["the body must be JSON"]}) from None
     if not isinstance(payload, dict):
         raise HttpError(400, {"_": ["the body must be a JSON object"]})
@@ -126,6 +163,196 @@ def load_form(request: Request, schema: Schema) -> dict:
         raise HttpError(400, _field_errors(error.messages)) from None
 
 
+# -- the server: what one client may hold ---------------------------------------------
+# Defaults a phone on a slow network meets with ease: a request of this API is a few
+# kilobytes, sent within a second or two.
+DEFAULT_READ_TIMEOUT_SECONDS = 10.0
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+# Public reads per client address and minute; generous, since many citizens share a
+# carrier's NAT address. Like every limit in shared/limits.py, per instance.
+DEFAULT_PUBLIC_READS_PER_MINUTE = 600
+# After refusing a body that is still coming, read and drop what arrives for this long
+# before closing, so the refusal reaches the client instead of a connection reset.
+LINGER_SECONDS = 1.0
+
+
+class Refused(Exception):
+    """A request answered by the server itself, before any worker sees it."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status)
+        self.response = response
+
+
+class ClientPseudonyms:
+    """What the access log writes instead of a client's address: a keyed hash, the key
+    random and replaced every day, kept nowhere. A day's lines from one client can be
+    told apart from another's; no line leads back to the address, nor across days."""
+
+    def __init__(self):
+        self.day: date | None = None
+        self.key = b""
+
+    def of(self, address: str) -> str:
+        today = datetime.now(UTC).date()
+        if today != self.day:
+            self.day, self.key = today, secrets.token_bytes(32)
+        return hmac.new(self.key, address.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+# The client's pseudonym where eventlet writes its address; no X-Forwarded-For either.
+ACCESS_LOG_FORMAT = ('client %(client_ip)s "%(request_line)s" %(status_code)s '
+                     '%(body_length)s %(wall_seconds).3f')
+
+
+class BoundedProtocol(HttpOnlyProtocol):
+    """eventlet's HTTP/1.1 connection, with the request line and the headers each due
+    within the read timeout (not merely a timeout per packet, which a client sending a
+    byte a second never meets)."""
+
+    unread_body = False
+
+    def _read_request_line(self):
+        with eventlet.Timeout(self.server.read_timeout, TimeoutError("request line too slow")):
+            return super()._read_request_line()
+
+    def parse_request(self):
+        with eventlet.Timeout(self.server.read_timeout, TimeoutError("headers too slow")):
+            return super().parse_request()
+
+    def get_client_address(self):
+        host, _ = super().get_client_address()
+        return self.server.pseudonyms.of(host), "-"
+
+    def get_environ(self):
+        environ = super().get_environ()
+        environ["ourvoice.refuse_body"] = self._refuse_body
+        return environ
+
+    def _refuse_body(self) -> None:
+        # The rest of the body is not read: the connection cannot carry another request.
+        self.close_connection = 1
+        self.unread_body = True
+
+    def finish(self):
+        if self.unread_body:
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                with eventlet.Timeout(LINGER_SECONDS, False):
+                    while self.connection.recv(1 << 16):
+                        pass
+            except OSError:
+                pass
+        super().finish()
+
+
+class BoundedWebServer(WebServer):
+    """nameko's web server, reading each request whole before it takes a worker: a
+    slow client holds a green thread of the connection, never one of the service's
+    workers, so it cannot stall the others (nor /health)."""
+
+    def setup(self):
+        # Read at setup, so a wrong setting stops the service before it listens.
+        self.read_timeout = setting(
+            "OURVOICE_HTTP_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS, whole=False,
+            minimum=0.1, meaning="seconds a client has to send a request's headers, and "
+                                 "again its body")
+        self.max_body_bytes = setting("OURVOICE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES,
+                                      minimum=1024)
+        self.public_reads = RateLimit(setting(
+            "OURVOICE_PUBLIC_READS_PER_MINUTE", DEFAULT_PUBLIC_READS_PER_MINUTE,
+            meaning="0 turns the limit off"))
+        super().setup()
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=BoundedProtocol, debug=False):
+        server = wsgi.Server(
+            sock, sock.getsockname(), wsgi_app, protocol=protocol, debug=debug,
+            log=logging.getLogger("nameko.web.server"), log_format=ACCESS_LOG_FORMAT,
+            log_x_forwarded_for=False, keepalive=self.read_timeout,
+            socket_timeout=self.read_timeout)
+        server.read_timeout = self.read_timeout
+        server.pseudonyms = ClientPseudonyms()
+        return server
+
+    def get_wsgi_app(self):
+        return BoundedWsgiApp(self)
+
+    def admit(self, provider: HttpEntrypoint, environ: dict) -> None:
+        """Refuse (Refused) what must not reach a worker; else leave the body, read
+        whole, in the environ."""
+        length = environ.get("CONTENT_LENGTH")
+        if length and int(length) > self.max_body_bytes:
+            raise self._refuse(environ, 413, f"the body is larger than {self.max_body_bytes} bytes")
+        if provider.public_read and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            wait = self.public_reads.admit(environ.get("REMOTE_ADDR", ""))
+            if wait is not None:
+                seconds = retry_after(wait)
+                raise Refused(error_response(
+                    429, {"_": [f"too many requests from this address; try again in {seconds} s"]},
+                    headers={"Retry-After": seconds}))
+        body = self._read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+    def _read_body(self, environ: dict) -> bytes:
+        stream, parts, size = environ["wsgi.input"], [], 0
+        expected = int(environ.get("CONTENT_LENGTH") or 0)
+        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        try:
+            with eventlet.Timeout(self.read_timeout, TimeoutError("body too slow")):
+                while part := stream.read(min(1 << 16, self.max_body_bytes + 1 - size)):
+                    size += len(part)
+                    if size > self.max_body_bytes:  # only a chunked body gets here
+                        raise self._refuse(
+                            environ, 413, f"the body is larger than {self.max_body_bytes} bytes")
+                    parts.append(part)
+        except TimeoutError:
+            raise self._refuse(environ, 408, f"the body did not arrive within "
+                                             f"{self.read_timeout:g} s") from None
+        except (OSError, ValueError):  # the client went away, or a chunk size is no number
+            raise self._refuse(environ, 400, "the body ended before it was complete") from None
+        if not chunked and size < expected:
+            raise self._refuse(environ, 400, "the body ended before it was complete")
+        return b"".join(parts)
+
+    @staticmethod
+    def _refuse(environ: dict, status: int, message: str) -> Refused:
+        environ["ourvoice.refuse_body"]()
+        return Refused(error_response(status, {"_": [message]}))
+
+
+class BoundedWsgiApp(WsgiApp):
+    def __call__(self, environ, start_response):
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            self.server.admit(provider, environ)
+            request = Request(environ, shallow=True)
+            request.path_values = values
+            answer = provider.handle_request(request)
+        except HTTPException as exc:
+            answer = exc
+        except Refused as refusal:
+            answer = refusal.response
+        return answer(environ, start_response)
+
+
+class HttpEntrypoint(HttpRequestHandler):
+    """nameko's HTTP entrypoint on the bounded server; `public_read` marks what anyone
+    may read, limited per client address."""
+
+    server = BoundedWebServer()
+
+    def __init__(self, method: str, url: str, *, public_read: bool = False, **kwargs):
+        self.public_read = public_read
+        super().__init__(method, url, **kwargs)
+
+
+http = HttpEntrypoint.decorator
+
+
 def endpoint(
     method: str,
     path: str,
@@ -151,6 +378,7 @@ def endpoint(
     ({409: "why"}), `headers` the optional request headers it reads ({name: JSON schema})."""
 
     rule = re.sub(r"{(\w+)}", r"<string:\1>", path)
+    public_read = access.PUBLIC in allow and method == "GET"
     body_schema = body() if body else None
     query_schema = query() if query else None
     form_schema = form() if form else None
@@ -173,7 +401,7 @@ def endpoint(
                     path_args["query"] = load_query(request, query_schema)
                 result = fn(self, request, **path_args)
             except HttpError as error:
-                return error_response(error.status, error.errors)
+                return error_response(error.status, error.errors, error.headers)
             except TRANSIENT + (ConnectionError,):
                 # The database or broker is away (a restart, a failover): nothing was
                 # recorded, and the client may simply try again.
@@ -200,7 +428,7 @@ def endpoint(
             "errors": errors or {},
             "headers": headers or {},
         }
-        return http(method, rule)(handle)
+        return http(method, rule, public_read=public_read)(handle)
 
     return decorate
 
@@ -275,6 +503,13 @@ def openapi_document(service_class: type, title: str) -> dict:
             operation["responses"]["401"] = {"description": "no valid token", **error}
             operation["responses"]["403"] = {"description": "not allowed", **error}
         operation["responses"]["404"] = {"description": "not found", **error}
+        if route["body"] is not None or route.get("form") is not None:
+            operation["responses"]["413"] = {"description": "the body is too large", **error}
+        if route["public"] and route["method"] == "get":
+            operation["responses"]["429"] = {
+                "description": "too many reads from this address", **error,
+                "headers": {"Retry-After": {"description": "seconds to wait",
+                                            "schema": {"type": "integer"}}}}
         for code, description in route.get("errors", {}).items():
             operation["responses"][str(code)] = {"description": description, **error}
             if code == 429:
@@ -320,7 +555,7 @@ class HealthAndSpec:
     def get_openapi(self, request):
         return openapi_document(type(self), self.title)
 
-    @http("GET,POST,PUT,PATCH,DELETE", "/<path:unknown>")
+    @http("GET,POST,PUT,PATCH,DELETE", "/<path:unknown>", public_read=True)
     def no_such_path(self, request, unknown):
         # Matched only when no other route does: even a wrong URL gets the JSON error.
         return error_response(404, {"_": [f"no such resource: /{unknown}"]})

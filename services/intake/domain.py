@@ -7,6 +7,8 @@ the citizen view keeps from every service's events) are passed in by the service
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -56,6 +58,27 @@ class NotAllowed(Exception):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
+
+
+class TooManyMessages(NotAllowed):
+    """The case holds as many of the citizen's messages as it takes, in all or today.
+    `retry_after` is the seconds until one more is taken, None if never."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class MessageLimits:
+    """How many messages a case takes from the citizen, in all and in any 24 hours; an
+    answer to the office's open question is always taken (the office asked for it)."""
+
+    per_case: int
+    per_day: int
+
+
+DAY = timedelta(days=1)
 
 
 class Case(Aggregate):
@@ -156,7 +179,8 @@ class Case(Aggregate):
                 case.answered.append(self.question_id)
 
     def send_message(self, text: str, status: str, question_id: str | None,
-                     office_id: str | None) -> bool:
+                     office_id: str | None, limits: MessageLimits | None = None,
+                     now: datetime | None = None) -> bool:
         """A message of the citizen's. It answers the office's question when the case
         waits for the citizen and that question has no answer yet; returns whether it did."""
         if self.withdrawn or status in FINAL:
@@ -164,10 +188,24 @@ class Case(Aggregate):
                              "it takes no more messages")
         answers = (status == WAITING_FOR_CITIZEN and question_id is not None
                    and question_id not in self.answered)
+        if limits is not None and not answers:
+            self._check_room(limits, now)
         self.trigger_event(self.InformationProvided, text=text, answers_request=answers,
                            question_id=question_id if answers else None,
                            context=self.context_at(office_id))
         return answers
+
+    def _check_room(self, limits: MessageLimits, now: datetime | None) -> None:
+        if len(self.messages) >= limits.per_case:
+            raise TooManyMessages(f"a case takes at most {limits.per_case} messages; "
+                                  "this one has them all", None)
+        if now is None:
+            return
+        today = [m["at"] for m in self.messages if m["at"] > now - DAY]
+        if len(today) >= limits.per_day:
+            wait = (min(today) + DAY - now).total_seconds()
+            raise TooManyMessages(f"a case takes at most {limits.per_day} messages in 24 "
+                                  "hours; try again later", wait)
 
     class FeedbackReceived(Event):
         satisfied: bool

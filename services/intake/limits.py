@@ -1,73 +1,62 @@
-"""The per-client limit on submissions: a token bucket per client address, in this
-process's memory. Each instance of intake keeps its own buckets, so with N instances
-behind a balancer a client may submit up to N times the configured rate."""
+"""Intake's limits: submissions and Open311 key guesses per client address (buckets in
+this process's memory, see shared/limits.py), and how much a citizen may add to one case
+(counted from the case itself, so they hold across restarts and instances)."""
 
 from __future__ import annotations
 
-import math
-import os
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from nameko.extensions import DependencyProvider
+
+from services.intake.domain import MessageLimits
+from shared.limits import RateLimit, setting
 
 # Many citizens reach the internet through one carrier-grade NAT address, so the default
 # is a guard against floods, not a limit on one person.
 DEFAULT_PER_MINUTE = 600
-# Buckets of clients that have been quiet long enough to be full again are forgotten
-# once this many are kept, so a scan from many addresses cannot grow memory without end.
-MAX_CLIENTS = 50_000
-
-
-class SubmissionLimit:
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
-        self.capacity = float(per_minute)
-        self.refill_per_second = per_minute / 60.0
-        self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
-
-    def admit(self, client: str) -> float | None:
-        """None if the client may submit now, else the seconds until it may."""
-        if self.capacity <= 0:
-            return None  # no limit configured
-        now = self.clock()
-        tokens, then = self.buckets.get(client, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - then) * self.refill_per_second)
-        if tokens < 1.0:
-            self.buckets[client] = (tokens, now)
-            return (1.0 - tokens) / self.refill_per_second
-        self.buckets[client] = (tokens - 1.0, now)
-        if len(self.buckets) > MAX_CLIENTS:
-            self._forget_full(now)
-        return None
-
-    def _forget_full(self, now: float) -> None:
-        for client, (tokens, then) in list(self.buckets.items()):
-            if tokens + (now - then) * self.refill_per_second >= self.capacity:
-                del self.buckets[client]
-
-
-def retry_after(seconds: float) -> str:
-    return str(max(1, math.ceil(seconds)))
-
+# A wrong api_key is either a misconfigured client, which a few tries reveal, or a guess.
+DEFAULT_KEY_FAILURES_PER_MINUTE = 10
+# A case's messages are the citizen's additions between the office's answers; a hundred
+# (twenty a day) is more than any real exchange needs and keeps the case's view and every
+# command on it small.
+DEFAULT_MESSAGES_PER_CASE = 100
+DEFAULT_MESSAGES_PER_DAY = 20
 
 def configured_per_minute() -> int:
-    value = os.environ.get("OURVOICE_SUBMISSIONS_PER_MINUTE", str(DEFAULT_PER_MINUTE))
-    try:
-        per_minute = int(value)
-    except ValueError:
-        raise ValueError("OURVOICE_SUBMISSIONS_PER_MINUTE must be a whole number "
-                         "(0 turns the limit off)") from None
-    if per_minute < 0:
-        raise ValueError("OURVOICE_SUBMISSIONS_PER_MINUTE must not be negative")
-    return per_minute
+    return setting("OURVOICE_SUBMISSIONS_PER_MINUTE", DEFAULT_PER_MINUTE,
+                   meaning="0 turns the limit off")
 
 
-class SubmissionLimitProvider(DependencyProvider):
-    """One limit per process, shared by every worker of the service."""
+def message_limits() -> MessageLimits:
+    return MessageLimits(
+        per_case=setting("OURVOICE_MESSAGES_PER_CASE", DEFAULT_MESSAGES_PER_CASE, minimum=1),
+        per_day=setting("OURVOICE_MESSAGES_PER_DAY", DEFAULT_MESSAGES_PER_DAY, minimum=1),
+    )
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    submissions: RateLimit
+    key_failures: RateLimit
+    messages: MessageLimits
+
+    def admit(self, client: str) -> float | None:
+        """A submission: None if the client may submit now, else the seconds to wait."""
+        return self.submissions.admit(client)
+
+
+class IntakeLimitsProvider(DependencyProvider):
+    """One set of limits per process, shared by every worker of the service; read at
+    start, so a wrong setting stops the service instead of being ignored."""
 
     def setup(self) -> None:
-        self.limit = SubmissionLimit(configured_per_minute())
+        self.limits = IntakeLimits(
+            submissions=RateLimit(configured_per_minute()),
+            key_failures=RateLimit(setting(
+                "OURVOICE_OPEN311_KEY_FAILURES_PER_MINUTE", DEFAULT_KEY_FAILURES_PER_MINUTE,
+                meaning="0 turns the limit off")),
+            messages=message_limits(),
+        )
 
-    def get_dependency(self, worker_ctx) -> SubmissionLimit:
-        return self.limit
+    def get_dependency(self, worker_ctx) -> IntakeLimits:
+        return self.limits

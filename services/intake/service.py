@@ -24,11 +24,12 @@ from services.intake.domain import (
     FINAL,
     Case,
     NotAllowed,
+    TooManyMessages,
     case_id_for,
     format_tracking_code,
     normalise_tracking_code,
 )
-from services.intake.limits import SubmissionLimitProvider, retry_after
+from services.intake.limits import IntakeLimitsProvider
 from services.intake.schemas import (
     CONTACT_FIELDS,
     CaseView,
@@ -48,6 +49,7 @@ from shared.config import citizen_token_retention, environment, signing_secrets
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.events import STATUS_AFTER
+from shared.limits import retry_after
 from shared.offices import describe
 from shared.rpc import RpcProxy, rpc
 from shared.store import CaseStore, EventStore
@@ -118,24 +120,6 @@ def open311_keys() -> dict[str, frozenset[str]]:
     return keys
 
 
-def open311_grants(given: str) -> frozenset[str] | None:
-    """What an api_key is granted, or None for a key this service does not know (every
-    key is compared in constant time)."""
-    found = None
-    for key, grants in open311_keys().items():
-        if hmac.compare_digest(given.encode(), key.encode()):
-            found = grants
-    return found
-
-
-def open311_reads_descriptions(query: dict) -> bool:
-    """Whether a GET's api_key opens descriptions; an api_key given must be known (403)."""
-    if "api_key" not in query:
-        return False
-    grants = open311_grants(query["api_key"])
-    if grants is None:
-        raise HttpError(403, {"api_key": ["not a key this service knows"]})
-    return READ_DESCRIPTIONS in grants
 
 
 def too_many(seconds: float) -> Response:
@@ -145,6 +129,11 @@ def too_many(seconds: float) -> Response:
 
 
 def conflict(refusal: NotAllowed) -> HttpError:
+    if isinstance(refusal, TooManyMessages):
+        if refusal.retry_after is None:  # the case is full: waiting will not help
+            return HttpError(409, {"text": [refusal.message]})
+        return HttpError(429, {"text": [refusal.message]},
+                         headers={"Retry-After": retry_after(refusal.retry_after)})
     return HttpError(409, {"status": [refusal.message]})
 
 
@@ -155,7 +144,7 @@ class Service(HealthAndSpec):
     store = EventStore(Intake, projections=[views.CASES])
     db = DatabaseProvider(*views.DDL, *privacy.DDL)
     routing = RpcProxy("routing")
-    limit = SubmissionLimitProvider()
+    limit = IntakeLimitsProvider()
     new_cases = NewCases()
     master_key = privacy.MasterKey()
 
@@ -239,6 +228,15 @@ class Service(HealthAndSpec):
         return self.new_cases.record_new(case)
 
     # -- the citizen following a case ----------------------------------------------
+    def _reads_descriptions(self, request, query: dict) -> bool:
+        """Whether a GET's api_key opens descriptions; an api_key given must be known
+        (403), and guessing is limited as it is for submissions."""
+        if "api_key" not in query:
+            return False
+        grants = open311.check_api_key(query["api_key"], open311_keys(),
+                                       self.limit.key_failures, request.remote_addr or "")
+        return READ_DESCRIPTIONS in grants
+
     def _case(self, tracking_code: str) -> Case:
         code = normalise_tracking_code(tracking_code)
         if code is None:
@@ -371,13 +369,16 @@ class Service(HealthAndSpec):
         raise HttpError(409, {"status": ["the case changed meanwhile; try again"]})
 
     @endpoint("POST", "/v1/cases/{tracking_code}/messages", allow=("citizen",), body=Message,
-              response=MessageRecorded, status=201, errors={409: CONFLICT})
+              response=MessageRecorded, status=201,
+              errors={409: CONFLICT + ", or the case holds all the messages it takes",
+                      429: "the case took all the messages it takes in 24 hours"})
     def send_message(self, request, tracking_code, principal, payload):
         """A message of the citizen's; it answers the office's question if one is open."""
         def act(case: Case, view: dict) -> dict:
             question_id, _ = self._ids(view)
             answers = case.send_message(payload["text"], view["status"], question_id,
-                                        view["office_id"])
+                                        view["office_id"], self.limit.messages,
+                                        datetime.now(UTC))
             status = STATUS_AFTER["InformationProvided"] if answers else view["status"]
             return {"status": status, "answers_request": answers}
 
@@ -499,7 +500,7 @@ class Service(HealthAndSpec):
     def open311_requests(self, request, query):
         """Open311: service requests, newest first (the last 90 days unless asked); never
         a sensitive case, and descriptions only with an api_key granted them."""
-        descriptions = open311_reads_descriptions(query)
+        descriptions = self._reads_descriptions(request, query)
         where, params = ["NOT c.sensitive"], {}
         if query.get("service_request_id"):
             where.append("c.tracking_code = ANY(%(ids)s)")
@@ -539,7 +540,7 @@ class Service(HealthAndSpec):
     def open311_request(self, request, service_request_id, query):
         """Open311: one service request (as a list of one, as GeoReport v2 has it). A
         sensitive case is not found, as if it did not exist."""
-        descriptions = open311_reads_descriptions(query)
+        descriptions = self._reads_descriptions(request, query)
         case = self._case(service_request_id)
         if case.sensitive:
             raise not_found("case")
@@ -554,11 +555,12 @@ class Service(HealthAndSpec):
 
     @endpoint("POST", "/open311/v2/requests.json", allow=(access.PUBLIC,),
               form=open311.NewRequest, response=open311.Posted(many=True), status=201,
-              errors={403: "api_key not known", 409: "conflicting retry", 429: TOO_MANY})
+              errors={403: "api_key not known", 409: "conflicting retry",
+                      429: TOO_MANY + ", or too many wrong api_keys"})
     def open311_submit(self, request, payload):
         """Open311: submit a service request (form-encoded, with an api_key)."""
-        if open311_grants(payload["api_key"]) is None:
-            raise HttpError(403, {"api_key": ["not a key this service knows"]})
+        open311.check_api_key(payload["api_key"], open311_keys(), self.limit.key_failures,
+                              request.remote_addr or "")
         wait = self.limit.admit(request.remote_addr or "")
         if wait is not None:
             return too_many(wait)

@@ -1,5 +1,8 @@
 """The shared HTTP edge, against the real database and broker."""
 
+import json
+
+import pytest
 from marshmallow import Schema, fields
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
@@ -23,8 +26,6 @@ def test_health_is_503_naming_what_does_not_answer():
     db.close()  # a pool that can no longer reach the database
     response = health(db, "amqp://guest:guest@127.0.0.1:1//")
     assert response.status_code == 503
-    import json
-
     assert set(json.loads(response.get_data())["errors"]) == {"database", "broker"}
 
 
@@ -58,3 +59,34 @@ def test_an_endpoint_that_declares_nobody_refuses_everyone():
     staff = Principal(role="staff", id="x", office_id="owso-1201")
     assert allowed((OfficeInPath(),), staff, {"office_id": "owso-1201"})
     assert not allowed((OfficeInPath(),), staff, {"office_id": "owso-1202"})
+
+
+def test_json_nested_beyond_the_limit_is_a_400_without_parsing_it():
+    from shared.web import MAX_JSON_DEPTH, nested_too_deep
+
+    deep = "[" * 100_000 + "]" * 100_000
+    assert nested_too_deep(deep)
+    assert not nested_too_deep("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
+    # Brackets inside strings, escaped quotes included, are text, not nesting.
+    assert not nested_too_deep(json.dumps({"text": "[" * 1000 + '\\"{' * 1000}))
+    with pytest.raises(HttpError) as refused:
+        load_body(request_with(('{"count": ' + deep + "}").encode()), Body())
+    assert refused.value.status == 400
+    assert refused.value.errors == {"_": [f"the body nests deeper than {MAX_JSON_DEPTH} levels"]}
+
+
+def test_limits_from_the_environment_are_numbers_or_the_service_does_not_start(monkeypatch):
+    from shared.limits import setting
+
+    monkeypatch.setenv("OURVOICE_MAX_BODY_BYTES", "2048")
+    assert setting("OURVOICE_MAX_BODY_BYTES", 1 << 20, minimum=1024) == 2048
+    monkeypatch.delenv("OURVOICE_MAX_BODY_BYTES")
+    assert setting("OURVOICE_MAX_BODY_BYTES", 1 << 20, minimum=1024) == 1 << 20
+    for bad in ("lots", "10", "1e9", "nan"):
+        monkeypatch.setenv("OURVOICE_MAX_BODY_BYTES", bad)
+        with pytest.raises(ValueError, match="OURVOICE_MAX_BODY_BYTES must be a whole number "
+                                             "of at least 1024"):
+            setting("OURVOICE_MAX_BODY_BYTES", 1 << 20, minimum=1024)
+    monkeypatch.setenv("OURVOICE_HTTP_READ_TIMEOUT_SECONDS", "0")
+    with pytest.raises(ValueError, match="OURVOICE_HTTP_READ_TIMEOUT_SECONDS"):
+        setting("OURVOICE_HTTP_READ_TIMEOUT_SECONDS", 10.0, whole=False, minimum=0.1)

@@ -1,4 +1,5 @@
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from eventsourcing.application import Application
@@ -6,7 +7,9 @@ from eventsourcing.application import Application
 from services.intake.domain import (
     ALPHABET,
     Case,
+    MessageLimits,
     NotAllowed,
+    TooManyMessages,
     case_id_for,
     format_tracking_code,
     nfc,
@@ -80,6 +83,25 @@ def test_an_office_question_is_answered_once_and_later_messages_are_the_citizens
     assert [e.answers_request for e in provided] == [True, False, False, True]
     assert provided[0].context == {"tracking_code": "K7M2P-9QX4R", "commune": "120101",
                                    "office_id": "commune-120101"}
+
+
+def test_a_case_takes_so_many_messages_a_day_and_in_all_but_always_the_answer_asked_for():
+    case, limits = submitted_case(), MessageLimits(per_case=4, per_day=2)
+    now = datetime.now(UTC)
+    for _ in range(2):
+        case.send_message("x", "routed", None, None, limits, now)
+    with pytest.raises(TooManyMessages) as today:
+        case.send_message("x", "routed", None, None, limits, now)
+    assert 86_000 < today.value.retry_after <= 86_401
+    tomorrow = now + timedelta(days=1, seconds=1)
+    for _ in range(2):
+        case.send_message("x", "routed", None, None, limits, tomorrow)
+    with pytest.raises(TooManyMessages) as full:
+        case.send_message("x", "routed", None, None, limits, tomorrow + timedelta(days=2))
+    assert full.value.retry_after is None and "at most 4 messages" in full.value.message
+    assert case.send_message("the village", "waiting-for-citizen", "q1", None, limits,
+                             tomorrow) is True
+    assert len(case.messages) == 5
 
 
 @pytest.mark.parametrize("status", ["closed", "withdrawn"])

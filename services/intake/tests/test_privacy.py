@@ -4,7 +4,7 @@ from uuid import uuid4
 import pytest
 
 from services.intake import privacy
-from services.intake.limits import SubmissionLimit, retry_after
+from shared.limits import RateLimit, retry_after
 
 
 def test_a_sealed_contact_opens_only_with_its_own_key_and_case():
@@ -29,7 +29,7 @@ def test_the_master_key_must_be_32_bytes(monkeypatch):
 
 def test_the_submission_limit_refills_over_a_minute():
     now = [0.0]
-    limit = SubmissionLimit(3, clock=lambda: now[0])
+    limit = RateLimit(3, clock=lambda: now[0])
     assert [limit.admit("10.0.0.1") for _ in range(3)] == [None, None, None]
     wait = limit.admit("10.0.0.1")
     assert wait == pytest.approx(20.0) and retry_after(wait) == "20"
@@ -37,7 +37,7 @@ def test_the_submission_limit_refills_over_a_minute():
     now[0] = 20.0
     assert limit.admit("10.0.0.1") is None
     assert limit.admit("10.0.0.1") is not None
-    assert SubmissionLimit(0).admit("10.0.0.1") is None  # 0 turns the limit off
+    assert RateLimit(0).admit("10.0.0.1") is None  # 0 turns the limit off
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch):
