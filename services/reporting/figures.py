@@ -39,6 +39,17 @@ DEADLINES = ("acknowledged_on_time", "acknowledged_late", "resolved_on_time", "r
 ALL = ""  # every area, or every office
 
 
+class Hidden:
+    """A figure held back: null in JSON, "suppressed" in CSV. It says nothing of the
+    value, which may be under five or be held back so that one that is stays unknown."""
+
+    def __repr__(self) -> str:
+        return "HIDDEN"
+
+
+HIDDEN = Hidden()
+
+
 @dataclass(frozen=True)
 class Fact:
     """n cases (or deadlines, responses, escalations) of one district and office."""
@@ -126,10 +137,10 @@ class Reader:
         self.table, self.area, self.office = decided, area, office
 
     def cell(self, section: str, value: str = "", area: str | None = None,
-             office: str | None = None) -> int | None:
+             office: str | None = None) -> int | Hidden:
         key = (self.area if area is None else area, self.office if office is None else office,
                section, value)
-        return None if key in self.table.hidden else self.table.counts.get(key, 0)
+        return HIDDEN if key in self.table.hidden else self.table.counts.get(key, 0)
 
     def values(self, section: str) -> dict:
         found = sorted({k[3] for k in self.table.counts
@@ -138,21 +149,23 @@ class Reader:
 
     def _shown_base(self, section: str) -> bool:
         base = self.cell(section)
-        return base is not None and base >= SMALL
+        return base is not HIDDEN and base >= SMALL
 
-    def measure(self, section: str, how) -> float | None:
+    def measure(self, section: str, how) -> float | Hidden | None:
         """A mean or a percentile, shown only beside a shown count of at least five: its
         count then has the same cells hidden as the count does, so no sum of hidden
         ratings or times can be worked out either."""
         values = self.table.measures.get((self.area, self.office, section, ""))
-        if not values or not self._shown_base(section):
+        if not values:
             return None
-        return how(values)
+        return how(values) if self._shown_base(section) else HIDDEN
 
-    def share(self, part: str, rest: str) -> float | None:
+    def share(self, part: str, rest: str) -> float | Hidden | None:
+        """part / (part + rest), shown only when both are (else it would give the hidden
+        one away) and rest on at least five."""
         shown, other = self.cell(part), self.cell(rest)
-        if shown is None or other is None or shown + other < SMALL:
-            return None
+        if shown is HIDDEN or other is HIDDEN or shown + other < SMALL:
+            return None if shown == other == 0 else HIDDEN
         return round(shown / (shown + other), 4)
 
     def places(self, level: int) -> dict:
@@ -195,8 +208,8 @@ class Reader:
                 "median_seconds": self.measure(section, lambda v: _percentile(v, 0.5)),
                 "p90_seconds": self.measure(section, lambda v: _percentile(v, 0.9))}
 
-    def _satisfied_share(self) -> float | None:
+    def _satisfied_share(self) -> float | Hidden | None:
         responses, satisfied = self.cell("feedback"), self.cell("feedback", "satisfied")
-        if responses is None or satisfied is None or responses < SMALL:
-            return None
+        if responses is HIDDEN or satisfied is HIDDEN or responses < SMALL:
+            return None if responses == 0 else HIDDEN
         return round(satisfied / responses, 4)

@@ -2,7 +2,7 @@
 counts that are, within one breakdown or across linked ones."""
 
 from services.reporting.disclosure import Sum, determined, hidden_cells
-from services.reporting.figures import Fact, Reader, table
+from services.reporting.figures import HIDDEN, Fact, Reader, table
 
 
 def test_the_finding_a_lone_small_cell_beside_its_total_and_zeros_hides_the_total():
@@ -53,15 +53,15 @@ def test_a_province_less_its_shown_districts_gives_nothing_away():
     decided = table(facts)
     country = Reader(decided).report("2026-11")
     province = Reader(decided, "12").report("2026-11")
-    assert province["by_district"]["1202"] is None
+    assert province["by_district"]["1202"] is HIDDEN
     # 12 less 1201 would give 1202: so 1201 goes too, and the province with it.
-    assert province["by_district"]["1201"] is None
-    assert province["total"] is None or country["by_province"]["17"] is None
+    assert province["by_district"]["1201"] is HIDDEN
+    assert province["total"] is HIDDEN or country["by_province"]["17"] is HIDDEN
 
 
 def test_derived_figures_need_five_cases_and_a_shown_count():
     facts = [Fact("1201", "o1", "feedback", "satisfied", measure=5) for _ in range(3)]
     facts += [Fact("1201", "o1", "feedback", "", measure=5) for _ in range(3)]
     report = Reader(table(facts), "1201").report("2026-11")
-    assert report["satisfaction"] == {"responses": None, "satisfied": None,
-                                      "satisfied_share": None, "mean_rating": None}
+    assert report["satisfaction"] == {"responses": HIDDEN, "satisfied": HIDDEN,
+                                      "satisfied_share": HIDDEN, "mean_rating": HIDDEN}
