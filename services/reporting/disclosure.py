@@ -127,17 +127,24 @@ def hidden_cells(counts: Mapping[Key, int], sums: Iterable[Sum], *,
         found = determined(hidden, sums)
         if not found:
             return hidden
-        grown = False
         for key in sorted(found, key=_order):
-            neighbours = [k for one in touching.get(key, ()) for k in one.members()]
-            more = _next_to_hide(neighbours, hidden, counts, fixed)
-            if more is not None:
-                hidden.add(more)
-                grown = True
-        if not grown:
-            # Nothing shown is left beside them: every sum they are in goes whole.
-            hidden |= {k for key in found for one in touching.get(key, ())
-                       for k in one.members() if counts.get(k, 0)}
-            if not determined(hidden, sums):
-                return hidden
-            raise ValueError("cells that stay determined with every neighbour hidden")
+            more = _nearest_shown(key, touching, hidden, counts, fixed)
+            if more is None:  # nothing shown is left that ties to it
+                return hidden | {k for k, v in counts.items() if v}
+            hidden.add(more)
+
+
+def _nearest_shown(key: Key, touching: dict, hidden: set, counts: Mapping[Key, int],
+                   fixed: frozenset) -> Key | None:
+    """The smallest shown cell among the nearest ones tied to `key` by sums: hiding it
+    adds an unknown to the equations that determine `key`."""
+    seen, frontier = {key}, [key]
+    while frontier:
+        ring = {k for cell in frontier for one in touching.get(cell, ())
+                for k in one.members() if k not in seen}
+        more = _next_to_hide(ring, hidden, counts, fixed)
+        if more is not None:
+            return more
+        seen |= ring
+        frontier = sorted(ring, key=_order)
+    return None

@@ -84,24 +84,25 @@ def _keys(fact: Fact) -> Iterable[tuple]:
 
 def sums_of(counts: dict) -> list[Sum]:
     """Every subtraction the published figures allow, as sums over the table's keys."""
+    # One sum per total and way of cutting it: by area, by office, by each section.
     parts: dict[tuple, set] = {}
 
-    def tie(total, part):
-        parts.setdefault(total, set()).add(part)
+    def tie(total, way, part):
+        parts.setdefault((total, way), set()).add(part)
 
     for area, office, section, value in counts:
         key = (area, office, section, value)
         if len(area) == 4 and (office == ALL or section == CASES):
-            tie((area[:2], office, section, value), key)
+            tie((area[:2], office, section, value), "area", key)
         elif len(area) == 2 and (office == ALL or section == CASES):
-            tie((ALL, office, section, value), key)
+            tie((ALL, office, section, value), "area", key)
         if office != ALL and (area == ALL or section == CASES):
-            tie((area, ALL, section, value), key)
+            tie((area, ALL, section, value), "office", key)
         if section in DIMENSIONS and (area == ALL or office == ALL):
-            tie((area, office, CASES, ""), key)
+            tie((area, office, CASES, ""), section, key)
         elif section in OWN_TOTALS and value and (area == ALL or office == ALL):
-            tie((area, office, section, ""), key)
-    return [Sum(total, tuple(sorted(p, key=repr))) for total, p in
+            tie((area, office, section, ""), section, key)
+    return [Sum(total, tuple(sorted(p, key=repr))) for (total, _), p in
             sorted(parts.items(), key=lambda item: repr(item[0]))]
 
 
