@@ -63,9 +63,12 @@ class Day(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
-            return date.fromisoformat(str(value))
+            day = date.fromisoformat(str(value))
         except ValueError:
             raise self.make_error("invalid") from None
+        if not 1900 <= day.year <= 9000:  # the month after must be a date too
+            raise self.make_error("invalid")
+        return day
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else value.isoformat()
