@@ -64,6 +64,8 @@ DDL = (
         resolved_at timestamptz
     )""",
     "CREATE INDEX IF NOT EXISTS reporting_cases_submitted ON reporting_cases (submitted_at)",
+    # Set when an event of the case says it is sensitive (its category may be withheld).
+    "ALTER TABLE reporting_cases ADD COLUMN IF NOT EXISTS sensitive boolean",
     """CREATE TABLE IF NOT EXISTS reporting_office_cases (
         case_id uuid NOT NULL,
         office_id text NOT NULL,
@@ -121,13 +123,14 @@ CASE_UPSERT = f"""
 INSERT INTO reporting_cases AS c (case_id, province, district, commune, type, category,
     channel, evaluation_rating, submitted_at, first_office_id, first_office_at,
     first_office_event, office_id, office_at, office_event, status, status_at, status_event,
-    final_status, final_at, acknowledged_at, resolved_at)
+    final_status, final_at, acknowledged_at, resolved_at, sensitive)
 VALUES (%(case_id)s, %(province)s, %(district)s, %(commune)s, %(type)s, %(category)s,
     %(channel)s, %(evaluation_rating)s, %(submitted_at)s, %(first_office_id)s,
     %(first_office_at)s, %(first_office_event)s, %(office_id)s, %(office_at)s,
     %(office_event)s, %(status)s, %(status_at)s, %(status_event)s, %(final_status)s, %(final_at)s,
-    %(acknowledged_at)s, %(resolved_at)s)
+    %(acknowledged_at)s, %(resolved_at)s, %(sensitive)s)
 ON CONFLICT (case_id) DO UPDATE SET
+    sensitive = c.sensitive OR EXCLUDED.sensitive,
     type = COALESCE(c.type, EXCLUDED.type),
     category = COALESCE(c.category, EXCLUDED.category),
     channel = COALESCE(c.channel, EXCLUDED.channel),
@@ -183,7 +186,8 @@ ON CONFLICT DO NOTHING"""
 ARRIVALS = ("CaseRouted", "CaseTransferred", "CaseEscalated")
 CASE_COLUMNS = ("type", "category", "channel", "evaluation_rating", "submitted_at",
                 "first_office_id", "first_office_at", "office_id", "office_at", "status",
-                "status_at", "final_status", "final_at", "acknowledged_at", "resolved_at")
+                "status_at", "final_status", "final_at", "acknowledged_at", "resolved_at",
+                "sensitive")
 OFFICE_COLUMNS = ("arrived_at", "acknowledge_due", "resolve_due", "acknowledged_at",
                   "resolved_at", "acknowledge_breached_at", "resolve_breached_at")
 
@@ -192,8 +196,9 @@ def _case_row(event: dict) -> dict:
     kind, data, at = event["event_type"], event["data"], event["occurred_at"]
     row = dict.fromkeys(CASE_COLUMNS)
     row.update(case_id=event["case_id"], **event["location"])
+    row["sensitive"] = bool(event.get("sensitive") or data.get("sensitive"))
     if kind == "CaseSubmitted":
-        row.update(type=data["type"], category=data["category"], channel=data["channel"],
+        row.update(type=data["type"], category=data.get("category"), channel=data["channel"],
                    evaluation_rating=data.get("rating") if data["type"] == "evaluation" else None,
                    submitted_at=at)
     if kind in ARRIVALS:
@@ -249,6 +254,7 @@ def _pick(a: dict, b: dict, at: str, key: str, newer: bool) -> dict:
 
 def _merge_cases(a: dict, b: dict) -> dict:
     merged = dict(a)
+    merged["sensitive"] = a["sensitive"] or b["sensitive"]
     for name in ("type", "category", "channel", "evaluation_rating", "submitted_at"):
         merged[name] = a[name] if a[name] is not None else b[name]
     for name, newer in (("first_office", False), ("office", True), ("status", True)):

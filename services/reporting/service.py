@@ -1,15 +1,17 @@
 """Reporting: what happened and how well, from the public events of every service; the
 history of a case for auditors; the dashboard.
 
-Who sees what: without a token, or with the token of an office's staff or ombudsman
-(or a citizen's), the summary has its small cells suppressed (see summary.py); auditors
-and admins, whose work is to check the figures, see them whole. Audit histories are for
+Who sees what: auditors and admins, whose work is to check the figures, see them whole,
+for any whole days; an office's staff and ombudsman see their office's figures for any
+whole days, suppressed; everyone else (no token, a citizen's, another office's) sees the
+public figures of one ended calendar month, suppressed (see figures.py). Audit histories are for
 auditors and admins only."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, time
+import os
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +23,7 @@ from werkzeug.wrappers import Response
 
 from services.reporting import audit, counts
 from services.reporting import summary as report
-from shared import access, checkpoint
+from shared import access, checkpoint, clock
 from shared.categories import categories
 from shared.config import env
 from shared.consumer import on_events
@@ -58,14 +60,32 @@ class Moment(fields.Field):
         return None if value is None else value.isoformat()
 
 
+class Day(fields.Field):
+    """A calendar date in Cambodia, for reports: they count whole days at least."""
+
+    default_error_messages = {"invalid": "a date (2026-11-01): reports count whole days"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            day = date.fromisoformat(str(value))
+        except ValueError:
+            raise self.make_error("invalid") from None
+        if not 1900 <= day.year <= 9000:  # the month after must be a date too
+            raise self.make_error("invalid")
+        return day
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.isoformat()
+
+
 def _known_office(office_id: str) -> None:
     if describe(office_id) is None:
         raise ValidationError("no such office")
 
 
 class SummaryQuery(Strict):
-    from_ = Moment(data_key="from", metadata={"description": "from this date or time, inclusive"})
-    to = Moment(metadata={"description": "until this date or time, exclusive"})
+    from_ = Day(data_key="from", metadata={"description": "from this date, inclusive"})
+    to = Day(metadata={"description": "until this date, exclusive"})
     province = fields.String(validate=validate.Regexp(r"^\d{2}$"))
     district = fields.String(validate=validate.Regexp(r"^\d{4}$"))
     office_id = fields.String(validate=lambda office: _known_office(office))
@@ -75,6 +95,52 @@ class SummaryQuery(Strict):
     def in_order(self, data, **_):
         if data.get("from_") and data.get("to") and data["to"] <= data["from_"]:
             raise ValidationError("must be after from", "to")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), ZoneInfo(report.ZONE))
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def today() -> date:
+    """Today in Cambodia. Tests may move reporting's calendar on by whole days
+    (OURVOICE_REPORTS_CLOCK_DAYS) to read this month as an ended one; production ignores it."""
+    days = int(os.environ.get("OURVOICE_REPORTS_CLOCK_DAYS", "0") or 0)
+    if os.environ.get("OURVOICE_ENV", "development") == "production":
+        days = 0
+    return (clock.now() + timedelta(days=days)).astimezone(ZoneInfo(report.ZONE)).date()
+
+
+def public_month(query: dict) -> tuple[date, date]:
+    """The one calendar month a public report may cover, and only once it has ended:
+    months never overlap, so no two public windows can be subtracted from each other,
+    and a month that is over no longer changes as cases come in (the figures of the
+    current month read twice would tell who came in between)."""
+    start, end, ended = query.get("from_"), query.get("to"), today().replace(day=1)
+    if start is None and end is None:  # the last month that has ended
+        end = ended
+        start = (end - timedelta(days=1)).replace(day=1)
+    elif end is None and start.day == 1:
+        end = _next_month(start)
+    errors = {}
+    if start is None or start.day != 1:
+        errors["from"] = ["public figures are for one calendar month: from its first day "
+                          "(e.g. 2026-11-01)"]
+    elif end != _next_month(start):
+        errors["to"] = [f"public figures are for one calendar month: to the first day of "
+                        f"the next ({_next_month(start).isoformat()})"]
+    elif end > ended:
+        errors["to"] = ["this month has not ended: its figures are published once it has"]
+    if sum(bool(query.get(k)) for k in ("province", "district", "office_id")) > 1:
+        errors["office_id"] = ["public figures take one of province, district or office_id"]
+    if query["period"] != "month":
+        errors["period"] = ["public figures are by month"]
+    if errors:
+        raise HttpError(400, errors)
+    return start, end
 
 
 class AuditQuery(Strict):
@@ -164,25 +230,20 @@ class Service(HealthAndSpec):
                  checkpoint.AUDIT.name)
 
     # -- reports ----------------------------------------------------------------------
-    def _sees_everything(self, request) -> bool:
-        """The summary is public; a token, if given, must be valid, and decides whether
-        small cells are shown."""
+    def _caller(self, request) -> access.Principal | None:
+        """The summary is public; a token, if given, must be valid."""
         if request.headers.get("Authorization") is None:
-            return False
+            return None
         with self.db.transaction() as cursor:
             try:
-                principal = access.authenticate(cursor, request.headers["Authorization"])
+                return access.authenticate(cursor, request.headers["Authorization"])
             except access.Unauthenticated as refusal:
                 raise HttpError(401, {"Authorization": [str(refusal)]}) from None
-        return principal.role in UNSUPPRESSED
 
     def _gender_rows(self, filters: dict) -> list[dict] | None:
         """Gender stays in intake; it counts, and reporting hides the small cells."""
-        asked = {"from": filters.get("from"), "to": filters.get("to"),
-                 "province": filters.get("province"), "district": filters.get("district"),
-                 "office_id": filters.get("office_id")}
         asked = {k: v.isoformat() if isinstance(v, datetime) else v
-                 for k, v in asked.items() if v is not None}
+                 for k, v in filters.items() if v is not None}
         try:
             with eventlet.Timeout(GENDER_TIMEOUT_SECONDS):
                 return self.intake.gender_counts(asked)
@@ -191,14 +252,41 @@ class Service(HealthAndSpec):
             return None
 
     def _report(self, request, query: dict) -> dict:
-        filters = {"from": query.get("from_"), "to": query.get("to"),
-                   "province": query.get("province"), "district": query.get("district"),
-                   "office_id": query.get("office_id")}
-        whole = self._sees_everything(request)
-        gender_rows = self._gender_rows(filters)
+        """Whole figures for auditors and admins, by whole days; an office's own figures
+        for its staff and ombudsman, by whole days, suppressed; everyone else the public
+        figures of one ended month, suppressed over every query of that month."""
+        caller = self._caller(request)
+        office = query.get("office_id")
+        if caller is not None and caller.role in UNSUPPRESSED:
+            filters = {"from": query.get("from_") and _midnight(query["from_"]),
+                       "to": query.get("to") and _midnight(query["to"]),
+                       "province": query.get("province"), "district": query.get("district"),
+                       "office_id": office}
+            gender_rows = self._gender_rows(filters)
+            with self.db.transaction() as cursor:
+                found = report.summary(cursor, filters, query["period"], gender_rows)
+            return {**found, "suppressed": False}
+        if caller is not None and caller.works_at(office) and not (
+                query.get("province") or query.get("district")):
+            start = query.get("from_") or today().replace(day=1)
+            end = query.get("to") or today() + timedelta(days=1)
+            area, label, alone = "", f"{start.isoformat()}/{end.isoformat()}", True
+        else:
+            start, end = public_month(query)
+            area, office, label = query.get("district") or query.get("province") or "", \
+                office or "", start.strftime("%Y-%m")
+            alone = False
+        window = {"from": _midnight(start), "to": _midnight(end)}
+        gender_rows = self._gender_rows({**window, "office_id": office or None})
+        sensitive = [c.code for c in categories().values() if c.sensitive]
         with self.db.transaction() as cursor:
-            found = report.summary(cursor, filters, query["period"], gender_rows)
-        found = {**found, "suppressed": False} if whole else report.suppress(found)
+            found = report.published(cursor, window["from"], window["to"], gender_rows,
+                                     sensitive, area=area, office=office or "", label=label,
+                                     office_alone=alone)
+        found["filters"] = {"from": start.isoformat(), "to": end.isoformat(),
+                            **{k: query[k] for k in ("province", "district", "office_id")
+                               if query.get(k)}}
+        found["period"] = "month"
         return found
 
     @endpoint("GET", "/v1/reports/summary", allow=(access.PUBLIC,), query=SummaryQuery,

@@ -1,6 +1,6 @@
 """The summary report: volumes, gender, deadlines met, times, satisfaction, escalations
 and ombudsman outcomes, from the read models in counts.py (and intake's gender counts),
-and the suppression of small cells for what offices and the public see.
+whole for auditors and admins; what offices and the public see is read from figures.py.
 
 Which office a figure belongs to: volumes count a case at the office it is at now (or
 was at last); a deadline belongs to the office that had it; feedback to the office
@@ -16,11 +16,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from services.reporting.figures import CASES, DEADLINES, HIDDEN, Fact, Reader
+from services.reporting.figures import table as decide
+
 ZONE = "Asia/Phnom_Penh"
 PERIODS = ("day", "week", "month", "year")
 GENDERS = ("female", "male", "other", "undisclosed")
-# Fewer cases than this in a gender or office cell could point at a person.
-SMALL = 5
 
 
 # -- filters ----------------------------------------------------------------------------
@@ -292,75 +293,80 @@ def summary(cursor, filters: dict, period: str, gender_rows: list[dict] | None) 
     return report
 
 
-# -- suppression --------------------------------------------------------------------------
-class Hidden:
-    """A cell held back; null in JSON, "<5" in CSV."""
+# -- what offices and the public see -------------------------------------------------------
+def facts(cursor, start: datetime, end: datetime, gender_rows: list[dict] | None,
+          sensitive: list[str]) -> list[Fact]:
+    """The facts behind the published table (figures.py) of cases submitted in
+    [start, end). A case's office there is the first it was routed to, which it keeps."""
+    window = {"from": start, "to": end}
+    found: list[Fact] = []
+    cursor.execute(
+        """SELECT c.district, COALESCE(c.first_office_id, 'unrouted') AS office, c.type,
+                  CASE WHEN c.sensitive OR c.category IS NULL
+                            OR c.category = ANY(%(sensitive)s) THEN 'sensitive'
+                       ELSE c.category END AS category,
+                  c.channel, COALESCE(c.final_status, c.status, 'submitted') AS status,
+                  c.evaluation_rating,
+                  extract(epoch FROM c.acknowledged_at - c.submitted_at)::float AS acknowledged,
+                  extract(epoch FROM c.resolved_at - c.submitted_at)::float AS resolved
+           FROM reporting_cases c
+           WHERE c.submitted_at >= %(from)s AND c.submitted_at < %(to)s""",
+        {**window, "sensitive": sensitive})
+    for row in cursor.fetchall():
+        at = (row["district"], row["office"])
+        found.append(Fact(*at, CASES))
+        found.extend(Fact(*at, name, row[name] or "unknown")
+                     for name in ("type", "category", "channel", "status"))
+        if row["type"] == "evaluation" and row["evaluation_rating"] is not None:
+            found.append(Fact(*at, "evaluations", measure=row["evaluation_rating"]))
+        for name in ("acknowledged", "resolved"):
+            if row[name] is not None:
+                found.append(Fact(*at, name, measure=round(row[name], 3)))
+    cursor.execute(
+        """SELECT c.district, o.office_id AS office,
+             o.acknowledged_at IS NOT NULL AND o.acknowledge_breached_at IS NULL
+               AS acknowledged_on_time,
+             o.acknowledge_breached_at IS NOT NULL AS acknowledged_late,
+             o.resolved_at IS NOT NULL AND o.resolve_breached_at IS NULL AS resolved_on_time,
+             o.resolve_breached_at IS NOT NULL AS resolved_late
+           FROM reporting_office_cases o JOIN reporting_cases c USING (case_id)
+           WHERE c.submitted_at >= %(from)s AND c.submitted_at < %(to)s""", window)
+    for row in cursor.fetchall():
+        found.extend(Fact(row["district"], row["office"], name) for name in DEADLINES if row[name])
+    cursor.execute(
+        """SELECT c.district, COALESCE(f.office_id, 'unrouted') AS office, f.satisfied, f.rating
+           FROM reporting_feedback f JOIN reporting_cases c USING (case_id)
+           WHERE c.submitted_at >= %(from)s AND c.submitted_at < %(to)s""", window)
+    for row in cursor.fetchall():
+        at = (row["district"], row["office"])
+        found.append(Fact(*at, "feedback", measure=row["rating"]))
+        found.append(Fact(*at, "feedback", "satisfied" if row["satisfied"] else "not_satisfied"))
+    cursor.execute(
+        """SELECT c.district, e.office_id AS office, e.reason
+           FROM reporting_escalations e JOIN reporting_cases c USING (case_id)
+           WHERE c.submitted_at >= %(from)s AND c.submitted_at < %(to)s""", window)
+    for row in cursor.fetchall():
+        found.append(Fact(row["district"], row["office"], "escalations"))
+        found.append(Fact(row["district"], row["office"], "escalations", row["reason"]))
+    for row in gender_rows or ():
+        found.append(Fact(row["district"], row["office_id"] or "unrouted", "gender",
+                          row["gender"], n=row["cases"]))
+    return found
 
-    def __repr__(self) -> str:
-        return "HIDDEN"
 
-
-HIDDEN = Hidden()
-
-
-def _small(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < SMALL
-
-
-def _hide_cells(cells: dict) -> dict:
-    """Hide every small count of a group, and if only one was hidden, the next
-    smallest too: the group's total is shown, so one hidden cell could be worked out."""
-    hidden = {k for k, v in cells.items() if _small(v)}
-    if len(hidden) == 1:
-        rest = sorted((v, k) for k, v in cells.items() if k not in hidden and v)
-        if rest:
-            hidden.add(rest[0][1])
-    return {k: HIDDEN if k in hidden else v for k, v in cells.items()}
-
-
-def _hide_if_small(figures: dict, base: str) -> dict:
-    """Figures that rest on a small count (shares, means, times) go with it."""
-    if _small(figures.get(base)):
-        return {k: HIDDEN if k != "by_office" else v for k, v in figures.items()}
-    return figures
-
-
-def suppress(report: dict) -> dict:
-    """What an office or the public may see: a small count of an office or of a gender,
-    and every figure computed from one, is hidden. A report for one office is made of
-    that office's cells only, so there every small count is hidden."""
-    report = dict(report)
-    one_office = bool(report["filters"].get("office_id"))
-    report["by_office"] = {k: HIDDEN if _small(v) else v for k, v in report["by_office"].items()}
-    for section, base in (("deadlines", "cases"), ("satisfaction", "responses"),
-                          ("evaluations", "evaluations"), ("ombudsman", "received")):
-        block = dict(report[section])
-        block["by_office"] = {office: _hide_if_small(figures, base)
-                              for office, figures in block["by_office"].items()}
-        report[section] = _hide_if_small(block, base) if one_office else block
-    if one_office:
-        for name in ("time_to_acknowledge", "time_to_resolve"):
-            report[name] = _hide_if_small(report[name], "cases")
-        report["total"] = HIDDEN if _small(report["total"]) else report["total"]
-        for key in VOLUME_SETS:
-            report[key] = {k: HIDDEN if _small(v) else v for k, v in report[key].items()}
-        for key in ("deadlines", "escalations"):
-            report[key] = _hide_counts(report[key])
-    if report["gender"] is not None:
-        report["gender"] = {
-            "totals": _hide_cells(report["gender"]["totals"]),
-            "by_office": {k: _hide_cells(v) for k, v in report["gender"]["by_office"].items()},
-            "by_province": {k: _hide_cells(v)
-                            for k, v in report["gender"]["by_province"].items()},
-        }
+def published(cursor, start: datetime, end: datetime, gender_rows: list[dict] | None,
+              sensitive: list[str], *, area: str = "", office: str = "", label: str,
+              office_alone: bool = False) -> dict:
+    """The report of one scope (an area or an office), read from the table decided for
+    every scope of the window at once; for an office's own staff, from a table of that
+    office's cells alone."""
+    found = facts(cursor, start, end, gender_rows, sensitive)
+    decided = decide(f for f in found if not office_alone or f.office == office)
+    report = Reader(decided, area, office).report(label)
+    if gender_rows is None:
+        report["gender"] = None
     report["suppressed"] = True
     return report
-
-
-def _hide_counts(value):
-    if isinstance(value, dict):
-        return {k: _hide_counts(v) for k, v in value.items()}
-    return HIDDEN if _small(value) else value
 
 
 def as_json(report: dict):
@@ -380,14 +386,15 @@ def _rows(prefix: list[str], value) -> Iterable[list]:
 
 def _cell(value) -> str:
     if value is HIDDEN:
-        return "<5"
+        return "suppressed"
     if value is None:
         return ""
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def as_csv(report: dict) -> str:
-    """One line per figure: section, group, measure, value. A hidden cell reads "<5";
+    """One line per figure: section, group, measure, value. A hidden figure reads
+    "suppressed";
     a figure with nothing to compute it from (a share of no cases) is empty."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

@@ -1,6 +1,7 @@
 // The dashboard: the public summary (/v1/reports/summary) drawn as bar charts in inline
-// SVG, in Khmer or English, filtered by province, district and period. Written to be
-// served as it is: no build step, no library.
+// SVG, in Khmer or English, for one ended calendar month (the public figures are by
+// month only) and a province or a district. Written to be served as it is: no build
+// step, no library.
 "use strict";
 
 const WORDS = {
@@ -14,8 +15,8 @@ const WORDS = {
     total: "ករណីសរុប", acknowledged: "បានទទួលស្គាល់ទាន់ពេល",
     resolved: "បានដោះស្រាយទាន់ពេល", median: "ពេលមធ្យមរហូតទទួលស្គាល់",
     satisfied: "ពលរដ្ឋពេញចិត្ត", hours: "ម៉ោង", none: "មិនទាន់មានទិន្នន័យ",
-    hidden: "តិចជាង៥",
-    suppression: "ចំនួនតិចជាងប្រាំករណីក្នុងមួយក្រឡា (តាមភេទ ឬតាមការិយាល័យ) មិនត្រូវបានបង្ហាញទេ ដើម្បីកុំឱ្យអ្នកណាម្នាក់អាចត្រូវបានស្គាល់អត្តសញ្ញាណ។",
+    hidden: "មិនបង្ហាញ",
+    suppression: "ចំនួនតិចជាងប្រាំករណី មិនត្រូវបានបង្ហាញទេ ហើយចំនួនផ្សេងទៀតដែលអាចឱ្យគេគណនាវាបាន ក៏មិនបង្ហាញដែរ ដើម្បីកុំឱ្យអ្នកណាម្នាក់អាចត្រូវបានស្គាល់អត្តសញ្ញាណ។ តួលេខគឺសម្រាប់ខែពេញមួយ ក្រោយខែនោះបញ្ចប់។",
     problem: "មិនអាចទាញយករបាយការណ៍បានទេ",
     complaint: "ពាក្យបណ្តឹង", support: "សំណើជំនួយ", information: "សំណើព័ត៌មាន",
     evaluation: "ការវាយតម្លៃសេវា", female: "ស្រី", male: "ប្រុស", other: "ផ្សេងៗ",
@@ -31,8 +32,8 @@ const WORDS = {
     by_category: "Cases by service", escalations: "Escalations to the ombudsman",
     total: "Cases", acknowledged: "Acknowledged on time", resolved: "Resolved on time",
     median: "Median time to acknowledge", satisfied: "Citizens satisfied", hours: "hours",
-    none: "No data yet", hidden: "fewer than 5",
-    suppression: "Fewer than five cases in a cell (of a gender or an office) are not shown, so that no one can be identified.",
+    none: "No data yet", hidden: "held back",
+    suppression: "Counts of fewer than five cases are held back, and so are others from which one could be worked out, so that no one can be identified. Figures are for whole calendar months, once the month has ended.",
     problem: "The report could not be loaded",
     complaint: "Complaint", support: "Support request", information: "Information request",
     evaluation: "Service evaluation", female: "Female", male: "Male", other: "Other",
@@ -124,9 +125,6 @@ function draw() {
   for (const element of document.querySelectorAll("[data-text]")) {
     element.textContent = word(element.dataset.text);
   }
-  for (const option of document.querySelectorAll("select[name=period] option")) {
-    option.textContent = word(option.value);
-  }
   fillPlaces();
   const report = state.report;
   if (!report) return;
@@ -162,26 +160,45 @@ function fillPlaces() {
   form.district.disabled = !province;
 }
 
+// The public figures are for one whole calendar month and one place: a district, or
+// else a province, or the whole country.
 function query() {
   const form = document.getElementById("filters");
   const asked = new URLSearchParams();
-  for (const name of ["province", "district", "from", "to", "period"]) {
-    if (form[name].value && !form[name].disabled) asked.set(name, form[name].value);
-  }
+  const place = !form.district.disabled && form.district.value ? "district" : "province";
+  if (form[place].value) asked.set(place, form[place].value);
+  if (form.month.value) asked.set("month", form.month.value);
   return asked;
+}
+
+function summaryQuery(asked) {
+  const sent = new URLSearchParams(asked);
+  const month = sent.get("month");
+  sent.delete("month");
+  if (month) {
+    const [year, number] = month.split("-").map(Number);
+    const next = number === 12 ? `${year + 1}-01` : `${year}-${String(number + 1).padStart(2, "0")}`;
+    sent.set("from", `${month}-01`);
+    sent.set("to", `${next}-01`);
+  }
+  return sent;
 }
 
 async function load() {
   const asked = query();
   history.replaceState(null, "", `${location.pathname}?${asked}`);
   const problem = document.getElementById("problem");
-  const response = await fetch(`/v1/reports/summary?${asked}`);
+  const response = await fetch(`/v1/reports/summary?${summaryQuery(asked)}`);
   if (!response.ok) {
     problem.textContent = `${word("problem")} (${response.status})`;
     return;
   }
   problem.textContent = "";
   state.report = await response.json();
+  const form = document.getElementById("filters");
+  if (!form.month.value && state.report.filters.from) {
+    form.month.value = state.report.filters.from.slice(0, 7);  // the month shown
+  }
   draw();
   // Tests (and anyone curious) can tell a finished drawing from one under way.
   document.body.dataset.ready = String(Number(document.body.dataset.ready) + 1);
@@ -194,7 +211,8 @@ async function start() {
   const labels = await fetch("/v1/reports/labels");
   if (labels.ok) state.labels = await labels.json();
   draw();
-  for (const name of ["province", "district", "from", "to", "period"]) {
+  if (given.get("district")) given.set("province", given.get("district").slice(0, 2));
+  for (const name of ["province", "district", "month"]) {
     if (given.get(name)) form[name].value = given.get(name);
     fillPlaces();
   }
