@@ -52,10 +52,12 @@ def service_permissions(service: str) -> Permissions:
     own = (rf"ourvoice\.{s}",)
     events = re.escape(topology.EVENTS.name)
     publishes = (events,) if service in topology.PUBLISHERS else ()
+    if service == topology.CHECKPOINTER:
+        publishes += (re.escape(topology.AUDIT.name),)
     return Permissions(
         # The events exchange is declared again by each consumer of it (kombu declares a
         # binding's exchange); declaring it changes nothing.
-        configure=_names(events, *own, *rpc),
+        configure=_names(*sorted({events, *publishes}), *own, *rpc),
         # A queue that dead-letters names the dead-letter exchange: RabbitMQ asks for
         # write on it when the queue is declared.
         write=_names(*publishes, re.escape(topology.DEAD_LETTERS.name), *own, *rpc),

@@ -17,16 +17,15 @@ import binascii
 import json
 from datetime import UTC, datetime
 
-import kombu
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.chain import Head, heads
 from shared.config import env
+from shared.topology import AUDIT
 
 KIND = "ourvoice-chain-checkpoint"
-AUDIT = kombu.Exchange("ourvoice.audit", type="topic", durable=True)
 ROUTING_KEY = "ChainCheckpoint"
 
 

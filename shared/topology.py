@@ -27,6 +27,10 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
 # The services that publish events, each those of the store of the same name: an event
 # whose `ourvoice-source` is one of these is taken only from that service's broker user.
 PUBLISHERS = ("intake", "routing", "notifications")
+# Signed checkpoints of the hash chains go to auditors on an exchange of their own, made
+# by the one service that takes them (see shared/checkpoint.py).
+AUDIT = Exchange("ourvoice.audit", type="topic", durable=True)
+CHECKPOINTER = "reporting"
 
 
 def queue_name(service: str) -> str:
