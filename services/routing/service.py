@@ -175,7 +175,7 @@ class Service(HealthAndSpec):
         return {"office_id": office.id, "name_en": office.name_en, "name_km": office.name_km,
                 "email": office.email, "phone": office.phone, "active": office.active}
 
-    @rpc
+    @rpc(callers=("intake",))
     def words_for_citizen(self, case_id: str) -> dict | None:
         """The office's last question, the resolution and the ombudsman's findings of a
         sensitive case, whose public events carry no words: for intake, which shows them
