@@ -130,9 +130,10 @@ function draw() {
   if (!report) return;
   const chart = (name) => document.querySelector(`[data-chart="${name}"]`);
   const sorted = (counts) => Object.entries(counts);
-  const byArea = report.filters.province ? report.by_district : report.by_province;
+  const inPlace = report.filters.province || report.filters.district;
+  const byArea = inPlace ? report.by_district : report.by_province;
   document.querySelector('[data-text="by_area"]').textContent =
-    word(report.filters.province ? "by_area_district" : "by_area");
+    word(inPlace ? "by_area_district" : "by_area");
   figures(report);
   barChart(chart("by_period"), sorted(report.by_period), (key) => key);
   barChart(chart("by_type"), sorted(report.by_type));
