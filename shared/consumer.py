@@ -184,7 +184,8 @@ class EventConsumer(Consumer):
                 application_name=str(message.headers["ourvoice-source"]),
                 notification_id=int(message.headers["ourvoice-position"]),
             )
-        except (MalformedEvent, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        except (MalformedEvent, ValueError, KeyError, TypeError, UnicodeDecodeError,
+                RecursionError) as error:  # RecursionError: JSON nested too deep
             log.warning("dead-lettering a malformed message: %s", str(error)[:300])
             self.queue_consumer.reject_message(message)
             return
