@@ -64,13 +64,17 @@ def env(name: str) -> str:
 # `user_id` property), not a header anyone can write: <SERVICE>_BROKER_USER and
 # <SERVICE>_BROKER_PASSWORD, which `ourvoice setup` creates with the service's permissions.
 
+DEVELOPMENT_BROKER_PASSWORD = "ourvoice-{service}-development"
+
+
 def broker_user(service: str) -> str:
     return os.environ.get(f"{service.upper()}_BROKER_USER", f"ourvoice-{service}")
 
 
 def broker_password(service: str) -> str:
     # The development default is as public as the source; Compose requires its own.
-    return os.environ.get(f"{service.upper()}_BROKER_PASSWORD", f"ourvoice-{service}-development")
+    return os.environ.get(f"{service.upper()}_BROKER_PASSWORD",
+                          DEVELOPMENT_BROKER_PASSWORD.format(service=service))
 
 
 def amqp_uri_as(user: str, password: str, amqp_uri: str | None = None) -> str:
@@ -202,6 +206,11 @@ def check_production() -> None:
                 "it is a development value" if value in DEVELOPMENT_VALUES else weakness(value)
             if why:
                 weak.append(f"{label} ({why})")
+    # Broker passwords go into connection URLs (letters and digits), so only the public
+    # development value is refused: with it anyone could speak on the bus as a service.
+    weak += [f"{service.upper()}_BROKER_PASSWORD (it is a development value)"
+             for service in SERVICES
+             if broker_password(service) == DEVELOPMENT_BROKER_PASSWORD.format(service=service)]
     if weak:
         raise SystemExit("OURVOICE_ENV=production needs long random secrets of this "
                          f"deployment's own (at least {SECRET_BYTES} random bytes, hex or "

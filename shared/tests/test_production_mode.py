@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.config import DEFAULTS, check_production, signing_secrets, weakness
+from shared.config import DEFAULTS, SERVICES, check_production, signing_secrets, weakness
 
 OWN_KEYS = {"OURVOICE_SECRET": "2026a:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             "OURVOICE_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -22,7 +22,18 @@ def production(monkeypatch):
     monkeypatch.setenv("OURVOICE_ENV", "production")
     for key, value in OWN_KEYS.items():
         monkeypatch.setenv(key, value)
+    for service in SERVICES:
+        monkeypatch.setenv(f"{service.upper()}_BROKER_PASSWORD", secrets.token_hex(24))
     return monkeypatch
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_production_refuses_a_service_on_the_development_broker_password(production, service):
+    """Anyone who read the source could otherwise speak on the bus as that service."""
+    production.delenv(f"{service.upper()}_BROKER_PASSWORD")
+    with pytest.raises(SystemExit) as refused:
+        check_production()
+    assert f"{service.upper()}_BROKER_PASSWORD" in str(refused.value)
 
 
 @pytest.mark.parametrize("name", sorted(OWN_KEYS))
