@@ -26,6 +26,7 @@ from bench.postgres import event_appends, raw_commits
 from bench.relay import relay_throughput, user_id_cost
 from bench.replay import replay
 from bench.report import Results, host_environment
+from bench.tamper import tamper_evidence
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         # The reports' read model, fed by every store's public events, rebuilt from a
         # million of them (sizes follow OURVOICE_BENCH_SCALE too).
         ("replay", lambda: replay(results, round(1_000_000 * scale_factor() * scale))),
+        # `audit verify --against` a checkpoint over a store of a million events.
+        ("tamper evidence", lambda: tamper_evidence(results,
+                                                    round(1_000_000 * scale_factor() * scale))),
         ("notifications", lambda: notifications(results, cases=max(100, round(1000 * scale)),
                                                 seconds=20 * scale)),
     ]
