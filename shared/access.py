@@ -48,9 +48,12 @@ DDL = (
         token_hash text UNIQUE NOT NULL,
         secret_id text NOT NULL,
         issued_at timestamptz NOT NULL,
-        revoked_at timestamptz,
-        revoked_because text,    -- rotated, erased, retention
         PRIMARY KEY (case_id, version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS ourvoice_citizen_token_revocations (
+        token_hash text PRIMARY KEY REFERENCES ourvoice_citizen_tokens (token_hash),
+        revoked_at timestamptz NOT NULL,
+        revoked_because text NOT NULL    -- rotated, erased, retention
     )""",
 )
 CITIZEN_TOKEN_PREFIX = "c2."
@@ -65,6 +68,12 @@ CHAINED = (
              ("id", "token_hash", "role", "office_id", "created_at", "expires_at"), "principal"),
     RowChain("ourvoice_revocations", "principal_id", ("principal_id", "revoked_at"),
              "revocation"),
+    # A citizen's token and its revocation likewise: a revocation deleted would open an
+    # erased or rotated-away case again.
+    RowChain("ourvoice_citizen_tokens", "token_hash",
+             ("case_id", "version", "token_hash", "secret_id", "issued_at"), "citizen token"),
+    RowChain("ourvoice_citizen_token_revocations", "token_hash",
+             ("token_hash", "revoked_at", "revoked_because"), "citizen token revocation"),
 )
 DDL = (*DDL, *(statement for chain in CHAINED for statement in chain.ddl()))
 
@@ -141,10 +150,10 @@ def rotate_citizen_token(cursor, principal: Principal, seed: bytes,
     the first wins, the second finds its token revoked."""
     now = now or datetime.now(UTC)
     cursor.execute(
-        "SELECT revoked_at FROM ourvoice_citizen_tokens WHERE case_id = %s AND version = %s "
+        "SELECT token_hash FROM ourvoice_citizen_tokens WHERE case_id = %s AND version = %s "
         "FOR UPDATE", (principal.case_id, principal.token_version))
     row = cursor.fetchone()
-    if row is None or row["revoked_at"] is not None:
+    if row is None or _revoked(cursor, row["token_hash"]):
         raise Unauthenticated(REVOKED)
     revoke_citizen_tokens(cursor, principal.case_id, "rotated", now)
     return issue_citizen_token(cursor, principal.case_id, principal.token_version + 1, seed, now)
@@ -153,12 +162,20 @@ def rotate_citizen_token(cursor, principal: Principal, seed: bytes,
 def revoke_citizen_tokens(cursor, case_id: UUID, because: str,
                           now: datetime | None = None) -> int:
     """Revoke every token of the case not revoked yet; how many were."""
+    # Appended, never updated: the revocations are chained (see CHAINED).
     cursor.execute(
-        "UPDATE ourvoice_citizen_tokens SET revoked_at = %s, revoked_because = %s "
-        "WHERE case_id = %s AND revoked_at IS NULL",
+        "INSERT INTO ourvoice_citizen_token_revocations (token_hash, revoked_at, revoked_because) "
+        "SELECT token_hash, %s, %s FROM ourvoice_citizen_tokens WHERE case_id = %s "
+        "ON CONFLICT DO NOTHING",
         (now or datetime.now(UTC), because, case_id),
     )
     return cursor.rowcount
+
+
+def _revoked(cursor, token_hash: str) -> bool:
+    cursor.execute("SELECT 1 FROM ourvoice_citizen_token_revocations WHERE token_hash = %s",
+                   (token_hash,))
+    return cursor.fetchone() is not None
 
 
 def _citizen(cursor, token: str, now: datetime) -> Principal:
@@ -167,10 +184,12 @@ def _citizen(cursor, token: str, now: datetime) -> Principal:
         raise Unauthenticated("this token is not valid")
     secret_id = parts[0]
     cursor.execute(
-        """SELECT t.case_id, t.version, t.secret_id, t.revoked_at,
+        """SELECT t.case_id, t.version, t.secret_id, r.revoked_at,
                   (SELECT max(version) FROM ourvoice_citizen_tokens c
                    WHERE c.case_id = t.case_id) AS current_version
-           FROM ourvoice_citizen_tokens t WHERE t.token_hash = %s""",
+           FROM ourvoice_citizen_tokens t
+           LEFT JOIN ourvoice_citizen_token_revocations r USING (token_hash)
+           WHERE t.token_hash = %s""",
         (_hash(token),),
     )
     row = cursor.fetchone()

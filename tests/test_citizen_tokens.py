@@ -24,6 +24,9 @@ OLD_SECRET = "2026a:" + secrets.token_hex(32)
 NEW_SECRET = "2026b:" + secrets.token_hex(32)
 SYSTEM_ENV = {"OURVOICE_CITIZEN_TOKEN_RETENTION": f"PT{RETENTION_SECONDS}S",
               "OURVOICE_SECRET": OLD_SECRET}
+# Every token of a case with its revocation, if any (revocations are appended apart).
+TOKENS = ("(SELECT * FROM ourvoice_citizen_tokens "
+          "LEFT JOIN ourvoice_citizen_token_revocations USING (token_hash)) AS tokens")
 REVOKED = {"errors": {"Authorization": ["this token has been revoked"]}}
 NOT_VALID = {"errors": {"Authorization": ["this token is not valid"]}}
 RETIRED = {"errors": {"Authorization": [
@@ -63,7 +66,7 @@ def test_the_token_is_refused_after_privacy_erase(system):
         assert (refused.status_code, refused.json()) == (401, REVOKED)
         # Nor can the stolen token make itself a new one.
         assert rotate(system, case).status_code == 401
-    assert system.scalar("SELECT count(*) FROM ourvoice_citizen_tokens WHERE case_id = ANY(%s)"
+    assert system.scalar(f"SELECT count(*) FROM {TOKENS} WHERE case_id = ANY(%s)"
                          " AND revoked_because = 'erased'",
                          ([identified["case_id"], anonymous["case_id"]],)) == 2
 
@@ -83,7 +86,7 @@ def test_rotation_gives_a_new_token_and_refuses_the_old_from_then_on(system):
                             case["citizen_token"], json={})
     assert withdrawn.status_code == 401
     # Only hashes are kept: neither token is anywhere in the table.
-    stored = system.query("SELECT * FROM ourvoice_citizen_tokens WHERE case_id = %s "
+    stored = system.query(f"SELECT * FROM {TOKENS} WHERE case_id = %s "
                           "ORDER BY version", (case["case_id"],))
     assert [(r["version"], r["revoked_because"]) for r in stored] == [(1, "rotated"), (2, None)]
     assert [r["token_hash"] for r in stored] == [
@@ -101,7 +104,7 @@ def test_two_rotations_racing_with_one_token_give_one_new_token(system):
     for thread in threads:
         thread.join()
     assert sorted(a.status_code for a in answers) == [201, 401, 401, 401]
-    assert system.scalar("SELECT count(*) FROM ourvoice_citizen_tokens WHERE case_id = %s "
+    assert system.scalar(f"SELECT count(*) FROM {TOKENS} WHERE case_id = %s "
                          "AND revoked_at IS NULL", (case["case_id"],)) == 1
 
 
@@ -179,7 +182,7 @@ def test_withdrawn_and_closed_cases_close_to_their_tokens_after_the_retention(sy
         wait_until(lambda c=case: follow(system, c).status_code == 401,
                    timeout=RETENTION_SECONDS + 20, what=f"{status} case's token revoked")
         assert follow(system, case).json() == REVOKED
-        assert system.scalar("SELECT revoked_because FROM ourvoice_citizen_tokens "
+        assert system.scalar(f"SELECT revoked_because FROM {TOKENS} "
                              "WHERE case_id = %s", (case["case_id"],)) == "retention"
     still_open = submit(system)
     time.sleep(RETENTION_SECONDS / 3)

@@ -311,6 +311,28 @@ def test_a_revocation_deleted_behind_the_chains_back_is_caught(system):
     assert ourvoice(system, "audit", "verify").returncode == 0
 
 
+def test_a_citizen_token_revocation_deleted_is_caught(system):
+    """Erasure revokes the citizen's token; deleting that revocation would open the case
+    to whoever holds the old token again, and shows in the chain."""
+    case = submit(system)
+    erased = ourvoice(system, "privacy", "erase", case["tracking_code"])
+    assert erased.returncode == 0, erased.stderr
+    view = f"/v1/cases/{case['tracking_code']}"
+    assert system.call("GET", "intake", view, case["citizen_token"]).status_code == 401
+    assert ourvoice(system, "audit", "verify").returncode == 0
+    with put_back_afterwards(system, "ourvoice_citizen_token_revocations"):
+        token_hash = system.scalar(
+            "DELETE FROM ourvoice_citizen_token_revocations r USING ourvoice_citizen_tokens t "
+            "WHERE r.token_hash = t.token_hash AND t.case_id = %s RETURNING r.token_hash",
+            (case["case_id"],))
+        assert system.call("GET", "intake", view, case["citizen_token"]).status_code == 200
+        caught = ourvoice(system, "audit", "verify")
+        assert caught.returncode == 1
+        assert f"ourvoice_citizen_token_revocations: BROKEN at row {token_hash}: the citizen " \
+               "token revocation was deleted" in caught.stdout, caught.stdout
+    assert ourvoice(system, "audit", "verify").returncode == 0
+
+
 def test_reporting_publishes_signed_checkpoints_that_no_consumer_takes_for_an_event(system,
                                                                                    tmp_path):
     from shared.checkpoint import AUDIT
