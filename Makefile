@@ -28,7 +28,7 @@ test-faults: install
 	$(BIN)/pytest -m chaos -s tests/faults
 
 test-unit: install
-	$(BIN)/pytest -m "not e2e and not faults"
+	$(BIN)/pytest -m "not e2e and not faults and not chaos"
 
 lint: install
 	$(BIN)/ruff check shared services tests bench
