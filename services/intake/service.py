@@ -122,6 +122,11 @@ def open311_keys() -> dict[str, frozenset[str]]:
 
 
 
+# A read may bring an api_key (for descriptions): a wrong one is a 403, and guessing is
+# limited as it is for submissions.
+OPEN311_READ_ERRORS = {403: "api_key not known", 429: "too many wrong api_keys"}
+
+
 def too_many(seconds: float) -> Response:
     wait = retry_after(seconds)
     return json_response(429, {"errors": {"_": [f"{TOO_MANY}; try again in {wait} s"]}},
@@ -496,7 +501,8 @@ class Service(HealthAndSpec):
         return open311.definition(category)
 
     @endpoint("GET", "/open311/v2/requests.json", allow=(access.PUBLIC,),
-              query=open311.RequestsQuery, response=open311.RequestOut(many=True))
+              query=open311.RequestsQuery, response=open311.RequestOut(many=True),
+              errors=OPEN311_READ_ERRORS)
     def open311_requests(self, request, query):
         """Open311: service requests, newest first (the last 90 days unless asked); never
         a sensitive case, and descriptions only with an api_key granted them."""
@@ -536,7 +542,8 @@ class Service(HealthAndSpec):
                                                     for r in rows])
 
     @endpoint("GET", "/open311/v2/requests/{service_request_id}.json", allow=(access.PUBLIC,),
-              query=open311.Reader, response=open311.RequestOut(many=True))
+              query=open311.Reader, response=open311.RequestOut(many=True),
+              errors=OPEN311_READ_ERRORS)
     def open311_request(self, request, service_request_id, query):
         """Open311: one service request (as a list of one, as GeoReport v2 has it). A
         sensitive case is not found, as if it did not exist."""
