@@ -37,7 +37,7 @@ from nameko.messaging import Consumer, QueueConsumer
 
 from shared import topology
 from shared.config import broker_user
-from shared.db import TRANSIENT
+from shared.db import transient
 from shared.events import MalformedEvent, read_event
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class EventConsumer(Consumer):
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
             self.queue_consumer.ack_message(message)
-        elif issubclass(exc_info[0], TRANSIENT + (ConnectionError, NotYet)):
+        elif issubclass(exc_info[0], (ConnectionError, NotYet)) or transient(exc_info[1]):
             self.queue_consumer.requeue_message(message)
         else:
             self.queue_consumer.reject_message(message)
@@ -247,8 +247,8 @@ def _exactly_once(service: str, handler):
                     raise Orphaned(f"{waiting} (still, after {age:.0f}s)") from None
                 time.sleep(0.2)  # let the event it waits for arrive before it comes back
                 raise
-            except TRANSIENT:
-                if time.monotonic() > deadline:
+            except Exception as error:
+                if not transient(error) or time.monotonic() > deadline:
                     raise
                 log.warning("database unavailable; retrying %s", event["event_id"])
                 time.sleep(backoff)

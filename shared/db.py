@@ -22,6 +22,19 @@ from shared.config import Postgres, ensure_database
 TRANSIENT = (psycopg.OperationalError, psycopg.InterfaceError,
              persistence.OperationalError, persistence.InterfaceError)
 
+
+def transient(error: BaseException) -> bool:
+    """Whether the same work may simply be tried again: an outage (TRANSIENT), or a
+    prepared statement the server says it does not have. eventsourcing appends in a
+    pipeline, and psycopg can count a statement as prepared when the pipeline that was
+    to prepare it failed (after a database restart, a redelivered event's conflict does
+    that); such a failure says nothing about the event, and a later try goes through."""
+    if isinstance(error, TRANSIENT):
+        return True
+    stale = psycopg.errors.InvalidSqlStatementName
+    return isinstance(error, stale) or (isinstance(error, persistence.ProgrammingError)
+                                        and isinstance(error.__cause__, stale))
+
 FOLLOWERS_DDL = """
 CREATE TABLE IF NOT EXISTS ourvoice_followers (
     name text PRIMARY KEY,

@@ -112,8 +112,11 @@ class System:
         rabbitmqctl("add_vhost", self.vhost, node=self.rabbitmq_node)
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*",
                     node=self.rabbitmq_node)
-        subprocess.run([str(ROOT / ".venv" / "bin" / "ourvoice"), "setup"], env=self.env,
-                       check=True, capture_output=True, timeout=120)
+        done = subprocess.run([str(ROOT / ".venv" / "bin" / "ourvoice"), "setup"], env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise AssertionError(f"ourvoice setup failed ({done.returncode}): "
+                                 f"{done.stderr[-3000:] or done.stdout[-3000:]}")
 
     def destroy(self) -> None:
         self.stop_all()
