@@ -70,7 +70,7 @@ def subscribers(args) -> int:
               file=sys.stderr)
         return 2
     user, queue = broker.subscriber_user(name), topology.subscriber_queue(
-        name, getattr(args, "bind", None) or [])
+        name, getattr(args, "bind", None) or [], checkpoints=getattr(args, "checkpoints", False))
     if args.action == "remove":
         if user not in admin.users():
             print(f"no subscriber {name}", file=sys.stderr)
@@ -82,6 +82,8 @@ def subscribers(args) -> int:
         return 0
     problems = [f"{key}: {problem}" for key in args.bind
                 if (problem := broker.binding_key_problem(key, ombudsman=args.ombudsman))]
+    if not args.bind and not args.checkpoints:
+        problems.append("give --bind KEY (an area's events), --checkpoints, or both")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 2
@@ -90,12 +92,15 @@ def subscribers(args) -> int:
         return 1
     with kombu.Connection(env("AMQP_URI")) as connection:
         topology.EVENTS(connection.default_channel).declare()
+        topology.AUDIT(connection.default_channel).declare()
         queue(connection.default_channel).declare()
     password = secrets.token_hex(24)
     admin.put_user(user, password)
     admin.set_permissions(user, broker.subscriber_permissions(name))
+    bound = [f"{topology.EVENTS.name} with {' '.join(args.bind)}"] if args.bind else []
+    bound += [f"{topology.AUDIT.name} (the chains' signed checkpoints)"] if args.checkpoints else []
     print(f"subscriber {name}: broker user {user} may consume only {queue.name}, bound to "
-          f"{topology.EVENTS.name} with {' '.join(args.bind)}; the password is shown once:")
+          f"{' and '.join(bound)}; the password is shown once:")
     print(password)
     return 0
 
@@ -257,12 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         "(last line)")
     adding_subscriber.add_argument("name")
     adding_subscriber.add_argument(
-        "--bind", action="append", required=True, metavar="KEY",
+        "--bind", action="append", default=[], metavar="KEY",
         help="an area's routing keys: *.12.1201 (a district), *.12.* (a province), "
         "CaseRouted.12.* (one event type); again for more")
     adding_subscriber.add_argument(
         "--ombudsman", action="store_true",
         help="may also bind sensitive cases' events: *.sensitive.12.1201, *.sensitive.12.*")
+    adding_subscriber.add_argument(
+        "--checkpoints", action="store_true",
+        help="also (or only) the hash chains' signed checkpoints, for auditors' systems")
     subscriber_actions.add_parser("list", help="the subscribers, their queues and bindings")
     removing_subscriber = subscriber_actions.add_parser(
         "remove", help="delete a subscriber's user and queue")

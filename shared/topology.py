@@ -70,10 +70,14 @@ def subscriber_queue_name(name: str) -> str:
     return f"ourvoice.subscriber.{name}"
 
 
-def subscriber_queue(name: str, keys: list[str]) -> Queue:
-    """An office system's queue: durable, so that what arrives while it is away waits."""
-    return Queue(subscriber_queue_name(name), durable=True,
-                 bindings=[binding(EVENTS, routing_key=key) for key in keys])
+def subscriber_queue(name: str, keys: list[str], *, checkpoints: bool = False) -> Queue:
+    """An office system's queue: durable, so that what arrives while it is away waits.
+    An auditors' system may take the signed checkpoints of the hash chains as well (or
+    only those), which are all that `ourvoice.audit` carries."""
+    bindings = [binding(EVENTS, routing_key=key) for key in keys]
+    if checkpoints:
+        bindings.append(binding(AUDIT, routing_key="#"))
+    return Queue(subscriber_queue_name(name), durable=True, bindings=bindings)
 
 
 def declare(channel) -> None:

@@ -228,11 +228,13 @@ class System:
         return subprocess.run([str(ROOT / ".venv" / "bin" / "ourvoice"), *args], env=self.env,
                               check=check, capture_output=True, text=True, timeout=120)
 
-    def add_subscriber(self, name: str, *keys: str, ombudsman: bool = False) -> str:
+    def add_subscriber(self, name: str, *keys: str, ombudsman: bool = False,
+                       checkpoints: bool = False) -> str:
         """`ourvoice subscribers add`, as an operator does; the subscriber's AMQP URI."""
         binds = [arg for key in keys for arg in ("--bind", key)]
         done = self.ourvoice("subscribers", "add", name, *binds,
-                             *(["--ombudsman"] if ombudsman else []))
+                             *(["--ombudsman"] if ombudsman else []),
+                             *(["--checkpoints"] if checkpoints else []))
         self.subscribers.append(name)
         return self.amqp_uri_as(f"ourvoice-subscriber-{name}",
                                 done.stdout.strip().splitlines()[-1])

@@ -273,6 +273,8 @@ def test_subscribers_are_added_with_area_keys_only_listed_and_removed(system):
         assert attempt.returncode == 2, (keys, attempt.stdout)
         assert keys[0] in attempt.stderr
     assert add(name, "--bind", "*.sensitive.12.*", "--bind", "#", "--ombudsman").returncode == 2
+    nothing = add(name)  # neither an area nor the checkpoints: nothing to consume
+    assert nothing.returncode == 2 and "--checkpoints" in nothing.stderr
     system.add_subscriber(name, "*.sensitive.12.1201", "CaseRouted.12.*", ombudsman=True)
     listed = system.ourvoice("subscribers", "list").stdout
     line = next(line for line in listed.splitlines() if line.startswith(name))

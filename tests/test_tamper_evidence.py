@@ -335,14 +335,13 @@ def test_a_citizen_token_revocation_deleted_is_caught(system):
 
 def test_reporting_publishes_signed_checkpoints_that_no_consumer_takes_for_an_event(system,
                                                                                    tmp_path):
-    from shared.checkpoint import AUDIT
-
+    # Auditors' system takes them as a subscriber of its own, as an operator makes one.
+    auditors = system.add_subscriber("auditors", checkpoints=True)
     acknowledged(system)  # every store has events, so every chain a head
     wait_until(system.settled, what="settled")
     wanted = {"intake", "routing", "notifications", "ourvoice_principals"}
-    with system.broker() as connection:
-        queue = kombu.Queue(f"auditor-{uuid.uuid4().hex[:8]}", exchange=AUDIT,
-                            routing_key="#", exclusive=True)
+    with kombu.Connection(auditors) as connection:
+        queue = kombu.Queue("ourvoice.subscriber.auditors", no_declare=True)
         received = []
         with kombu.Consumer(connection, [queue], accept=["json"],
                             callbacks=[lambda body, message: (received.append(body),
