@@ -183,6 +183,21 @@ def weakness(value: str) -> str | None:
     return None
 
 
+class MasterKeyError(ValueError):
+    """OURVOICE_MASTER_KEY is not the base64 of 32 bytes."""
+
+
+def master_key() -> bytes:
+    """The key every sealing key is made from (a case's contact, webhook secrets)."""
+    try:
+        key = base64.b64decode(env("OURVOICE_MASTER_KEY"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise MasterKeyError("OURVOICE_MASTER_KEY must be the base64 of 32 random bytes")
+    return key
+
+
 def check_production() -> None:
     """Every program checks this as it starts. OURVOICE_ENV must be a known mode and
     OURVOICE_SECRET well formed; in production every secret must be long and random, or

@@ -6,7 +6,6 @@ events, which cannot change, keep a ciphertext nobody can open any more."""
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from uuid import UUID
@@ -15,7 +14,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nameko.extensions import DependencyProvider
 
-from shared.config import env
+from shared.config import master_key
 
 NONCE_BYTES = 12
 
@@ -32,20 +31,6 @@ DDL = (
         sealed_seed bytea NOT NULL
     )""",
 )
-
-
-class MasterKeyError(ValueError):
-    """OURVOICE_MASTER_KEY is not the base64 of 32 bytes."""
-
-
-def master_key() -> bytes:
-    try:
-        key = base64.b64decode(env("OURVOICE_MASTER_KEY"), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if len(key) != 32:
-        raise MasterKeyError("OURVOICE_MASTER_KEY must be the base64 of 32 random bytes")
-    return key
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:

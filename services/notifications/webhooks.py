@@ -5,7 +5,6 @@ send again the deliveries given up after their last try (the dead letters)."""
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shared.config import env
+from shared.config import master_key
 from shared.offices import describe
 
 # Webhook secrets sign what is sent, so they are kept sealed (AES-GCM), not hashed, under
@@ -29,13 +28,8 @@ NONCE_BYTES = 12
 
 @cache
 def sealing_key() -> bytes:
-    try:
-        master = base64.b64decode(env("OURVOICE_MASTER_KEY"), validate=True)
-    except (binascii.Error, ValueError):
-        master = b""
-    if len(master) != 32:
-        raise ValueError("OURVOICE_MASTER_KEY must be the base64 of 32 random bytes")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PURPOSE).derive(master)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=PURPOSE).derive(master_key())
 
 
 def seal_secret(webhook_id: uuid.UUID | str, secret: str) -> str:

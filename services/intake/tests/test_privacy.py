@@ -4,6 +4,7 @@ from uuid import uuid4
 import pytest
 
 from services.intake import privacy
+from shared.config import MasterKeyError, master_key
 from shared.limits import RateLimit, retry_after
 
 
@@ -20,11 +21,11 @@ def test_a_sealed_contact_opens_only_with_its_own_key_and_case():
 
 def test_the_master_key_must_be_32_bytes(monkeypatch):
     monkeypatch.setenv("OURVOICE_MASTER_KEY", base64.b64encode(b"short").decode())
-    with pytest.raises(privacy.MasterKeyError):
-        privacy.master_key()
+    with pytest.raises(MasterKeyError):
+        master_key()
     monkeypatch.setenv("OURVOICE_MASTER_KEY", "not base64 at all!")
-    with pytest.raises(privacy.MasterKeyError):
-        privacy.master_key()
+    with pytest.raises(MasterKeyError):
+        master_key()
 
 
 def test_the_submission_limit_refills_over_a_minute():
