@@ -3,19 +3,13 @@ protocol): the page loads, its charts show the figures the public summary gives,
 filter changes them, and it speaks Khmer and English."""
 
 import base64
-import itertools
 import json
-import os
 import shutil
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
-import requests
-import websocket
 
+from tests.browser import Page, open_browser
 from tests.system import complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -23,82 +17,23 @@ pytestmark = pytest.mark.e2e
 # Reporting's calendar runs 40 days ahead, so this month is an ended one: public.
 SYSTEM_ENV = {"OURVOICE_REPORTS_CLOCK_DAYS": "40"}
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1280,1800", "--remote-debugging-port=0")
+
+def drawings(page: Page) -> int:
+    return int(page.evaluate("(document.body && document.body.dataset.ready) || 0"))
 
 
-def chromium() -> str:
-    """Debian's chromium, installed on first use where this runs as root (as CI does)."""
-    found = shutil.which("chromium")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=quiet, timeout=900)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "fonts-khmeros"],
-                       check=True, env=quiet, timeout=1800)
-        found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("the dashboard test needs Debian's chromium: apt-get install chromium")
-    return found
-
-
-class Page:
-    """One tab, driven over the DevTools protocol."""
-
-    def __init__(self, socket_url: str):
-        self.socket = websocket.create_connection(socket_url, timeout=30, suppress_origin=True)
-        self.ids = itertools.count(1)
-
-    def call(self, method: str, **params) -> dict:
-        sent = next(self.ids)
-        self.socket.send(json.dumps({"id": sent, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv())
-            if message.get("id") == sent:
-                if "error" in message:
-                    raise AssertionError(f"{method}: {message['error']}")
-                return message["result"]
-
-    def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def drawings(self) -> int:
-        return int(self.evaluate("(document.body && document.body.dataset.ready) || 0"))
-
-    def charts(self) -> dict:
-        """What each chart shows: [key, value] per bar, value "hidden" for a hidden cell."""
-        return json.loads(self.evaluate("""JSON.stringify(Object.fromEntries(
-            [...document.querySelectorAll('[data-chart]')].map(chart => [chart.dataset.chart,
-              [...chart.querySelectorAll('g[data-key]')].map(
-                bar => [bar.dataset.key, bar.dataset.value])])))"""))
+def charts(page: Page) -> dict:
+    """What each chart shows: [key, value] per bar, value "hidden" for a hidden cell."""
+    return json.loads(page.evaluate("""JSON.stringify(Object.fromEntries(
+        [...document.querySelectorAll('[data-chart]')].map(chart => [chart.dataset.chart,
+          [...chart.querySelectorAll('g[data-key]')].map(
+            bar => [bar.dataset.key, bar.dataset.value])])))"""))
 
 
 @pytest.fixture(scope="module")
 def browser():
-    profile = tempfile.mkdtemp(prefix="ourvoice-chromium-")
-    process = subprocess.Popen([chromium(), *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = Path(profile) / "DevToolsActivePort"
-        wait_until(lambda: port_file.exists() and port_file.read_text().strip(), timeout=60,
-                   what="chromium listening for DevTools")
-        port = int(port_file.read_text().split()[0])
-        tabs = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        page = Page(next(t for t in tabs if t["type"] == "page")["webSocketDebuggerUrl"])
-        page.call("Page.enable")
+    with open_browser() as page:
         yield page
-        page.socket.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def public_report(system, **filters) -> dict:
@@ -142,11 +77,11 @@ def test_the_dashboard_draws_the_public_figures_and_a_filter_changes_them(system
     wait_until(counted, what="every case counted, with its gender")
 
     browser.call("Page.navigate", url=system.url("reporting", "/dashboard?lang=en"))
-    wait_until(lambda: browser.drawings() >= 1, what="the dashboard drawn")
+    wait_until(lambda: drawings(browser) >= 1, what="the dashboard drawn")
     everywhere = public_report(system)
-    assert browser.charts() == expected_charts(everywhere)
+    assert charts(browser) == expected_charts(everywhere)
     # Four men: too few to show, and the women's count would give them away: both hidden.
-    assert browser.charts()["gender"] == [["female", "hidden"], ["male", "hidden"],
+    assert charts(browser)["gender"] == [["female", "hidden"], ["male", "hidden"],
                                           ["other", "0"], ["undisclosed", "0"]]
     headings = browser.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
     assert "Cases by type" in headings and "Cases by gender" in headings
@@ -165,15 +100,15 @@ def test_the_dashboard_draws_the_public_figures_and_a_filter_changes_them(system
     shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot")["data"]))
     shutil.copy(shot, system.logs / shot.name)  # kept beside the services' logs to look at
 
-    drawn = browser.drawings()
+    drawn = drawings(browser)
     browser.evaluate("""(() => { const province = document.querySelector('[name=province]');
         province.value = '17'; province.dispatchEvent(new Event('change', {bubbles: true}));
         })()""")
-    wait_until(lambda: browser.drawings() > drawn, what="drawn again for Siem Reap")
+    wait_until(lambda: drawings(browser) > drawn, what="drawn again for Siem Reap")
     siem_reap = public_report(system, province="17")
     assert siem_reap["total"] is None  # three cases
-    assert browser.charts() == expected_charts(siem_reap)
-    assert browser.charts()["by_area"] == [["1701", "hidden"]]
+    assert charts(browser) == expected_charts(siem_reap)
+    assert charts(browser)["by_area"] == [["1701", "hidden"]]
     assert browser.evaluate("location.search").startswith("?province=17")
 
     browser.evaluate("document.querySelector('[data-language=km]').click()")

@@ -17,6 +17,7 @@ from marshmallow import Schema, fields, validate
 from nameko.timer import timer
 
 from services.routing import views
+from services.routing.console import Console
 from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.domain import Case, InvalidTransition
@@ -131,7 +132,7 @@ def state_of(case: Case) -> dict:
     })
 
 
-class Service(HealthAndSpec):
+class Service(Console, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
 

@@ -1,0 +1,708 @@
+// The staff console: staff and ombudsmen log in, work their office's queue and each case
+// file, in Khmer or English. Served as written (no build step, no library); it speaks
+// only to the API of the service that serves it, with the session token kept in this
+// tab's sessionStorage, so closing the tab forgets it.
+"use strict";
+
+const LANGUAGE_KEY = "ourvoice.console.language";
+const SESSION_KEY = "ourvoice.console.session";
+const PAGE_SIZE = 20;
+const DUE_SOON_HOURS = 24;
+const STATUSES = ["routed", "acknowledged", "waiting-for-citizen", "escalated", "resolved",
+  "closed", "withdrawn"];
+const TYPES = ["complaint", "support", "information", "evaluation"];
+// The order the action buttons come in, whatever order the case file lists them.
+const ACTIONS = ["acknowledge", "request-info", "resolve", "note", "assign", "transfer",
+  "findings", "close"];
+
+const state = {
+  language: localStorage.getItem(LANGUAGE_KEY) === "en" ? "en" : "km",
+  words: null,
+  session: JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null"),
+  templates: null,
+  officeNames: {},
+  pages: { key: "", cursors: [] }, // the cursors of the queue pages before this one
+  draw: () => {}, // redraws the current view from what it last loaded
+  login: {}, // what the login form must ask for next: totp, new_password
+  notice: null,
+  opened: null, // the action form open on the case page
+};
+
+// -- words ----------------------------------------------------------------------------
+function word(key, values = {}) {
+  let found = key.split(".").reduce((part, name) => part?.[name], state.words[state.language]);
+  if (typeof found !== "string") found = key.split(".").pop();
+  return found.replace(/{(\w+)}/g, (_, name) => values[name] ?? "");
+}
+
+const named = (thing) => thing ? (state.language === "km" ? thing.name_km : thing.name_en) : "";
+const inLanguage = (texts, language = state.language) => texts?.[language] ?? texts?.en ?? "";
+
+function when(at) {
+  if (!at) return "";
+  return new Intl.DateTimeFormat(state.language === "km" ? "km-KH" : "en-GB", {
+    dateStyle: "medium", timeStyle: "short", timeZone: "Asia/Phnom_Penh",
+  }).format(new Date(at));
+}
+
+// -- the page -------------------------------------------------------------------------
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  let value;
+  for (const [name, given] of Object.entries(props)) {
+    if (given === undefined || given === null || given === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), given);
+    else if (name === "text") node.textContent = given;
+    else if (name === "class") node.className = given;
+    else if (name === "value") value = given;
+    else node.setAttribute(name, given === true ? "" : given);
+  }
+  node.append(...children.flat().filter((child) => child !== null && child !== undefined
+    && child !== false));
+  if (value !== undefined) node.value = value;
+  return node;
+}
+
+const view = () => document.getElementById("view");
+
+function show(name, ...content) {
+  document.body.dataset.view = name;
+  view().replaceChildren(...content);
+  document.body.dataset.drawn = String(Number(document.body.dataset.drawn) + 1);
+}
+
+function notify(key, kind = "info", detail = "") {
+  state.notice = { key, kind, detail };
+  drawNotice();
+}
+
+function drawNotice() {
+  const notice = document.getElementById("notice");
+  notice.hidden = !state.notice;
+  if (!state.notice) return;
+  notice.dataset.kind = state.notice.kind;
+  notice.dataset.key = state.notice.key;
+  notice.replaceChildren(el("span", { text: word(state.notice.key) }),
+    state.notice.detail ? el("small", { text: state.notice.detail }) : null,
+    el("button", { type: "button", class: "quiet", "aria-label": "×", text: "×",
+      onclick: () => notify(null) }));
+  if (!state.notice.key) { state.notice = null; notice.hidden = true; }
+}
+
+function drawChrome() {
+  document.documentElement.lang = state.language;
+  for (const node of document.querySelectorAll("[data-text]")) {
+    node.textContent = word(node.dataset.text);
+  }
+  for (const button of document.querySelectorAll("[data-language]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.language === state.language));
+  }
+  const account = state.session?.account;
+  const who = document.getElementById("who");
+  who.hidden = !account;
+  document.getElementById("logout").hidden = !account;
+  if (account) {
+    who.textContent = `${account.name} · ${word(`roles.${account.role}`)}`;
+  }
+  document.title = word("title");
+  drawNotice();
+}
+
+// -- the API --------------------------------------------------------------------------
+class Refusal extends Error {
+  constructor(status, errors) {
+    super(`${status}`);
+    this.status = status;
+    this.errors = errors || {};
+  }
+
+  get reason() {
+    return Object.values(this.errors).flat().join(" ");
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (state.session) headers.Authorization = `Bearer ${state.session.token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new Refusal(0, {});
+  }
+  const answer = response.status === 204 ? null : await response.json().catch(() => null);
+  if (response.ok) return answer;
+  if (response.status === 401 && state.session) {
+    forget();
+    notify("session_ended", "warning");
+    go("#/login");
+  }
+  throw new Refusal(response.status, answer?.errors);
+}
+
+// What a refusal means to the person who met it.
+function complain(refusal) {
+  if (!(refusal instanceof Refusal)) throw refusal;
+  if (refusal.status === 401) return; // back at the login already
+  const key = { 0: "unavailable", 400: "invalid", 403: "not_allowed", 404: "not_found",
+    409: "conflict" }[refusal.status] ?? "unavailable";
+  notify(key, refusal.status === 409 ? "warning" : "error", refusal.reason);
+}
+
+function remember(session) {
+  state.session = session;
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+function forget() {
+  state.session = null;
+  state.templates = null;
+  sessionStorage.removeItem(SESSION_KEY);
+  drawChrome();
+}
+
+async function logOut() {
+  try {
+    await api("DELETE", "/v1/sessions/current");
+  } catch (refusal) {
+    if (!(refusal instanceof Refusal)) throw refusal; // ended already: the same to us
+  }
+  forget();
+  notify("logged_out");
+  go("#/login");
+}
+
+// -- where we are: #/login, #/queue?filters, #/case/<id> ------------------------------
+function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function route() {
+  const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
+  const parts = path.split("/").filter(Boolean);
+  if (!state.session) return logInView();
+  if (parts[0] === "case" && parts[1]) return caseView(decodeURIComponent(parts[1]));
+  if (parts[0] === "queue") return queueView(new URLSearchParams(query));
+  return go("#/queue");
+}
+
+// -- log in ---------------------------------------------------------------------------
+function logInView() {
+  state.draw = logInView;
+  const field = (name, type, autocomplete, extra = {}) => el("label", {},
+    el("span", { text: word(name) }),
+    el("input", { name, type, autocomplete, required: true, ...extra }));
+  const form = el("form", { class: "card narrow", "data-form": "login", onsubmit: logIn },
+    el("h2", { text: word("log_in_heading") }),
+    field("username", "text", "username", { autocapitalize: "none", spellcheck: "false" }),
+    field("password", "password", "current-password"),
+    state.login.totp ? el("p", { class: "hint", text: word("totp_needed") }) : null,
+    state.login.totp ? field("totp", "text", "one-time-code",
+      { inputmode: "numeric", pattern: "[0-9]{6}", maxlength: "6" }) : null,
+    state.login.new_password ? el("p", { class: "hint", text: word("change_needed") }) : null,
+    state.login.new_password ? field("new_password", "password", "new-password") : null,
+    el("p", { class: "problem", "data-part": "problem" }),
+    el("button", { type: "submit", class: "primary", text: word("log_in") }));
+  // What was typed survives a change of language.
+  for (const [name, value] of Object.entries(state.login.typed || {})) {
+    if (form.elements[name]) form.elements[name].value = value;
+  }
+  form.addEventListener("input", () => { state.login.typed = values(form); });
+  show("login", form);
+}
+
+function values(form) {
+  return Object.fromEntries([...new FormData(form)].map(([name, value]) => [name, value.trim()]));
+}
+
+async function logIn(submitted) {
+  submitted.preventDefault();
+  const form = submitted.target;
+  const typed = values(form);
+  const body = { username: typed.username, password: form.elements.password.value };
+  if (typed.totp) body.totp = typed.totp;
+  if (form.elements.new_password) body.new_password = form.elements.new_password.value;
+  try {
+    const session = await api("POST", "/v1/sessions", body);
+    remember({ token: session.session_token, account: session.account,
+      expires_at: session.expires_at });
+    state.login = {};
+    notify(null);
+    drawChrome();
+    go("#/queue");
+  } catch (refusal) {
+    if (!(refusal instanceof Refusal)) throw refusal;
+    const asked = { totp: state.login.totp || "totp" in refusal.errors,
+      new_password: state.login.new_password || "new_password" in refusal.errors };
+    if (asked.totp !== state.login.totp || asked.new_password !== state.login.new_password) {
+      state.login = { ...asked, typed };
+      logInView();
+      return;
+    }
+    const problem = view().querySelector("[data-part=problem]");
+    problem.textContent = refusal.status === 401 && !refusal.errors.totp ? word("login_failed")
+      : refusal.reason || word(refusal.status === 0 ? "unavailable" : "invalid");
+  }
+}
+
+// -- the queue ------------------------------------------------------------------------
+const FILTERS = ["status", "type", "category", "overdue", "due_soon", "mine"];
+
+function queueQuery(params) {
+  const query = new URLSearchParams({ limit: params.get("limit") || PAGE_SIZE });
+  for (const name of ["status", "type", "category", "cursor"]) {
+    if (params.get(name)) query.set(name, params.get(name));
+  }
+  if (params.get("overdue")) query.set("overdue", "true");
+  if (params.get("due_soon")) query.set("due_within_hours", DUE_SOON_HOURS);
+  if (params.get("mine")) query.set("assignee", "me");
+  return query;
+}
+
+async function queueView(params) {
+  const account = state.session.account;
+  const office = account.office_id || params.get("office");
+  const filterKey = [office, ...FILTERS.map((name) => params.get(name) || "")].join("|");
+  if (state.pages.key !== filterKey) state.pages = { key: filterKey, cursors: [] };
+  if (!office) {
+    state.draw = () => drawQueue(params, null, null);
+    return state.draw();
+  }
+  show("queue", el("p", { class: "loading", text: word("loading") }));
+  let queue;
+  try {
+    [queue] = await Promise.all([
+      api("GET", `/v1/offices/${encodeURIComponent(office)}/queue?${queueQuery(params)}`),
+      officeName(office),
+    ]);
+  } catch (refusal) {
+    complain(refusal);
+    queue = { office_id: office, total: 0, counts: {}, cases: [], next_cursor: null };
+  }
+  state.draw = () => drawQueue(params, office, queue);
+  state.draw();
+}
+
+function withParams(params, changes) {
+  const next = new URLSearchParams(params);
+  for (const [name, value] of Object.entries(changes)) {
+    if (value) next.set(name, value); else next.delete(name);
+  }
+  return `#/queue?${next}`;
+}
+
+function drawQueue(params, office, queue) {
+  const account = state.session.account;
+  const refilter = (changes) => go(withParams(params, { ...changes, cursor: null }));
+  const choice = (name, options, label) => el("label", {},
+    el("span", { text: word(name) }),
+    el("select", { name, value: params.get(name) || "",
+      onchange: (changed) => refilter({ [name]: changed.target.value }) },
+    el("option", { value: "", text: word("all") }),
+    options.map(([value, text]) => el("option", { value, text }))));
+  const toggle = (name) => el("label", { class: "check" },
+    el("input", { type: "checkbox", name, checked: Boolean(params.get(name)),
+      onchange: (changed) => refilter({ [name]: changed.target.checked ? "1" : null }) }),
+    el("span", { text: word(`${name}_only`) }));
+  const categories = Object.entries(state.words[state.language].categories)
+    .sort((a, b) => a[1].localeCompare(b[1], state.language));
+  const heading = office ? word(account.role === "ombudsman" ? "ombudsman_heading"
+    : "queue_heading", { office: state.officeNames[office] || office }) : word("choose_office");
+  const filters = el("form", { class: "filters", "data-form": "filters",
+    onsubmit: (submitted) => submitted.preventDefault() },
+  choice("status", STATUSES.map((s) => [s, word(`statuses.${s}`)])),
+  choice("type", TYPES.map((t) => [t, word(`types.${t}`)])),
+  choice("category", categories),
+  toggle("overdue"), toggle("due_soon"),
+  account.office_id ? toggle("mine") : null);
+  const parts = [el("h2", { text: heading }), findByCode()];
+  if (!account.office_id) {
+    parts.push(officePicker((picked) => go(withParams(params, { office: picked.id, cursor: null }))));
+  }
+  if (office && queue) {
+    parts.push(filters, counts(queue, params, refilter), caseList(queue.cases),
+      pager(params, queue));
+  }
+  show("queue", ...parts);
+}
+
+function counts(queue, params, refilter) {
+  return el("p", { class: "counts", "data-part": "counts" },
+    el("b", { "data-count": "total", text: word("total", { n: queue.total }) }),
+    Object.entries(queue.counts || {}).map(([status, n]) => el("button", {
+      type: "button", class: params.get("status") === status ? "chip on" : "chip",
+      "data-count": status, onclick: () => refilter({ status }),
+    }, `${word(`statuses.${status}`)} `, el("b", { text: String(n) }))));
+}
+
+function nearestDue(entry) {
+  return [entry.acknowledge_due, entry.resolve_due].filter(Boolean).sort()[0] || null;
+}
+
+function caseList(cases) {
+  if (!cases.length) return el("p", { class: "empty", text: word("no_cases") });
+  const soon = Date.now() + DUE_SOON_HOURS * 3600 * 1000;
+  return el("ol", { class: "cases", "data-part": "cases" }, cases.map((entry) => {
+    const due = nearestDue(entry);
+    const dueSoon = !entry.overdue && due && new Date(due).getTime() <= soon;
+    const mark = entry.overdue ? "overdue" : dueSoon ? "due_soon" : null;
+    return el("li", { class: mark ? `case ${mark}` : "case", "data-case": entry.case_id,
+      "data-mark": mark || "" },
+    el("a", { href: `#/case/${entry.case_id}` },
+      el("span", { class: "code", text: entry.tracking_code }),
+      el("span", { class: `status ${entry.status}`, text: word(`statuses.${entry.status}`) }),
+      mark ? el("span", { class: `mark ${mark}`, text: word(mark) }) : null,
+      el("span", { class: "what", text: [word(`types.${entry.type}`),
+        word(`categories.${entry.category}`)].join(" · ") }),
+      entry.first_line ? el("span", { class: "line", text: entry.first_line }) : null,
+      el("span", { class: "meta" },
+        due ? el("span", { text: word("due", { at: when(due) }) }) : null,
+        el("span", { text: entry.assignee || word("unassigned") }),
+        entry.transfers ? el("span", { text: word("transfers_n", { n: entry.transfers }) })
+          : null)));
+  }));
+}
+
+function pager(params, queue) {
+  const cursors = state.pages.cursors;
+  const earlier = params.get("cursor") ? () => {
+    const before = cursors.pop() || null;
+    go(withParams(params, { cursor: before }));
+  } : null;
+  const later = queue.next_cursor ? () => {
+    cursors.push(params.get("cursor") || "");
+    go(withParams(params, { cursor: queue.next_cursor }));
+  } : null;
+  return el("nav", { class: "pager", "data-part": "pager" },
+    el("button", { type: "button", "data-page": "previous", disabled: !earlier,
+      onclick: earlier || undefined, text: word("previous") }),
+    el("button", { type: "button", "data-page": "next", disabled: !later,
+      onclick: later || undefined, text: word("next") }));
+}
+
+function findByCode() {
+  return el("form", { class: "find", "data-form": "find", onsubmit: async (submitted) => {
+    submitted.preventDefault();
+    const code = submitted.target.elements.tracking_code.value.trim();
+    if (!code) return;
+    try {
+      const found = await api("GET", `/v1/cases?${new URLSearchParams({ tracking_code: code })}`);
+      go(`#/case/${found.case_id}`);
+    } catch (refusal) { complain(refusal); }
+  } },
+  el("label", {}, el("span", { text: word("tracking_code") }),
+    el("input", { name: "tracking_code", autocapitalize: "characters", spellcheck: "false" })),
+  el("button", { type: "submit", text: word("open") }));
+}
+
+async function officeName(officeId) {
+  if (state.officeNames[officeId]) return;
+  try {
+    const found = await api("GET", `/v1/offices?${new URLSearchParams({ q: officeId })}`);
+    const office = found.find((candidate) => candidate.id === officeId);
+    if (office) state.officeNames[officeId] = named(office);
+  } catch (refusal) {
+    if (!(refusal instanceof Refusal)) throw refusal; // the id will do
+  }
+}
+
+// An office searched for by part of its Khmer or English name.
+function officePicker(picked, label = "office_search") {
+  let shown = [];
+  let asked = 0;
+  const results = el("ul", { class: "offices", "data-part": "offices" });
+  const search = async (typed) => {
+    const q = typed.target.value.trim();
+    const mine = ++asked;
+    if (q.length < 2) { results.replaceChildren(); return; }
+    let found = [];
+    try {
+      found = await api("GET", `/v1/offices?${new URLSearchParams({ q })}`);
+    } catch (refusal) { complain(refusal); }
+    if (mine !== asked) return; // a later search has been asked for
+    shown = found.slice(0, 8);
+    results.replaceChildren(...(shown.length ? shown.map((office) => el("li", {},
+      el("button", { type: "button", class: "office", "data-office": office.id,
+        onclick: () => {
+          for (const other of results.querySelectorAll("button")) other.classList.remove("on");
+          results.querySelector(`[data-office="${office.id}"]`).classList.add("on");
+          picked(office);
+        } },
+      el("span", { lang: "km", text: office.name_km }),
+      el("small", { lang: "en", text: office.name_en })))) : [
+      el("li", { class: "empty", text: word("no_offices") })]));
+  };
+  return el("div", { class: "picker" },
+    el("label", {}, el("span", { text: word(label) }),
+      el("input", { type: "search", name: "office_q", autocomplete: "off", oninput: search })),
+    results);
+}
+
+// -- a case ---------------------------------------------------------------------------
+async function caseView(caseId, { keepNotice = false } = {}) {
+  if (!keepNotice) notify(null);
+  show("case-loading", el("p", { class: "loading", text: word("loading") }));
+  let file;
+  try {
+    file = await api("GET", `/v1/cases/${encodeURIComponent(caseId)}`);
+  } catch (refusal) {
+    complain(refusal);
+    state.draw = () => show("case", backLink());
+    return state.draw();
+  }
+  if (file.office?.id) state.officeNames[file.office.id] = named(file.office);
+  state.draw = () => drawCase(file);
+  state.draw();
+}
+
+function backLink() {
+  return el("p", { class: "back" }, el("a", { href: "#/queue", text: `← ${word("back")}` }));
+}
+
+function byAt(a, b) {
+  return String(a.at).localeCompare(String(b.at));
+}
+
+function said(who, text, at, by, kind) {
+  return el("li", { class: `said ${kind}` },
+    el("p", { class: "who" }, el("b", { text: who }), " ",
+      el("time", { datetime: at, text: when(at) }),
+      by ? el("span", { text: ` · ${word("by", { name: by })}` }) : null),
+    el("p", { class: "text", text }));
+}
+
+function section(name, title, ...content) {
+  const filled = content.flat().filter(Boolean);
+  return el("section", { class: "part", "data-part": name },
+    el("h3", { text: title }),
+    filled.length ? filled : el("p", { class: "empty", text: word("none_yet") }));
+}
+
+function drawCase(file) {
+  const place = ["commune", "district", "province"].map((level) => named(file.place?.[level]))
+    .filter(Boolean).join(", ");
+  const facts = [
+    ["status", el("span", { class: `status ${file.status}`, "data-status": file.status,
+      text: word(`statuses.${file.status}`) })],
+    ["type", word(`types.${file.type}`)],
+    ["category", inLanguage(file.category_label) || word(`categories.${file.category}`)],
+    ["office", named(file.office) || file.office?.id],
+    ["place", place],
+    ["submitted", when(file.submitted_at)],
+    ["channel", file.channel],
+    ["language", word(`languages.${file.language}`)],
+    ["assignee", file.assignee || word("unassigned")],
+  ];
+  const conversation = [
+    ...file.questions.map((q) => ({ ...q, kind: "question" })),
+    ...file.messages.map((m) => ({ ...m, kind: "message" })),
+  ].sort(byAt);
+  const header = el("header", { class: "case-head" },
+    el("h2", {}, el("span", { class: "code", "data-part": "tracking-code",
+      text: file.tracking_code }),
+    file.sensitive ? el("span", { class: "mark sensitive", text: word("sensitive") }) : null),
+    el("dl", { class: "facts" }, facts.filter(([, value]) => value).map(([name, value]) => [
+      el("dt", { text: word(name) }), el("dd", { "data-fact": name }, value)])));
+  const deadlines = section("deadlines", word("deadlines"), file.deadlines.map((d) => el("p", {
+    class: `deadline ${d.state}`, "data-deadline": d.name },
+  el("b", { text: word(`deadline_names.${d.name}`) }), " ",
+  el("span", { text: d.due_at ? when(d.due_at) : "" }), " · ",
+  el("span", { text: word(`deadline_states.${d.state}`) }))));
+  const words = section("description", word("citizen_words"), file.words_hidden
+    ? el("p", { class: "hint", text: word("words_hidden") })
+    : el("blockquote", { class: "text", lang: file.language, text: file.description }));
+  const parts = [
+    backLink(), header, actionsPanel(file), words,
+    section("conversation", word("conversation"), conversation.length ? el("ol", { class: "thread" },
+      conversation.map((entry) => entry.kind === "question"
+        ? said(word("office_asked"), entry.text, entry.at, entry.by, "question")
+        : said(word("citizen_wrote"), entry.text, entry.at, null,
+          entry.answers_request ? "message answer" : "message"))) : null),
+    deadlines,
+    file.resolution ? section("resolution", word("resolution"), el("ol", { class: "thread" },
+      said(word("resolution"), file.resolution.text, file.resolution.at, file.resolution.by,
+        "resolution"))) : null,
+    file.feedback.length ? section("feedback", word("feedback"), el("ol", { class: "thread" },
+      file.feedback.map((f) => said(
+        [word(f.satisfied ? "satisfied" : "unsatisfied"),
+          f.rating ? word("rating", { n: f.rating }) : ""].filter(Boolean).join(" · "),
+        f.comment || "", f.at, null, f.satisfied ? "feedback" : "feedback unsatisfied")))) : null,
+    file.escalations.length ? section("escalations", word("escalations"), file.escalations.map(
+      (e) => el("p", {}, el("b", { text: word(`reasons.${e.reason}`) }), " ",
+        el("span", { text: word("from_to", { from: e.from_office_id, to: e.office_id }) }), " ",
+        el("time", { datetime: e.at, text: when(e.at) })))) : null,
+    file.findings ? section("findings", word("findings"), el("ol", { class: "thread" },
+      said(word("findings"), file.findings.findings, file.findings.at, file.findings.by,
+        "findings"),
+      said(word("recommendation"), file.findings.recommendation, file.findings.at, null,
+        "findings"))) : null,
+    section("notes", word("notes"), file.notes.length ? el("ol", { class: "thread" },
+      file.notes.map((n) => said("", n.text, n.at, n.by, "note"))) : null),
+    file.transfers.length ? section("transfers", word("transfers"), file.transfers.map(
+      (t) => el("p", {}, el("b", { text: word("from_to", { from: t.from_office_id,
+        to: t.office_id }) }), " ", el("span", { text: t.reason }), " ",
+      el("span", { text: `· ${word("by", { name: t.by })} · ${when(t.at)}` })))) : null,
+    el("details", { class: "part", "data-part": "timeline" },
+      el("summary", { text: word("timeline") }),
+      el("ol", { class: "timeline" }, file.timeline.map((t) => el("li", {},
+        el("time", { datetime: t.at, text: when(t.at) }), " ",
+        el("b", { text: state.words[state.language].events[t.event_type] ? word(
+          `events.${t.event_type}`) : t.summary || t.event_type }),
+        t.by ? el("span", { text: ` · ${word("by", { name: t.by })}` }) : null)))),
+  ];
+  show("case", ...parts.filter(Boolean));
+  document.body.dataset.caseVersion = String(file.version);
+}
+
+// -- acting on a case -----------------------------------------------------------------
+function actionsPanel(file) {
+  const can = ACTIONS.filter((name) => (file.can || []).includes(name));
+  if (!can.length) return null;
+  const open = state.opened?.caseId === file.case_id ? state.opened.name : null;
+  return el("section", { class: "part actions", "data-part": "actions" },
+    el("h3", { text: word("actions") }),
+    el("div", { class: "buttons" }, can.map((name) => el("button", {
+      type: "button", "data-act": name, class: name === open ? "on" : "",
+      "aria-expanded": String(name === open),
+      onclick: () => {
+        if (name === "acknowledge") return act(file, "acknowledge", {});
+        state.opened = name === open ? null : { caseId: file.case_id, name };
+        return state.draw();
+      },
+      text: word(`act.${name}`) }))),
+    open ? actionForm(file, open) : null);
+}
+
+async function act(file, name, body) {
+  const path = { note: "notes" }[name] || name;
+  try {
+    await api("POST", `/v1/cases/${file.case_id}/${path}`, body);
+    notify("done", "success");
+  } catch (refusal) {
+    complain(refusal);
+    // Only a 409 means the case is not what this page shows: anything else changed nothing.
+    if (refusal.status !== 409) return;
+  }
+  state.opened = null;
+  await caseView(file.case_id, { keepNotice: true });
+}
+
+function textField(name, label, extra = {}) {
+  return el("label", {}, el("span", { text: label }),
+    el("textarea", { name, rows: 4, required: true, maxlength: 4000, ...extra }));
+}
+
+async function replyTemplates() {
+  if (!state.templates) state.templates = await api("GET", "/v1/reply-templates");
+  return state.templates;
+}
+
+// A template's text, in the case's language, or words of one's own: the text shown is
+// what the citizen gets; a template left as it is goes as the template.
+function templateField(file, kind, field, templates) {
+  const mine = templates.filter((t) => t.kind === kind);
+  const text = textField(field, word("text_for_citizen",
+    { language: word(`languages.${file.language}`) }), { lang: file.language });
+  const textarea = text.querySelector("textarea");
+  const select = el("select", { name: "template", onchange: () => {
+    const chosen = mine.find((t) => t.id === select.value);
+    textarea.value = chosen ? inLanguage(chosen.text, file.language) : "";
+  } }, el("option", { value: "", text: word("own_words") }),
+  mine.map((t) => el("option", { value: t.id, text: inLanguage(t.title) })));
+  const body = () => {
+    const chosen = mine.find((t) => t.id === select.value);
+    if (chosen && textarea.value.trim() === inLanguage(chosen.text, file.language).trim()) {
+      return { template: chosen.id };
+    }
+    return { [field]: textarea.value.trim() };
+  };
+  return { nodes: [el("label", {}, el("span", { text: word("template") }), select), text], body };
+}
+
+function actionForm(file, name) {
+  const form = el("form", { class: "act", "data-form": name });
+  const submit = el("button", { type: "submit", class: "primary", text: word(
+    name === "close" ? "act.close" : "send") });
+  let body = () => values(form);
+  const fill = async () => {
+    if (name === "request-info" || name === "resolve") {
+      const field = name === "resolve" ? "resolution" : "question";
+      const kind = name === "resolve" ? "resolution" : "question";
+      const chooser = templateField(file, kind, field, await replyTemplates());
+      body = chooser.body;
+      return chooser.nodes;
+    }
+    if (name === "note") return [textField("text", word("note_text"))];
+    if (name === "assign") {
+      const staff = await api("GET", `/v1/offices/${encodeURIComponent(file.office.id)}/staff`);
+      const me = state.session.account;
+      body = () => ({ staff_id: form.elements.staff_id.value });
+      return [el("label", {}, el("span", { text: word("assign_to") }),
+        el("select", { name: "staff_id", required: true, value: file.assignee || me.username },
+          el("option", { value: me.username, text: word("me", { name: me.name }) }),
+          staff.filter((s) => s.username !== me.username).map((s) => el("option", {
+            value: s.username, text: `${s.name} (${s.username}) · ${word(`roles.${s.role}`)}` }))))];
+    }
+    if (name === "transfer") {
+      let chosen = null;
+      body = () => (chosen ? { office_id: chosen.id, reason: form.elements.reason.value.trim() }
+        : null);
+      return [officePicker((office) => { chosen = office; }),
+        textField("reason", word("reason"), { rows: 2 })];
+    }
+    if (name === "findings") {
+      return [textField("findings", word("findings")),
+        textField("recommendation", word("recommendation"))];
+    }
+    if (name === "close") {
+      body = () => ({});
+      return [el("p", { class: "hint", text: word("confirm_close") })];
+    }
+    return [];
+  };
+  form.addEventListener("submit", async (submitted) => {
+    submitted.preventDefault();
+    const sent = body();
+    if (sent === null) {
+      form.querySelector("[data-part=problem]").textContent = word("pick_office");
+      return;
+    }
+    submit.disabled = true;
+    await act(file, name, sent);
+    submit.disabled = false;
+  });
+  form.append(el("p", { class: "loading", text: word("loading") }));
+  fill().then((nodes) => {
+    form.replaceChildren(...nodes, el("p", { class: "problem", "data-part": "problem" }), submit);
+    form.dataset.ready = "1";
+  }, (refusal) => {
+    form.replaceChildren();
+    complain(refusal);
+  });
+  return form;
+}
+
+// -- starting -------------------------------------------------------------------------
+async function start() {
+  const response = await fetch("words.json");
+  state.words = await response.json();
+  for (const button of document.querySelectorAll("[data-language]")) {
+    button.addEventListener("click", () => {
+      state.language = button.dataset.language;
+      localStorage.setItem(LANGUAGE_KEY, state.language);
+      drawChrome();
+      state.draw();
+    });
+  }
+  document.getElementById("logout").addEventListener("click", logOut);
+  window.addEventListener("hashchange", route);
+  drawChrome();
+  route();
+}
+
+start();
