@@ -57,6 +57,12 @@ def env(name: str) -> str:
     return os.environ.get(name, DEFAULTS[name])
 
 
+def console_url() -> str:
+    """Where staff open the console (served by routing at /console/), as their browsers
+    reach it: OURVOICE_CONSOLE_URL behind a proxy, else routing's own address."""
+    return (os.environ.get("OURVOICE_CONSOLE_URL") or f"http://{env('ROUTING_ADDRESS')}").rstrip("/")
+
+
 # -- the broker's users ------------------------------------------------------------------
 # AMQP_URI says where the broker and its virtual host are, with the operator's credentials
 # (`ourvoice setup` and the other commands use them). Each service connects as a broker
