@@ -1,7 +1,7 @@
 """Who may call what. Every endpoint declares who it allows (see `web.endpoint`); an
 endpoint that declares nobody refuses everyone, so none is left open by accident.
 
-Two kinds of bearer token:
+Three kinds of bearer token:
 - a **principal's** token (staff, ombudsman, auditor, admin), made by
   `ourvoice principal create`: random, and only its SHA-256 is stored, with the role,
   office and expiry; revoking one appends a revocation;
@@ -11,7 +11,9 @@ Two kinds of bearer token:
   in `ourvoice_citizen_tokens`; it opens its case while that hash is on record, not
   revoked, of the case's current version, and its secret still verifies. Rotating gives
   the next version and revokes the others; erasure and the end of a closed case's
-  retention revoke them all."""
+  retention revoke them all;
+- a **staff session's**, from logging in to a named account (shared/accounts.py): the
+  principal is the account, its id the username."""
 
 from __future__ import annotations
 
@@ -85,6 +87,7 @@ class Principal:
     office_id: str | None = None
     case_id: UUID | None = None
     token_version: int | None = None  # a citizen's: which of the case's tokens it is
+    name: str | None = None  # a named account's display name (its id is the username)
 
     def works_at(self, office_id: str | None) -> bool:
         return self.role in ("staff", "ombudsman") and office_id is not None \
@@ -239,6 +242,10 @@ def authenticate(cursor, authorization: str | None, now: datetime | None = None)
         raise Unauthenticated("a Bearer token is required")
     if token.startswith(CITIZEN_TOKEN_PREFIX):
         return _citizen(cursor, token, now or datetime.now(UTC))
+    if token.startswith("s1."):
+        from shared import accounts  # which imports this module for Principal
+
+        return accounts.session_principal(cursor, token, now)
     cursor.execute(
         """SELECT p.id, p.role, p.office_id, p.expires_at, r.revoked_at
            FROM ourvoice_principals p LEFT JOIN ourvoice_revocations r ON r.principal_id = p.id

@@ -111,10 +111,10 @@ def publish(publisher, checkpoint: dict) -> None:
 
 def all_chains() -> tuple[list[str], tuple]:
     """The names of every store and every chained table."""
-    from shared import access
+    from shared import access, accounts
     from shared.logs import store_classes
 
-    return list(store_classes()), access.CHAINED
+    return list(store_classes()), access.CHAINED + accounts.CHAINED
 
 
 def take_and_publish(amqp_uri: str) -> dict:

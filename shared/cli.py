@@ -23,11 +23,11 @@ def setup() -> None:
     each service's broker user, so that services started together find them in place."""
     import kombu
 
-    from shared import access, broker, topology
+    from shared import access, accounts, broker, topology
     from shared.db import FOLLOWERS_DDL, Database, DatabaseProvider
     from shared.store import EventStore, open_store
 
-    ddl, stores = [FOLLOWERS_DDL, *access.DDL], []
+    ddl, stores = [FOLLOWERS_DDL, *access.DDL, *accounts.DDL], []
     for name in SERVICES:
         service = importlib.import_module(f"services.{name}.service").Service
         for provider in vars(service).values():
@@ -183,6 +183,60 @@ def principal(args) -> int:
         db.close()
 
 
+def staff(args) -> int:
+    """Named accounts of the people who work cases: ombudsmen, office staff, auditors,
+    admins. Passwords are shown once, when made, and must be changed at first login."""
+    from shared import accounts
+    from shared.db import Database
+
+    db = Database(max_size=1)
+    try:
+        db.migrate(*accounts.DDL)
+        with db.transaction() as cursor:
+            try:
+                if args.action == "list":
+                    for row in accounts.every(cursor):
+                        state = "disabled" if row["disabled_at"] else \
+                            "must change password" if row["must_change_password"] else "active"
+                        print(f"{row['username']:<24} {row['role']:<10} "
+                              f"{row['office_id'] or '-':<28} {state:<21} "
+                              f"{'totp' if row['has_totp'] else '-':<5} {row['name']}")
+                    return 0
+                if args.action == "disable":
+                    if not accounts.disable(cursor, args.username):
+                        print(f"no active account {args.username}", file=sys.stderr)
+                        return 1
+                    print(f"account {args.username} disabled; its sessions have ended")
+                    return 0
+                if args.action == "require-totp":
+                    roles = [role.strip() for role in args.roles.split(",") if role.strip()]
+                    missing = accounts.require_totp(cursor, roles)
+                    print(f"a second factor is now required of: {', '.join(roles) or 'no role'}")
+                    if missing:
+                        print("these accounts have none yet and cannot log in until their "
+                              f"password is reset (which sets one up): {', '.join(missing)}")
+                    return 0
+                if args.action == "add":
+                    issued = accounts.add(cursor, username=args.username, name=args.name,
+                                          role=args.role, office_id=args.office, totp=args.totp)
+                    print(f"account {args.username} ({args.role}"
+                          f"{' of ' + args.office if args.office else ''}) added")
+                else:
+                    issued = accounts.reset_password(cursor, args.username)
+                    print(f"account {args.username}: password reset, its sessions have ended")
+            except accounts.AccountError as error:
+                print(error, file=sys.stderr)
+                return 2
+            if issued.otpauth_uri:
+                print("the second factor, to scan into an authenticator app (shown once):")
+                print(issued.otpauth_uri)
+            print("the one-time password, to be changed at first login, is shown once:")
+            print(issued.one_time_password)
+            return 0
+    finally:
+        db.close()
+
+
 def directory_import(path: str) -> int:
     """Record the amendments in an operator's CSV file as events of the directory."""
     from eventsourcing.application import AggregateNotFoundError
@@ -243,6 +297,27 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--days", type=int, default=365, help="how long the token is valid")
     revoke = actions.add_parser("revoke", help="revoke a principal's token at once")
     revoke.add_argument("principal_id")
+    staffing = commands.add_parser("staff", help="named accounts of staff, ombudsmen, "
+                                   "auditors and admins, who log in with a password")
+    staff_actions = staffing.add_subparsers(dest="action", required=True)
+    adding_staff = staff_actions.add_parser(
+        "add", help="make an account; print its one-time password (last line)")
+    adding_staff.add_argument("--name", required=True, help="the person's name, as shown")
+    adding_staff.add_argument("--username", required=True)
+    adding_staff.add_argument("--office", help="office id, for staff and ombudsmen (e.g. owso-1201)")
+    adding_staff.add_argument("--role", required=True, choices=ROLES)
+    adding_staff.add_argument("--totp", action="store_true",
+                              help="with a second factor (TOTP), printed as an otpauth URI")
+    staff_actions.add_parser("list", help="every account, its role, office and state")
+    disabling = staff_actions.add_parser("disable", help="disable an account; its sessions end")
+    disabling.add_argument("username")
+    resetting = staff_actions.add_parser(
+        "reset-password", help="a new one-time password (last line); the sessions end")
+    resetting.add_argument("username")
+    requiring = staff_actions.add_parser(
+        "require-totp", help="the roles whose accounts need a second factor (TOTP) to log in")
+    requiring.add_argument("--roles", required=True,
+                           help="comma-separated, e.g. ombudsman,admin (empty: none)")
     directory = commands.add_parser("directory", help="the office directory")
     directory_actions = directory.add_subparsers(dest="action", required=True)
     importing = directory_actions.add_parser(
@@ -331,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.command == "principal":
         return principal(args)
+    if args.command == "staff":
+        return staff(args)
     if args.command == "directory":
         return directory_import(args.file)
     if args.command == "subscribers":

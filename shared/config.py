@@ -36,6 +36,17 @@ DEFAULTS = {
     # Relays and projections wake on PostgreSQL notifications; without one they still look
     # at their log this often, in case a notification was missed.
     "OURVOICE_POLL_SECONDS": "1.0",
+    # Staff sessions (ISO 8601 durations): one ends after this long unused, and in any
+    # case this long after its login.
+    "OURVOICE_SESSION_IDLE": "PT30M",
+    "OURVOICE_SESSION_LIMIT": "PT12H",
+    # Failed logins within the window, per username and per client address, after which
+    # further tries wait (429); counted in PostgreSQL, so every routing instance agrees.
+    "OURVOICE_LOGIN_FAILURE_WINDOW": "PT15M",
+    "OURVOICE_LOGIN_FAILURES_PER_USERNAME": "5",
+    # Higher: the staff of an office often share one address.
+    "OURVOICE_LOGIN_FAILURES_PER_ADDRESS": "20",
+    "OURVOICE_PASSWORD_MIN_LENGTH": "10",
 }
 
 SERVICES = ("intake", "routing", "notifications", "reporting")
@@ -55,6 +66,12 @@ DEVELOPMENT_VALUES = ("local-development-secret-change-me", DEFAULTS["OURVOICE_S
 
 def env(name: str) -> str:
     return os.environ.get(name, DEFAULTS[name])
+
+
+def console_url() -> str:
+    """Where staff open the console (served by routing at /console/), as their browsers
+    reach it: OURVOICE_CONSOLE_URL behind a proxy, else routing's own address."""
+    return (os.environ.get("OURVOICE_CONSOLE_URL") or f"http://{env('ROUTING_ADDRESS')}").rstrip("/")
 
 
 # -- the broker's users ------------------------------------------------------------------
@@ -150,16 +167,49 @@ def signing_secrets() -> list[SigningSecret]:
     return found
 
 
-def citizen_token_retention() -> timedelta:
-    """How long a closed or withdrawn case's citizen tokens keep opening it: an ISO 8601
-    duration of days, hours, minutes or seconds (P90D, PT12H). ValueError if malformed."""
-    text = env("OURVOICE_CITIZEN_TOKEN_RETENTION").strip()
+def duration(name: str) -> timedelta:
+    """A setting that is an ISO 8601 duration of days, hours, minutes or seconds (P90D,
+    PT12H, PT30M). ValueError if malformed."""
+    text = env(name).strip()
     found = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text)
     if found is None or text in ("P", "PT") or text.endswith("T"):
-        raise ValueError("OURVOICE_CITIZEN_TOKEN_RETENTION must be an ISO 8601 duration "
-                         f"such as P90D or PT12H, not {text!r}")
+        raise ValueError(f"{name} must be an ISO 8601 duration such as P90D or PT12H, "
+                         f"not {text!r}")
     days, hours, minutes, seconds = (float(part or 0) for part in found.groups())
     return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def citizen_token_retention() -> timedelta:
+    """How long a closed or withdrawn case's citizen tokens keep opening it."""
+    return duration("OURVOICE_CITIZEN_TOKEN_RETENTION")
+
+
+def count(name: str, minimum: int = 1) -> int:
+    """A setting that is a whole number of at least `minimum`. ValueError otherwise."""
+    text = env(name).strip()
+    if not text.isdigit() or int(text) < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class StaffLogins:
+    """How staff sessions last and how failed logins are throttled."""
+
+    session_idle: timedelta
+    session_limit: timedelta
+    failure_window: timedelta
+    failures_per_username: int
+    failures_per_address: int
+    password_min_length: int
+
+    @classmethod
+    def from_env(cls) -> StaffLogins:
+        return cls(duration("OURVOICE_SESSION_IDLE"), duration("OURVOICE_SESSION_LIMIT"),
+                   duration("OURVOICE_LOGIN_FAILURE_WINDOW"),
+                   count("OURVOICE_LOGIN_FAILURES_PER_USERNAME"),
+                   count("OURVOICE_LOGIN_FAILURES_PER_ADDRESS"),
+                   count("OURVOICE_PASSWORD_MIN_LENGTH", minimum=8))
 
 
 def weakness(value: str) -> str | None:
@@ -207,6 +257,7 @@ def check_production() -> None:
     try:
         secrets = signing_secrets()
         citizen_token_retention()
+        StaffLogins.from_env()
     except ValueError as error:
         raise SystemExit(str(error)) from None
     if mode != "production":

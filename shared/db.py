@@ -14,7 +14,7 @@ from nameko.extensions import DependencyProvider
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from shared import access
+from shared import access, accounts
 from shared.config import Postgres, ensure_database
 
 # Errors after which the same work can simply be tried again once the database is back
@@ -125,7 +125,7 @@ class DatabaseProvider(DependencyProvider):
 
     def setup(self) -> None:
         self.db = Database()
-        self.db.migrate(FOLLOWERS_DDL, *access.DDL, *self.ddl)
+        self.db.migrate(FOLLOWERS_DDL, *access.DDL, *accounts.DDL, *self.ddl)
 
     def stop(self) -> None:
         if self.db is not None:

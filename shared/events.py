@@ -148,6 +148,14 @@ class PersonalDataErased(EventData):
     pass
 
 
+class CaseFileOpened(EventData):
+    # Who read the case file, as a role and an office (null for auditors and admins),
+    # never a name: the citizen sees that their case was read, and by which office.
+    role = fields.String(required=True,
+                         validate=validate.OneOf(("staff", "ombudsman", "auditor", "admin")))
+    office_id = fields.String(required=True, allow_none=True)
+
+
 class NotificationSent(EventData):
     channel = fields.String(required=True)
     message = fields.String(required=True)
@@ -164,7 +172,8 @@ DATA_SCHEMAS: dict[str, type[EventData]] = {
         CaseSubmitted, CaseRouted, CaseAcknowledged, InformationRequested,
         InformationProvided, CaseTransferred, CaseResolved, FeedbackReceived,
         CaseAppealed, SlaWarning, SlaBreached, CaseEscalated, OmbudsmanFindingsRecorded,
-        CaseClosed, CaseWithdrawn, PersonalDataErased, NotificationSent, NotificationFailed,
+        CaseClosed, CaseWithdrawn, PersonalDataErased, CaseFileOpened, NotificationSent,
+        NotificationFailed,
     )
 }
 EVENT_TYPES = tuple(DATA_SCHEMAS)

@@ -47,6 +47,17 @@ def case_id_for(tracking_code: str) -> UUID:
     return uuid5(CASE_ID_NAMESPACE, tracking_code)
 
 
+FIRST_LINE = 120
+
+
+def first_line(description: str | None) -> str | None:
+    """A description's first non-empty line, cut to what a row of a queue shows."""
+    if description is None:
+        return None
+    line = next((line.strip() for line in description.splitlines() if line.strip()), "")
+    return line if len(line) <= FIRST_LINE else line[:FIRST_LINE - 1].rstrip() + "…"
+
+
 def nfc(text: str) -> str:
     """Khmer can be typed in several code point orders; store one."""
     return unicodedata.normalize("NFC", text)

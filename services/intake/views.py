@@ -47,6 +47,9 @@ DDL = (
     )""",
     """ALTER TABLE intake_timeline ADD COLUMN IF NOT EXISTS detail text,
         ADD COLUMN IF NOT EXISTS status text""",
+    # Who opened the case file: a role and an office, never a name.
+    """ALTER TABLE intake_timeline ADD COLUMN IF NOT EXISTS reader_role text,
+        ADD COLUMN IF NOT EXISTS reader_office_id text""",
     "CREATE INDEX IF NOT EXISTS intake_timeline_case ON intake_timeline (case_id, occurred_at)",
 )
 
@@ -75,6 +78,16 @@ TITLES: dict[str, tuple[str, str]] = {
     "CaseWithdrawn": ("You withdrew your case", "អ្នកបានដកករណីរបស់អ្នកវិញ"),
     "PersonalDataErased": ("Your personal data was erased",
                            "ទិន្នន័យផ្ទាល់ខ្លួនរបស់អ្នកត្រូវបានលុប"),
+    "CaseFileOpened": ("Your case file was opened by the office",
+                       "ការិយាល័យបានបើកមើលឯកសារករណីរបស់អ្នក"),
+}
+
+# Who opened the case file, as the citizen reads it: the reader's role and office.
+READERS: dict[str, tuple[str, str]] = {
+    "staff": ("Staff", "មន្ត្រី"),
+    "ombudsman": ("The ombudsman", "អង្គភាពទទួលបណ្តឹង"),
+    "auditor": ("An auditor", "សវនករ"),
+    "admin": ("An administrator", "អ្នកគ្រប់គ្រងប្រព័ន្ធ"),
 }
 
 # Words the office addressed to the citizen, shown with the timeline entry.
@@ -90,6 +103,14 @@ def title(event_type: str, language: str) -> str:
     return khmer if language == "km" else english
 
 
+def reader(role: str | None, office_name: str | None, language: str) -> str:
+    """"Staff of Tonle Basak Commune Office", in the case's language."""
+    english, khmer = READERS.get(role or "", (role or "", role or ""))
+    if not office_name:
+        return khmer if language == "km" else english
+    return f"{khmer}នៃ {office_name}" if language == "km" else f"{english} of {office_name}"
+
+
 # -- the citizen's case view, from every service's public events ----------------------
 def apply(cursor, event: dict) -> None:
     """Events of different services may arrive in any order: the latest one that changes
@@ -101,11 +122,14 @@ def apply(cursor, event: dict) -> None:
     data = event["data"]
     status = status_after(event_type, data)
     detail_field = DETAIL.get(event_type)
+    opened = event_type == "CaseFileOpened"
     cursor.execute(
-        "INSERT INTO intake_timeline (event_id, case_id, event_type, occurred_at, detail, status)"
-        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        "INSERT INTO intake_timeline (event_id, case_id, event_type, occurred_at, detail, status,"
+        " reader_role, reader_office_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT DO NOTHING",
         (event["event_id"], event["case_id"], event_type, event["occurred_at"],
-         data.get(detail_field) if detail_field else None, status),
+         data.get(detail_field) if detail_field else None, status,
+         data.get("role") if opened else None, data.get("office_id") if opened else None),
     )
     at = event["occurred_at"]
     cursor.execute(
@@ -159,7 +183,8 @@ def read(cursor, case_id) -> tuple[dict | None, list[dict]]:
     cursor.execute("SELECT * FROM intake_case_view WHERE case_id = %s", (case_id,))
     view = cursor.fetchone()
     cursor.execute(
-        "SELECT event_id, event_type, occurred_at, detail, status FROM intake_timeline "
+        "SELECT event_id, event_type, occurred_at, detail, status, reader_role, reader_office_id"
+        " FROM intake_timeline "
         "WHERE case_id = %s ORDER BY occurred_at, event_type",
         (case_id,),
     )

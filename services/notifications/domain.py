@@ -46,8 +46,9 @@ OFFICE_MESSAGES = {
 }
 
 # Our own outcomes are public events too: telling anyone about them would only start a
-# loop of notices about notices.
-NEVER_NOTIFIED = ("NotificationSent", "NotificationFailed")
+# loop of notices about notices. A reading of the case file is shown in the citizen's
+# timeline; a message for every reading would only be noise.
+NEVER_NOTIFIED = ("NotificationSent", "NotificationFailed", "CaseFileOpened")
 
 
 class NotDue(Exception):

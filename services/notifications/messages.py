@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 import yaml
 
+from shared.config import console_url
 from shared.offices import describe
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,15 @@ class Templates:
         return FALLBACK, found
 
     def render(self, message: str, language: str, details: dict, tracking_code: str,
-               office_id: str | None) -> Rendered:
+               office_id: str | None, case_id: str | None = None) -> Rendered:
         written_in, templates = self.templates(message, language)
         variables = {
             "question": None, "resolution": None, "deadline": None, "due_at": None,
             "reason": None, "outcome": None, "acknowledge_due": None, "resolve_due": None,
             **details,
             "tracking_code": tracking_code,
+            # The case's page in the staff console.
+            "case_url": f"{console_url()}/console/#/cases/{case_id}" if case_id else None,
             "office_name": office_name(details.get("office_id") or office_id, written_in),
             "from_office_name": office_name(details.get("from_office_id"), written_in)
             if details.get("from_office_id") else None,

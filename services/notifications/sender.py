@@ -287,7 +287,8 @@ class Sender(DependencyProvider):
         try:
             text = self.templates.render(delivery.message, language or "km", delivery.details,
                                          delivery.case["tracking_code"],
-                                         delivery.case.get("office_id"))
+                                         delivery.case.get("office_id"),
+                                         delivery.case.get("case_id"))
         except Exception as error:  # a template's mistake fails this delivery, not the pass
             return Outgoing(delivery, None, error=f"template {delivery.message}: "
                                                   f"{type(error).__name__}")

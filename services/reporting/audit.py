@@ -160,6 +160,10 @@ def _data(event_type: str, domain_event: Any, contact: str) -> dict:
 
 def _actor(store: str, event_type: str, domain_event: Any, principals: dict) -> dict:
     by = getattr(domain_event, "by", None)
+    if event_type == "CaseFileOpened":
+        # The reading names the reader's role and office itself, as they were then.
+        return {"role": domain_event.role, "office_id": domain_event.office_id,
+                "principal_id": str(by)}
     if by is not None:
         if by == "citizen":
             return {"role": "citizen"}

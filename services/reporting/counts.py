@@ -23,8 +23,9 @@ from shared.events import status_after
 from shared.rebuild import Subscriber
 
 FINAL = ("closed", "withdrawn")
-# Events about a case as such; notifications are streams of their own.
-NOT_ABOUT_THE_CASE = ("NotificationSent", "NotificationFailed")
+# Events about a case as such; notifications are streams of their own, and a reading
+# of the case file changes nothing a report counts.
+NOT_ABOUT_THE_CASE = ("NotificationSent", "NotificationFailed", "CaseFileOpened")
 
 DDL = (
     tracking_ddl("reporting"),

@@ -19,6 +19,17 @@ from shared.offices import office_id
 MAX_TRANSFERS = 3
 DEADLINES = ("acknowledge", "resolve")
 OPEN = ("routed", "acknowledged", "waiting-for-citizen", "escalated")
+# Who may take each action on a case of their office (the endpoints allow the same).
+ACTIONS = {
+    "acknowledge": ("staff", "ombudsman"),
+    "request-info": ("staff", "ombudsman"),
+    "note": ("staff", "ombudsman"),
+    "assign": ("staff", "ombudsman"),
+    "transfer": ("staff",),
+    "resolve": ("staff", "ombudsman"),
+    "findings": ("ombudsman",),
+    "close": ("ombudsman",),
+}
 
 
 class InvalidTransition(Exception):
@@ -82,6 +93,11 @@ class Case(Aggregate):
     class Event(Aggregate.Event):
         context: dict
 
+        def apply(self, aggregate: Case) -> None:
+            # After the event's own method: the dated record of what happened, for the
+            # case file (the event's instant is known here, not in the method).
+            aggregate._remember(self)
+
     @staticmethod
     def create_id(case_id: UUID, **_: Any) -> UUID:
         return case_id
@@ -96,7 +112,7 @@ class Case(Aggregate):
     # -- arrival -------------------------------------------------------------------
     @event("CaseRouted")
     def __init__(self, case_id: UUID, context: dict, office_id: str, reason: str, type: str,
-                 category: str, deadlines: dict) -> None:
+                 category: str, deadlines: dict, language: str | None = None) -> None:
         self.tracking_code = context["tracking_code"]
         self.commune = context["commune"]
         self.office_id = office_id
@@ -116,12 +132,24 @@ class Case(Aggregate):
         self.recommendation: str | None = None
         self.deadlines: dict[str, dict] = {}
         self.paused: dict[str, float] = {}
+        self.outcomes: dict[str, dict] = {}  # deadline -> {"state": met|breached, "due_at"}
         self._set_deadlines(deadlines)
+        # The citizen's language; None for cases routed before routing kept it.
+        self.language = language
+        self.assignee: str | None = None
+        # What the case file shows, each with who and when (see _remember).
+        self.questions: list[dict] = []
+        self.notes: list[dict] = []
+        self.transfer_log: list[dict] = []
+        self.escalations: list[dict] = []
+        self.resolved: dict | None = None
+        self.findings_record: dict | None = None
+        self.history: list[dict] = []
 
     @classmethod
     def route(cls, case_id: UUID, tracking_code: str, commune: str, case_type: str,
               category: Category, received_at: datetime, policies: Policies,
-              redirect=lambda office: office) -> Case:
+              redirect=lambda office: office, language: str | None = None) -> Case:
         """`redirect` follows the directory's merges (an office merged into another)."""
         office, reason = choose_office(category, commune)
         office = redirect(office)
@@ -130,7 +158,7 @@ class Case(Aggregate):
             case_id=case_id,
             context=context_of(tracking_code, commune, office, category.sensitive),
             office_id=office, reason=reason, type=case_type, category=category.code,
-            deadlines=deadlines_for(policy, received_at),
+            deadlines=deadlines_for(policy, received_at), language=language,
         )
 
     @property
@@ -144,29 +172,78 @@ class Case(Aggregate):
     def _set_deadlines(self, deadlines: dict) -> None:
         for name, deadline in deadlines.items():
             self.deadlines[name] = {**deadline, "warned": False}
+            self.outcomes.pop(name, None)
+
+    def _met(self, name: str) -> None:
+        if name in self.deadlines:
+            self.outcomes[name] = {"state": "met", "due_at": self.deadlines[name]["due"]}
+
+    def deadline_states(self) -> list[dict]:
+        """Each deadline of the case at its current office: running (with its due
+        instant), paused while the citizen is asked, met or breached."""
+        states = []
+        for name in DEADLINES:
+            if name in self.deadlines:
+                states.append({"name": name, "state": "running",
+                               "due_at": self.deadlines[name]["due"]})
+            elif name in self.paused:
+                states.append({"name": name, "state": "paused", "due_at": None})
+            elif name in self.outcomes:
+                states.append({"name": name, **self.outcomes[name]})
+        return states
 
     def _require(self, allowed: bool, message: str) -> None:
         if not allowed:
             raise InvalidTransition(message)
 
-    def _require_open(self) -> None:
-        self._require(self.status in OPEN, f"the case is {self.status}")
+    def refusal(self, action: str) -> str | None:
+        """Why the case's state forbids an action now, or None when it allows it."""
+        new, acknowledged = self.status in ("routed", "escalated"), self.status == "acknowledged"
+        waiting = "acknowledge the case before {}" if new else f"the case is {self.status}"
+        if action == "acknowledge" and not new:
+            return f"only a new case can be acknowledged; this one is {self.status}"
+        if action == "request-info" and not acknowledged:
+            return waiting.format("asking the citizen")
+        if action == "resolve" and not acknowledged:
+            return waiting.format("resolving it")
+        if action == "note" and self.status in ("closed", "withdrawn"):
+            return f"the case is {self.status}"
+        if action == "assign" and self.status not in OPEN:
+            return f"the case is {self.status}"
+        if action == "transfer" and (self.status not in ("routed", "acknowledged")
+                                     or is_ombudsman(self.office_id)):
+            return f"only an open case at a service office can be transferred; it is {self.status}"
+        if action == "findings" and not (is_ombudsman(self.office_id)
+                                         and self.status in ("escalated", "acknowledged")):
+            return "findings are recorded by the ombudsman on an escalated case"
+        if action == "close" and not (self.findings_recorded and self.status in OPEN):
+            return "record findings before closing" if self.status in OPEN \
+                else f"the case is {self.status}"
+        return None
+
+    def _require_action(self, action: str) -> None:
+        refusal = self.refusal(action)
+        if refusal is not None:
+            raise InvalidTransition(refusal)
+
+    def possible_actions(self, role: str) -> list[str]:
+        """What a reader of this role, at the case's office, may do now."""
+        return [action for action, roles in ACTIONS.items()
+                if role in roles and self.refusal(action) is None]
 
     # -- office work -----------------------------------------------------------------
     def acknowledge(self, by: str) -> None:
-        self._require(self.status in ("routed", "escalated"),
-                      f"only a new case can be acknowledged; this one is {self.status}")
+        self._require_action("acknowledge")
         self._acknowledged(by=by)
 
     @event("CaseAcknowledged")
     def _acknowledged(self, by: str) -> None:
         self.status = "acknowledged"
+        self._met("acknowledge")
         self.deadlines.pop("acknowledge", None)
 
     def request_information(self, question: str, by: str, now: datetime) -> None:
-        self._require(self.status == "acknowledged",
-                      "acknowledge the case before asking the citizen"
-                      if self.status in ("routed", "escalated") else f"the case is {self.status}")
+        self._require_action("request-info")
         # The resolve clock stops: keep how much counted time was left.
         remaining = {
             name: {"due": CALENDARS[d["calendar"]].elapsed(now, d["due"]),
@@ -206,19 +283,38 @@ class Case(Aggregate):
         self._set_deadlines(deadlines)
 
     def add_note(self, text: str, by: str) -> None:
-        self._require(self.status not in ("closed", "withdrawn"), f"the case is {self.status}")
+        self._require_action("note")
         self._note_added(text=text, by=by)
 
     @event("CaseNoteAdded")
     def _note_added(self, text: str, by: str) -> None:
         pass  # internal notes stay in routing's store; they are never published
 
+    def assign(self, staff_id: str, by: str) -> None:
+        """Who at the office works the case. The caller checks that the assignee is an
+        active account of the office; here only the case's state counts."""
+        self._require_action("assign")
+        self._assigned(staff_id=staff_id, by=by)
+
+    @event("CaseAssigned")
+    def _assigned(self, staff_id: str, by: str) -> None:
+        # Internal: names of staff never travel on the bus.
+        self.assignee = staff_id
+
+    def open_file(self, by: str, role: str, office_id: str | None) -> None:
+        """Someone read the case file: every reading is on record, and the citizen and
+        auditors see it (the public event names the role and office, never the reader)."""
+        self._file_opened(by=by, role=role, office_id=office_id)
+
+    @event("CaseFileOpened")
+    def _file_opened(self, by: str, role: str, office_id: str | None) -> None:
+        pass  # the reader's office, not the case's: the case stays where it is
+
     def transfer(self, to_office: str, reason: str, by: str, now: datetime,
                  policies: Policies) -> None:
         """Send a misrouted case to the right office. A case is never closed as "not our
         responsibility"; after three transfers the ombudsman takes it."""
-        self._require(self.status in ("routed", "acknowledged") and not is_ombudsman(self.office_id),
-                      f"only an open case at a service office can be transferred; it is {self.status}")
+        self._require_action("transfer")
         self._require(to_office != self.office_id, "the case is already at that office")
         if self.transfers >= MAX_TRANSFERS:
             self.escalate("transfers", now, policies)
@@ -234,19 +330,20 @@ class Case(Aggregate):
         self.office_id = office_id
         self.transfers = transfers
         self.status = "escalated" if is_ombudsman(office_id) else "routed"
+        self.assignee = None  # the new office decides who works it
+        self.outcomes = {}
         self.deadlines = {}
         self._set_deadlines(deadlines)
 
     def resolve(self, resolution: str, by: str) -> None:
-        self._require(self.status == "acknowledged",
-                      "acknowledge the case before resolving it"
-                      if self.status in ("routed", "escalated") else f"the case is {self.status}")
+        self._require_action("resolve")
         self._resolved(resolution=resolution, by=by)
 
     @event("CaseResolved")
     def _resolved(self, resolution: str, by: str) -> None:
         self.status = "resolved"
         self.resolution = resolution
+        self._met("resolve")
         self.deadlines = {}
 
     # -- the citizen's answers -------------------------------------------------------
@@ -270,8 +367,7 @@ class Case(Aggregate):
 
     # -- ombudsman -------------------------------------------------------------------
     def record_findings(self, findings: str, recommendation: str, by: str) -> None:
-        self._require(is_ombudsman(self.office_id) and self.status in ("escalated", "acknowledged"),
-                      "findings are recorded by the ombudsman on an escalated case")
+        self._require_action("findings")
         self._findings_recorded(findings=findings, recommendation=recommendation, by=by)
 
     @event("OmbudsmanFindingsRecorded")
@@ -281,9 +377,7 @@ class Case(Aggregate):
         self.recommendation = recommendation
 
     def close(self, by: str) -> None:
-        self._require(self.findings_recorded and self.status in OPEN,
-                      "record findings before closing" if self.status in OPEN
-                      else f"the case is {self.status}")
+        self._require_action("close")
         self._closed(by=by, outcome="findings")
 
     @event("CaseClosed")
@@ -298,6 +392,53 @@ class Case(Aggregate):
             return None
         return {"question": self.question, "resolution": self.resolution,
                 "findings": self.findings, "recommendation": self.recommendation}
+
+    # -- the record the case file shows -----------------------------------------------
+    def _remember(self, event) -> None:
+        """The dated record of an event: its entry in the timeline, and the words, who
+        wrote them and when. A timeline summary never quotes anyone's words, so it can be
+        shown whatever the case."""
+        kind, at = type(event).__name__, event.timestamp
+        by = getattr(event, "by", None)
+        said = {"by": by, "at": at}
+        summary = {
+            "CaseRouted": f"routed to {getattr(event, 'office_id', '')}",
+            "CaseAcknowledged": "acknowledged",
+            "InformationRequested": "asked the citizen for information",
+            "ClockRestarted": "the citizen answered; the deadline runs again",
+            "CaseNoteAdded": "internal note",
+            "CaseAssigned": f"assigned to {getattr(event, 'staff_id', '')}",
+            "CaseFileOpened": f"case file opened by a {getattr(event, 'role', '')}"
+                              + (f" of {event.office_id}" if getattr(event, "office_id", None)
+                                 else ""),
+            "CaseTransferred": f"transferred to {getattr(event, 'office_id', '')}",
+            "CaseResolved": "resolved",
+            "WithdrawalRecorded": "withdrawn by the citizen",
+            "OmbudsmanFindingsRecorded": "findings recorded",
+            "CaseClosed": f"closed ({getattr(event, 'outcome', '')})",
+            "SlaWarning": f"{getattr(event, 'deadline', '')} deadline near",
+            "SlaBreached": f"{getattr(event, 'deadline', '')} deadline missed",
+            "CaseEscalated": f"escalated to {getattr(event, 'office_id', '')} "
+                             f"({getattr(event, 'reason', '')})",
+        }.get(kind, kind)
+        self.history.append({"event_type": kind, "at": at, "by": by, "summary": summary})
+        if kind == "InformationRequested":
+            self.questions.append({"text": event.question, **said})
+        elif kind == "CaseNoteAdded":
+            self.notes.append({"text": event.text, **said})
+        elif kind == "CaseTransferred":
+            self.transfer_log.append({"from_office_id": event.from_office_id,
+                                      "office_id": event.office_id, "reason": event.reason,
+                                      **said})
+        elif kind == "CaseEscalated":
+            self.escalations.append({"from_office_id": event.from_office_id,
+                                     "office_id": event.office_id, "reason": event.reason,
+                                     "at": at})
+        elif kind == "CaseResolved":
+            self.resolved = {"text": event.resolution, **said}
+        elif kind == "OmbudsmanFindingsRecorded":
+            self.findings_record = {"findings": event.findings,
+                                    "recommendation": event.recommendation, **said}
 
     # -- time ------------------------------------------------------------------------
     def check_deadlines(self, now: datetime, policies: Policies) -> None:
@@ -320,6 +461,7 @@ class Case(Aggregate):
 
     @event("SlaBreached")
     def _breached(self, deadline: str, due_at: datetime) -> None:
+        self.outcomes[deadline] = {"state": "breached", "due_at": due_at}
         self.deadlines.pop(deadline, None)
 
     def escalate(self, reason: str, now: datetime, policies: Policies) -> None:
@@ -336,5 +478,7 @@ class Case(Aggregate):
         self.office_id = office_id
         self.status = "escalated"
         self.findings_recorded = False
+        self.assignee = None
+        self.outcomes = {}
         self.deadlines = {}
         self._set_deadlines(deadlines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -13,14 +14,16 @@ from uuid import UUID
 import yaml
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.timer import timer
 
 from services.routing import views
+from services.routing.casefile import CaseFiles
 from services.routing.console import Console
 from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
-from services.routing.domain import Case, InvalidTransition
+from services.routing.domain import ACTIONS, Case, InvalidTransition
+from services.routing.replies import templates
 from shared import access, clock
 from shared.categories import category_of
 from shared.consumer import NotYet, on_events
@@ -54,12 +57,27 @@ class Routing(CaseStore):
 TEXT = validate.Length(min=1, max=4000)
 
 
-class Question(Strict):
-    question = fields.String(required=True, validate=TEXT)
+class WordsOrTemplate(Strict):
+    """The office's own words, or the id of a standard reply (GET /v1/reply-templates),
+    which the citizen reads in the language of their case: one or the other."""
+
+    words: str  # the field holding the office's own words
+    template = fields.String(validate=validate.Length(min=1, max=100))
+
+    @validates_schema
+    def one_of_them(self, data, **_):
+        if (self.words in data) == ("template" in data):
+            raise ValidationError(f"give either {self.words} or template", self.words)
 
 
-class Resolution(Strict):
-    resolution = fields.String(required=True, validate=TEXT)
+class Question(WordsOrTemplate):
+    words = "question"
+    question = fields.String(validate=TEXT)
+
+
+class Resolution(WordsOrTemplate):
+    words = "resolution"
+    resolution = fields.String(validate=TEXT)
 
 
 class Transfer(Strict):
@@ -88,24 +106,7 @@ class CaseState(Schema):
     acknowledge_due = fields.DateTime(allow_none=True)
     resolve_due = fields.DateTime(allow_none=True)
     transfers = fields.Integer(required=True)
-
-
-class QueueEntry(Schema):
-    case_id = fields.UUID(required=True)
-    tracking_code = fields.String(required=True)
-    status = fields.String(required=True)
-    type = fields.String(required=True)
-    category = fields.String(required=True)
-    routed_at = fields.DateTime(required=True)
-    acknowledge_due = fields.DateTime(allow_none=True)
-    resolve_due = fields.DateTime(allow_none=True)
-    overdue = fields.Boolean(required=True)
-    transfers = fields.Integer(required=True)
-
-
-class OfficeQueue(Schema):
-    office_id = fields.String(required=True)
-    cases = fields.List(fields.Nested(QueueEntry))
+    assignee = fields.String(allow_none=True)
 
 
 class OfficeOut(Schema):
@@ -129,10 +130,29 @@ def state_of(case: Case) -> dict:
         "case_id": case.id, "tracking_code": case.tracking_code, "status": case.status,
         "office_id": case.office_id, "acknowledge_due": case.acknowledge_due,
         "resolve_due": case.resolve_due, "transfers": case.transfers,
+        "assignee": case.assignee,
     })
 
 
-class Service(Console, HealthAndSpec):
+class OfficesQuery(Strict):
+    level = fields.String(validate=validate.OneOf(("commune", "district", "province",
+                                                   "national")))
+    kind = fields.String(validate=validate.OneOf(tuple(KINDS)))
+    province = fields.String(validate=validate.Length(max=10))
+    district = fields.String(validate=validate.Length(max=10))
+    q = fields.String(validate=validate.Length(min=1, max=100),
+                      metadata={"description": "part of the office's Khmer or English name"})
+
+
+def name_matches(office, words: str) -> bool:
+    """Whether a part of a name, as someone types it, is in the office's English or
+    Khmer name: any case, Khmer in either of its code point orders."""
+    wanted = unicodedata.normalize("NFC", words).casefold().strip()
+    return any(wanted in unicodedata.normalize("NFC", name).casefold()
+               for name in (office.name_en, office.name_km))
+
+
+class Service(CaseFiles, Console, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
 
@@ -150,19 +170,17 @@ class Service(Console, HealthAndSpec):
             _directory_cache.update(offices=cached, at=time.monotonic())
         return cached
 
-    @endpoint("GET", "/v1/offices", allow=(access.PUBLIC,), response=OfficeOut(many=True))
-    def list_offices(self, request):
-        """The office directory; filter by `level`, `kind`, `province`, `district`."""
-        filters = {k: request.args.get(k) for k in ("level", "kind", "province", "district")}
-        if filters["level"] and filters["level"] not in ("commune", "district", "province",
-                                                         "national"):
-            raise HttpError(400, {"level": ["one of commune, district, province, national"]})
-        if filters["kind"] and filters["kind"] not in KINDS:
-            raise HttpError(400, {"kind": [f"one of {', '.join(KINDS)}"]})
+    @endpoint("GET", "/v1/offices", allow=(access.PUBLIC,), query=OfficesQuery,
+              response=OfficeOut(many=True))
+    def list_offices(self, request, query):
+        """The office directory; filter by `level`, `kind`, `province`, `district`, and
+        `q`, part of a Khmer or English name (the transfer picker's search)."""
+        filters = {k: query.get(k) for k in ("level", "kind", "province", "district")}
         offices = [
             office.as_dict() for office in self.directory().values()
             if all(not wanted or getattr(office, key) == wanted
                    for key, wanted in filters.items())
+            and (not query.get("q") or name_matches(office, query["q"]))
         ]
         return OfficeOut(many=True).dump(sorted(offices, key=lambda o: o["id"]))
 
@@ -199,7 +217,7 @@ class Service(Console, HealthAndSpec):
                 case_id=case_id, tracking_code=event["tracking_code"],
                 commune=event["location"]["commune"], case_type=event["data"]["type"],
                 category=category_of(event["data"]["category"], event["data"].get("level")),
-                received_at=occurred_at,
+                received_at=occurred_at, language=event["data"]["language"],
                 policies=policies(), redirect=lambda office: follow_merges(directory, office))
         else:
             try:
@@ -255,16 +273,6 @@ class Service(Console, HealthAndSpec):
             ) from None
         return state_of(case)
 
-    @endpoint("GET", "/v1/offices/{office_id}/queue", response=OfficeQueue,
-              allow=(access.OfficeInPath(), "auditor", "admin"))
-    def office_queue(self, request, office_id):
-        """Open cases of an office, nearest deadline first."""
-        if office_id not in self.directory():
-            raise not_found("office")
-        with self.db.transaction() as cursor:
-            rows = views.read_queue(cursor, office_id, limit=500)
-        return OfficeQueue().dump({"office_id": office_id, "cases": rows})
-
     @endpoint("POST", "/v1/cases/{case_id}/acknowledge", allow=("staff", "ombudsman"),
               body=Nothing, response=CaseState)
     def acknowledge(self, request, case_id, principal, payload):
@@ -275,17 +283,35 @@ class Service(Console, HealthAndSpec):
     @endpoint("POST", "/v1/cases/{case_id}/request-info", allow=("staff", "ombudsman"),
               body=Question, response=CaseState)
     def request_information(self, request, case_id, principal, payload):
-        """Ask the citizen a question; the deadline clock stops until they answer."""
-        return self._act(case_id, principal, ("staff", "ombudsman"),
-                         lambda case: case.request_information(payload["question"],
-                                                               by=principal.id, now=clock.now()))
+        """Ask the citizen a question, in words of the office's own or a standard one;
+        the deadline clock stops until they answer."""
+        return self._act(case_id, principal, ACTIONS["request-info"],
+                         lambda case: case.request_information(
+                             self._words(case, payload, "question"), by=principal.id,
+                             now=clock.now()))
 
     @endpoint("POST", "/v1/cases/{case_id}/resolve", allow=("staff", "ombudsman"),
               body=Resolution, response=CaseState)
     def resolve(self, request, case_id, principal, payload):
-        """Tell the citizen how the case was resolved."""
-        return self._act(case_id, principal, ("staff", "ombudsman"),
-                         lambda case: case.resolve(payload["resolution"], by=principal.id))
+        """Tell the citizen how the case was resolved, in words of the office's own or a
+        standard resolution."""
+        return self._act(case_id, principal, ACTIONS["resolve"],
+                         lambda case: case.resolve(self._words(case, payload, "resolution"),
+                                                   by=principal.id))
+
+    def _words(self, case: Case, payload: dict, kind: str) -> str:
+        """The office's words, or the template's text in the language of the case (asked
+        of intake for cases routed before routing kept the language)."""
+        if kind in payload:
+            return payload[kind]
+        template = templates().get(payload["template"])
+        if template is None or template.kind != kind:
+            raise HttpError(400, {"template": [f"no {kind} template {payload['template']!r}; "
+                                               "see GET /v1/reply-templates"]})
+        language = case.language
+        if language is None:
+            language = (self._ask_intake("case_file", str(case.id), "staff") or {}).get("language")
+        return template.text_in(language)
 
     @endpoint("POST", "/v1/cases/{case_id}/transfer", allow=("staff",), body=Transfer,
               response=CaseState)

@@ -8,6 +8,8 @@ transaction as its position in routing's log, so a rebuild gives the same rows:
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from psycopg.types.json import Jsonb
 
 from shared.store import Projection
@@ -29,12 +31,23 @@ QUEUE_DDL = (
         overdue boolean NOT NULL DEFAULT false,
         transfers integer NOT NULL DEFAULT 0
     )""",
+    "ALTER TABLE routing_office_queue ADD COLUMN IF NOT EXISTS assignee text",
     # Open cases only: resolved ones pile up over the years (kept for an appeal) and a
-    # queue read must not step over them.
-    "CREATE INDEX IF NOT EXISTS routing_office_queue_open "
-    "ON routing_office_queue (office_id, next_due NULLS LAST, case_id) "
-    "WHERE status <> 'resolved'",
+    # queue read must not step over them. Sorted on SORT_KEY, so that a page starts
+    # where the last one ended with an index range (a row comparison cannot order NULLs
+    # last; 'infinity' can). One index per filter, each in the queue's order, so a
+    # filtered page is a range too and never a walk over the office's other cases.
+    "DROP INDEX IF EXISTS routing_office_queue_open",
+    *(f"CREATE INDEX IF NOT EXISTS routing_office_queue_{name} ON routing_office_queue "
+      f"(office_id, {column}COALESCE(next_due, 'infinity'), case_id) "
+      f"WHERE status <> 'resolved'{condition}"
+      for name, column, condition in (
+          ("by_due", "", ""), ("by_status", "status, ", ""), ("by_type", "type, ", ""),
+          ("by_category", "category, ", ""), ("by_assignee", "assignee, ", ""),
+          ("overdue", "", " AND overdue"))),
 )
+SORT_KEY = "COALESCE(next_due, 'infinity')"
+QUEUE_STATUSES = ("routed", "acknowledged", "waiting-for-citizen", "escalated")
 
 # Events that end a case for good. A resolved case stays in the table, out of sight,
 # because an appeal can bring it back to an ombudsman's queue.
@@ -67,15 +80,20 @@ def apply_to_queue(cursor, event) -> None:
                   "ClockRestarted": "acknowledged"}[name]
         if name == "CaseTransferred" and "ombudsman" in event.office_id:
             status = "escalated"
+        # A new office decides who works the case: its assignee goes with the move.
         cursor.execute(
             """UPDATE routing_office_queue SET office_id = COALESCE(%s, office_id), status = %s,
                    acknowledge_due = %s, resolve_due = %s, next_due = %s,
                    overdue = CASE WHEN %s = 'ClockRestarted' THEN overdue ELSE false END,
+                   assignee = CASE WHEN %s = 'ClockRestarted' THEN assignee END,
                    transfers = COALESCE(%s, transfers)
                WHERE case_id = %s""",
             (getattr(event, "office_id", None), status, acknowledge, resolve, next_due, name,
-             getattr(event, "transfers", None), case_id),
+             name, getattr(event, "transfers", None), case_id),
         )
+    elif name == "CaseAssigned":
+        cursor.execute("UPDATE routing_office_queue SET assignee = %s WHERE case_id = %s",
+                       (event.staff_id, case_id))
     elif name == "CaseAcknowledged":
         cursor.execute(
             """UPDATE routing_office_queue SET status = 'acknowledged', acknowledge_due = NULL,
@@ -97,15 +115,50 @@ def apply_to_queue(cursor, event) -> None:
         cursor.execute("DELETE FROM routing_office_queue WHERE case_id = %s", (case_id,))
 
 
-def read_queue(cursor, office_id: str, limit: int) -> list[dict]:
+def _where(office_id: str, filters: dict, now) -> tuple[list[str], dict]:
+    """The queue's conditions for an office and the filters (status, overdue,
+    due_within_hours, type, category, assignee), as SQL and parameters."""
+    where = ["office_id = %(office_id)s", "status <> 'resolved'"]
+    params = {"office_id": office_id}
+    for column in ("status", "type", "category", "assignee"):
+        if filters.get(column) is not None:
+            where.append(f"{column} = %({column})s")
+            params[column] = filters[column]
+    if filters.get("overdue") is not None:
+        where.append("overdue" if filters["overdue"] else "NOT overdue")
+    if filters.get("due_within_hours") is not None:
+        where.append(f"{SORT_KEY} <= %(due_by)s")
+        params["due_by"] = now + timedelta(hours=filters["due_within_hours"])
+    return where, params
+
+
+def read_queue(cursor, office_id: str, limit: int, filters: dict | None = None,
+               after: tuple | None = None, now=None) -> list[dict]:
+    """A page of an office's open cases, nearest deadline first (those without a running
+    deadline last), starting after `after` = (next_due, case id) of the last row seen."""
+    where, params = _where(office_id, filters or {}, now)
+    if after is not None:
+        where.append(f"({SORT_KEY}, case_id) > "
+                     f"(COALESCE(%(after_due)s::timestamptz, 'infinity'), %(after_id)s)")
+        params.update(after_due=after[0], after_id=after[1])
     cursor.execute(
-        """SELECT case_id, tracking_code, status, type, category, routed_at, acknowledge_due,
-                  resolve_due, overdue, transfers
-           FROM routing_office_queue WHERE office_id = %s AND status <> 'resolved'
-           ORDER BY next_due NULLS LAST, case_id LIMIT %s""",
-        (office_id, limit),
+        f"""SELECT case_id, tracking_code, status, type, category, routed_at, acknowledge_due,
+                   resolve_due, overdue, transfers, assignee, next_due
+            FROM routing_office_queue WHERE {' AND '.join(where)}
+            ORDER BY {SORT_KEY}, case_id LIMIT %(limit)s""",
+        {**params, "limit": limit},
     )
     return cursor.fetchall()
+
+
+def queue_counts(cursor, office_id: str, filters: dict, now) -> dict[str, int]:
+    """How many of the office's open cases are in each status, under every filter but
+    the status one (the tabs of a queue)."""
+    where, params = _where(office_id, {**filters, "status": None}, now)
+    cursor.execute(f"SELECT status, count(*) AS n FROM routing_office_queue "
+                   f"WHERE {' AND '.join(where)} GROUP BY status", params)
+    found = {row["status"]: row["n"] for row in cursor.fetchall()}
+    return {status: found.get(status, 0) for status in QUEUE_STATUSES}
 
 
 OFFICE_QUEUE = Projection("routing.office_queue", QUEUE_DDL, apply_to_queue)

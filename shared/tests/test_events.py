@@ -55,7 +55,19 @@ def test_internal_events_are_not_published():
 
 
 def test_every_public_event_type_has_a_schema():
-    assert len(DATA_SCHEMAS) == 18
+    assert len(DATA_SCHEMAS) == 19
+
+
+def test_a_reading_of_the_case_file_is_published_with_a_role_and_an_office_never_a_name():
+    routed = routed_event()
+    case = routed.mutate(None)
+    case.open_file(by="sokha.chan", role="staff", office_id="commune-120101")
+    envelope = public_event("routing", 8, case.collect_events()[-1])
+    assert envelope["event_type"] == "CaseFileOpened"
+    assert envelope["data"] == {"role": "staff", "office_id": "commune-120101"}
+    assert "sokha" not in json.dumps(envelope)
+    read = read_event(json.loads(json.dumps(envelope)))
+    assert read["data"]["role"] == "staff"
 
 
 

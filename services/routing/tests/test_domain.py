@@ -170,3 +170,69 @@ def test_satisfied_feedback_closes_and_withdrawal_ends_the_case(policies):
     other.withdraw()
     other.withdraw()
     assert other.status == "withdrawn" and names(other) == ["CaseRouted", "WithdrawalRecorded"]
+
+
+def replayed(case):
+    """The case as its stored events give it back."""
+    again = None
+    for stored in case.collect_events():
+        again = stored.mutate(again)
+    return again
+
+
+def test_the_case_file_record_comes_back_from_the_events_with_who_and_when(policies):
+    case = Case.route(uuid.uuid4(), "K7M2P-9QX4R", "120101", "complaint",
+                      categories()["water-supply"], T0, policies, language="en")
+    case.acknowledge(by="dara")
+    case.add_note("called the water company", by="dara")
+    case.assign("sokha", by="dara")
+    case.request_information("Which village?", by="sokha", now=T0 + timedelta(minutes=30))
+    case.information_provided(now=T0 + timedelta(hours=1))
+    case.resolve("Repaired the pipe", by="sokha")
+    case.open_file(by="auditor-1", role="auditor", office_id=None)
+    again = replayed(case)
+    assert again.language == "en"
+    assert again.assignee == "sokha"
+    assert [(n["text"], n["by"]) for n in again.notes] == [("called the water company", "dara")]
+    assert [(q["text"], q["by"]) for q in again.questions] == [("Which village?", "sokha")]
+    assert again.resolved["text"] == "Repaired the pipe" and again.resolved["by"] == "sokha"
+    assert [e["event_type"] for e in again.history] == [
+        "CaseRouted", "CaseAcknowledged", "CaseNoteAdded", "CaseAssigned",
+        "InformationRequested", "ClockRestarted", "CaseResolved", "CaseFileOpened"]
+    assert all("called" not in e["summary"] for e in again.history), "summaries quote no one"
+    assert {d["name"]: d["state"] for d in again.deadline_states()} == {
+        "acknowledge": "met", "resolve": "met"}
+
+
+def test_deadline_states_running_paused_and_breached(policies):
+    case = routed(policies)
+    assert [d["state"] for d in case.deadline_states()] == ["running", "running"]
+    case.acknowledge(by="dara")
+    case.request_information("?", by="dara", now=T0 + timedelta(minutes=5))
+    assert {d["name"]: d["state"] for d in case.deadline_states()} == {
+        "acknowledge": "met", "resolve": "paused"}
+    late = routed(policies)
+    late.check_deadlines(T0 + timedelta(hours=3), policies)
+    assert late.office_id == "district-ombudsman-1201"
+    assert all(d["state"] == "running" for d in late.deadline_states()), "the ombudsman's own"
+    assert late.outcomes == {}
+
+
+def test_what_each_reader_may_do_follows_the_state(policies):
+    case = routed(policies)
+    assert case.possible_actions("staff") == ["acknowledge", "note", "assign", "transfer"]
+    assert case.possible_actions("auditor") == []
+    case.acknowledge(by="dara")
+    assert case.possible_actions("staff") == ["request-info", "note", "assign", "transfer",
+                                              "resolve"]
+    case.resolve("done", by="dara")
+    assert case.possible_actions("staff") == ["note"]
+
+
+def test_a_transfer_leaves_the_assignee_behind(policies):
+    case = routed(policies)
+    case.assign("dara", by="dara")
+    case.transfer("commune-120102", "not ours", by="dara", now=T0, policies=policies)
+    assert case.assignee is None
+    assert case.transfer_log[0]["reason"] == "not ours"
+    assert replayed(case).assignee is None
