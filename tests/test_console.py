@@ -293,7 +293,7 @@ def test_staff_ask_the_citizen_read_the_answer_and_resolve(system, browser, acco
 
     citizen(system, oldest, "messages", {"text": "ខ្ញុំរស់នៅភូមិថ្មី ជិតវត្ត។"})
     wait_until(lambda: case_file(system, dara, oldest)["messages"], what="the answer filed")
-    open_console(browser, system, f"#/case/{oldest['case_id']}")  # the page, reloaded
+    open_console(browser, system, f"#/cases/{oldest['case_id']}")  # the page, reloaded
     status_shown(browser, "acknowledged")
     assert "ខ្ញុំរស់នៅភូមិថ្មី ជិតវត្ត។" in text(browser, "[data-part=conversation]")
     screenshot(browser, "case-km", DESKTOP)
@@ -311,7 +311,7 @@ def test_staff_ask_the_citizen_read_the_answer_and_resolve(system, browser, acco
 
 def test_someone_else_acting_first_is_said_in_words(system, browser, dara):
     case = routed(system)
-    open_console(browser, system, f"#/case/{case['case_id']}")
+    open_console(browser, system, f"#/cases/{case['case_id']}")
     status_shown(browser, "routed")
     set_language(browser, "en")
     acknowledged = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/acknowledge",
@@ -343,7 +343,7 @@ def test_the_language_chosen_is_remembered(system, browser):
 def test_a_case_of_another_office_is_not_allowed_and_an_ended_session_logs_in_again(
         system, browser):
     elsewhere = routed(system, complaint(location={"commune": "170101"}))
-    open_console(browser, system, f"#/case/{elsewhere['case_id']}")
+    open_console(browser, system, f"#/cases/{elsewhere['case_id']}")
     browser.wait_for("document.querySelector('#notice')?.dataset.key === 'not_allowed'",
                      what="403 said")
     assert "មិនមានសិទ្ធិ" in text(browser, "#notice")

@@ -176,7 +176,7 @@ async function logOut() {
   go("#/login");
 }
 
-// -- where we are: #/login, #/queue?filters, #/case/<id> ------------------------------
+// -- where we are: #/login, #/queue?filters, #/cases/<id> ------------------------------
 function go(hash) {
   if (location.hash === hash) route();
   else location.hash = hash;
@@ -186,7 +186,7 @@ function route() {
   const [path, query = ""] = location.hash.replace(/^#/, "").split("?");
   const parts = path.split("/").filter(Boolean);
   if (!state.session) return logInView();
-  if (parts[0] === "case" && parts[1]) return caseView(decodeURIComponent(parts[1]));
+  if (parts[0] === "cases" && parts[1]) return caseView(decodeURIComponent(parts[1]));
   if (parts[0] === "queue") return queueView(new URLSearchParams(query));
   return go("#/queue");
 }
@@ -353,7 +353,7 @@ function caseList(cases) {
     const mark = entry.overdue ? "overdue" : dueSoon ? "due_soon" : null;
     return el("li", { class: mark ? `case ${mark}` : "case", "data-case": entry.case_id,
       "data-mark": mark || "" },
-    el("a", { href: `#/case/${entry.case_id}` },
+    el("a", { href: `#/cases/${entry.case_id}` },
       el("span", { class: "code", text: entry.tracking_code }),
       el("span", { class: `status ${entry.status}`, text: word(`statuses.${entry.status}`) }),
       mark ? el("span", { class: `mark ${mark}`, text: word(mark) }) : null,
@@ -392,7 +392,7 @@ function findByCode() {
     if (!code) return;
     try {
       const found = await api("GET", `/v1/cases?${new URLSearchParams({ tracking_code: code })}`);
-      go(`#/case/${found.case_id}`);
+      go(`#/cases/${found.case_id}`);
     } catch (refusal) { complain(refusal); }
   } },
   el("label", {}, el("span", { text: word("tracking_code") }),

@@ -1,6 +1,7 @@
 """The console's files as served: the same words in both languages, no inline script or
 style (the Content-Security-Policy forbids them), nothing fetched from elsewhere."""
 
+import gzip
 import json
 import re
 
@@ -68,3 +69,13 @@ def test_only_the_console_files_are_served():
                  "%2e%2e%2fservice.py", "..\\service.py", "CONSOLE.JS"):
         response = served("console_file", name)
         assert response.status_code == 404, name
+
+
+def test_a_browser_that_takes_gzip_gets_it_compressed():
+    plain = served("console_file", "console.js")
+    packed = served("console_file", "console.js", headers={"Accept-Encoding": "gzip, br"})
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert packed.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(packed.get_data()) == plain.get_data()
+    assert len(packed.get_data()) < len(plain.get_data()) / 2
+    assert packed.headers["ETag"] != plain.headers["ETag"]
