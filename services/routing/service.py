@@ -20,6 +20,7 @@ from services.routing import views
 from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.domain import Case, InvalidTransition
+from services.routing.sessions import Sessions
 from shared import access, clock
 from shared.categories import category_of
 from shared.consumer import NotYet, on_events
@@ -131,7 +132,7 @@ def state_of(case: Case) -> dict:
     })
 
 
-class Service(HealthAndSpec):
+class Service(Sessions, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
 
