@@ -353,6 +353,7 @@ class Refusal:
     status: int
     errors: dict[str, list[str]]
     headers: dict | None = None
+    failed: bool = True  # False when the password and code were right: no failure then
 
 
 @dataclass(frozen=True)
@@ -411,6 +412,12 @@ def begin(cursor, username: str, address: str, now: datetime | None = None
     return Attempt(username, ids, cursor.fetchone())
 
 
+def forgive(cursor, attempt: Attempt) -> None:
+    """The try was counted as a failure in advance, and was none (the password was right)."""
+    cursor.execute("DELETE FROM ourvoice_login_failures WHERE id = ANY(%s)",
+                   (attempt.failure_ids,))
+
+
 @dataclass(frozen=True)
 class Checked:
     """What the password and the code said, found outside any transaction."""
@@ -445,9 +452,10 @@ def check(attempt: Attempt, password: str, totp: str | None, new_password: str |
                 "this code is wrong or was used already"]})
     if row["must_change_password"] and not new_password:
         return Refusal(403, {"new_password": [
-            "this one-time password must be changed: send new_password with it"]})
+            "this one-time password must be changed: send new_password with it"]}, failed=False)
     if new_password is not None and new_password == password:
-        return Refusal(400, {"new_password": ["the new password must differ from the old"]})
+        return Refusal(400, {"new_password": ["the new password must differ from the old"]},
+                       failed=False)
     return Checked(attempt, step, hash_password(new_password) if new_password else None)
 
 

@@ -37,6 +37,9 @@ QUEUE = only("staff of this office", "auditor", "admin")
 AUDIT = only("auditor", "admin")
 ADMIN = only("admin")
 
+# A named account made by the `tokens` fixture, whose login anyone may try.
+MATRIX_LOGIN = {"username": "matrix.staff", "password": "the matrix's own password"}
+
 # (service, method, path) -> (expected answer by caller, request body)
 MATRIX = {
     ("intake", "GET", "/health"): (PUBLIC, None),
@@ -71,6 +74,11 @@ MATRIX = {
     ("routing", "GET", "/console/"): (PUBLIC, None),
     ("routing", "GET", "/console/words.json"): (PUBLIC, None),
     ("routing", "GET", "/console/{name}"): (PUBLIC, None),
+    ("routing", "POST", "/v1/sessions"): (PUBLIC, MATRIX_LOGIN),
+    # Only a staff session has one; an office system's token (all of these) has none.
+    ("routing", "GET", "/v1/sessions/current"): (only(), None),
+    ("routing", "DELETE", "/v1/sessions/current"): (only(), None),
+    ("routing", "GET", "/v1/offices/{office_id}/staff"): (QUEUE, None),
     ("notifications", "GET", "/health"): (PUBLIC, None),
     ("notifications", "GET", "/openapi.json"): (PUBLIC, None),
     ("notifications", "GET", "/v1/notifications/dead-letters"): (ADMIN, None),
@@ -110,6 +118,12 @@ def fresh_case(system) -> dict:
 @pytest.fixture(scope="module")
 def tokens(system):
     other = submit(system)
+    one_time = system.ourvoice("staff", "add", "--name", "Matrix Staff", "--username",
+                               MATRIX_LOGIN["username"], "--role", "staff", "--office",
+                               "commune-120101").stdout.strip().splitlines()[-1]
+    changed = system.call("POST", "routing", "/v1/sessions", json={
+        **MATRIX_LOGIN, "password": one_time, "new_password": MATRIX_LOGIN["password"]})
+    assert changed.status_code == 201, changed.text
     expired = system.principal("staff", "commune-120101", fresh=True)
     system.query("UPDATE ourvoice_principals SET expires_at = now() - interval '1 second' "
                  "WHERE created_at = (SELECT max(created_at) FROM ourvoice_principals) "

@@ -170,6 +170,9 @@ def _actor(store: str, event_type: str, domain_event: Any, principals: dict) -> 
         found = principals.get(str(by))
         if found is None:
             return {"role": by} if by == "operator" else {"role": "unknown", "principal_id": by}
+        if "username" in found:  # a named account: the person who acted
+            return {"role": found["role"], "office_id": found["office_id"],
+                    "username": found["username"], "name": found["name"]}
         return {"role": found["role"], "office_id": found["office_id"], "principal_id": str(by)}
     if hasattr(domain_event, "erased_by"):
         return {"role": domain_event.erased_by}
@@ -179,17 +182,26 @@ def _actor(store: str, event_type: str, domain_event: Any, principals: dict) -> 
 
 
 def _principals(cursor, events: list) -> dict[str, dict]:
-    ids = set()
+    """Who each `by` names: an office system's principal (a UUID) or a named account (a
+    username)."""
+    ids, usernames = set(), set()
     for _, _, domain_event in events:
+        by = str(getattr(domain_event, "by", "") or "")
         try:
-            ids.add(UUID(str(getattr(domain_event, "by", ""))))
+            ids.add(UUID(by))
         except ValueError:
-            pass
-    if not ids:
-        return {}
-    cursor.execute("SELECT id, role, office_id FROM ourvoice_principals WHERE id = ANY(%s)",
-                   (list(ids),))
-    return {str(row["id"]): row for row in cursor.fetchall()}
+            if by and by not in ("citizen", "operator"):
+                usernames.add(by)
+    found = {}
+    if ids:
+        cursor.execute("SELECT id, role, office_id FROM ourvoice_principals WHERE id = ANY(%s)",
+                       (list(ids),))
+        found |= {str(row["id"]): row for row in cursor.fetchall()}
+    if usernames:
+        cursor.execute("SELECT username, name, role, office_id FROM ourvoice_staff_accounts"
+                       " WHERE username = ANY(%s)", (list(usernames),))
+        found |= {row["username"]: row for row in cursor.fetchall()}
+    return found
 
 
 def history(cursor, tracking_code: str, as_of: datetime | None = None) -> dict | None:
@@ -283,7 +295,9 @@ def as_text(found: dict) -> str:
     for entry in found["events"]:
         actor = entry["actor"]
         who = actor["role"] + (f" of {actor['office_id']}" if actor.get("office_id") else "")
-        if actor.get("principal_id"):
+        if actor.get("username"):
+            who += f" ({actor['username']})"
+        elif actor.get("principal_id"):
             who += f" ({actor['principal_id'][:8]})"
         after = entry["state"]
         lines.append(

@@ -24,6 +24,7 @@ from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.domain import ACTIONS, Case, InvalidTransition
 from services.routing.replies import templates
+from services.routing.sessions import Sessions
 from shared import access, clock
 from shared.categories import category_of
 from shared.consumer import NotYet, on_events
@@ -152,7 +153,7 @@ def name_matches(office, words: str) -> bool:
                for name in (office.name_en, office.name_km))
 
 
-class Service(CaseFiles, Console, HealthAndSpec):
+class Service(CaseFiles, Sessions, Console, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
 
