@@ -68,9 +68,14 @@ class Page:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, what: str, timeout: float = 30.0):
-        """Until the expression is truthy in the page; its value."""
-        return wait_until(lambda: self.evaluate(expression), timeout=timeout, interval=0.1,
-                          what=what)
+        """Until the expression is truthy in the page; its value. On timeout, what the
+        page says, to see why."""
+        try:
+            return wait_until(lambda: self.evaluate(expression), timeout=timeout,
+                              interval=0.1, what=what)
+        except AssertionError as timed_out:
+            shown = self.evaluate("document.body ? document.body.innerText : ''") or ""
+            raise AssertionError(f"{timed_out}; the page shows: {shown[:3000]}") from None
 
     def navigate(self, url: str) -> None:
         self.call("Page.navigate", url=url)

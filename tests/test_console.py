@@ -40,7 +40,7 @@ def fill(page: Page, selector: str, value: str) -> None:
 
 
 def click(page: Page, selector: str) -> None:
-    page.wait_for(f"document.querySelector({json.dumps(selector)})", what=selector)
+    page.wait_for(f"!!document.querySelector({json.dumps(selector)})", what=selector)
     run(page, "(selector) => document.querySelector(selector).click()", selector)
 
 
@@ -51,7 +51,7 @@ def text(page: Page, selector: str) -> str:
 
 def view(page: Page, name: str, drawn_after: int = -1) -> int:
     """Wait until the page shows this view, drawn after the given count; the count."""
-    return page.wait_for(f"document.body.dataset.view === {json.dumps(name)} && "
+    return page.wait_for(f"document.body?.dataset.view === {json.dumps(name)} && "
                          f"Number(document.body.dataset.drawn) > {drawn_after} && "
                          f"Number(document.body.dataset.drawn)", what=f"the {name} view")
 
@@ -72,13 +72,15 @@ def fits(page: Page, width: int) -> None:
 def screenshot(page: Page, name: str, size: tuple[int, int]) -> Path:
     page.viewport(*size, mobile=size == PHONE)
     page.wait_for("document.fonts.status === 'loaded'", what="fonts loaded")
-    fits(page, size[0])
     shot = page.screenshot(SCREENSHOTS / f"{name}-{size[0]}.png")
     print(f"\nscreenshot: {shot}")
+    fits(page, size[0])
     return shot
 
 
 def open_console(page: Page, system, hash_: str = "") -> None:
+    """The console loaded afresh at this place, as when a link to it is opened."""
+    page.navigate("about:blank")
     page.navigate(system.url("routing", "/console/") + hash_)
 
 
@@ -90,13 +92,13 @@ def log_in(page: Page, username: str, password: str, new_password: str | None = 
     click(page, "[data-form=login] [type=submit]")
     if new_password:
         # A one-time password: the form asks for a new one, and keeps what was typed.
-        page.wait_for("document.querySelector('[name=new_password]')", what="asked for a new one")
+        page.wait_for("!!document.querySelector('[name=new_password]')", what="asked for a new one")
         assert page.evaluate("document.querySelector('[name=username]').value") == username
         fill(page, "[name=password]", password)
         fill(page, "[name=new_password]", new_password)
         click(page, "[data-form=login] [type=submit]")
     view(page, "queue", before)
-    page.wait_for("document.querySelector('[data-part=counts]')", what="the queue loaded")
+    page.wait_for("!!document.querySelector('[data-part=counts]')", what="the queue loaded")
 
 
 def set_language(page: Page, language: str) -> None:
@@ -292,7 +294,8 @@ def test_staff_ask_the_citizen_read_the_answer_and_resolve(system, browser, acco
                what="the citizen asked")
 
     citizen(system, oldest, "messages", {"text": "ខ្ញុំរស់នៅភូមិថ្មី ជិតវត្ត។"})
-    wait_until(lambda: case_file(system, dara, oldest)["messages"], what="the answer filed")
+    wait_until(lambda: (found := case_file(system, dara, oldest))["messages"]
+               and found["status"] == "acknowledged", what="the answer filed")
     open_console(browser, system, f"#/cases/{oldest['case_id']}")  # the page, reloaded
     status_shown(browser, "acknowledged")
     assert "ខ្ញុំរស់នៅភូមិថ្មី ជិតវត្ត។" in text(browser, "[data-part=conversation]")
@@ -384,7 +387,7 @@ def test_the_ombudsman_finds_the_appeal_records_findings_and_closes(system, brow
     choose(browser, "findings", "findings", "ការជួសជុលមិនទាន់បានធ្វើទេ។")
     fill(browser, "[data-form=findings] [name=recommendation]", "ត្រូវជួសជុលក្នុងរយៈពេលមួយសប្តាហ៍។")
     click(browser, "[data-form=findings] [type=submit]")
-    browser.wait_for("document.querySelector('[data-part=findings]')", what="findings shown")
+    browser.wait_for("!!document.querySelector('[data-part=findings]')", what="findings shown")
     assert "ត្រូវជួសជុលក្នុងរយៈពេលមួយសប្តាហ៍។" in text(browser, "[data-part=findings]")
     click(browser, "[data-act=close]")
     browser.wait_for("document.querySelector('[data-form=close]')?.dataset.ready",

@@ -24,7 +24,7 @@ SERVED = {"console.js": "text/javascript", "console.css": "text/css"}
 # The page runs its own script and style sheet and talks to this service alone: no
 # inline script or style, no other origin, and no page may frame it.
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-          "img-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+          "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'none'; "
           "frame-ancestors 'none'")
 HEADERS = {
     "Content-Security-Policy": POLICY,

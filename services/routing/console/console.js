@@ -20,7 +20,7 @@ const state = {
   words: null,
   session: JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null"),
   templates: null,
-  officeNames: {},
+  offices: {}, // the directory's offices met so far, by id
   pages: { key: "", cursors: [] }, // the cursors of the queue pages before this one
   draw: () => {}, // redraws the current view from what it last loaded
   login: {}, // what the login form must ask for next: totp, new_password
@@ -38,11 +38,18 @@ function word(key, values = {}) {
 const named = (thing) => thing ? (state.language === "km" ? thing.name_km : thing.name_en) : "";
 const inLanguage = (texts, language = state.language) => texts?.[language] ?? texts?.en ?? "";
 
+// A moment as Cambodia's clocks show it, with the month named in the language shown
+// (not every browser knows Khmer's month names).
+const CLOCK = new Intl.DateTimeFormat("en-GB", { year: "numeric", month: "numeric",
+  day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  timeZone: "Asia/Phnom_Penh" });
+
 function when(at) {
   if (!at) return "";
-  return new Intl.DateTimeFormat(state.language === "km" ? "km-KH" : "en-GB", {
-    dateStyle: "medium", timeStyle: "short", timeZone: "Asia/Phnom_Penh",
-  }).format(new Date(at));
+  const part = Object.fromEntries(CLOCK.formatToParts(new Date(at))
+    .map(({ type, value }) => [type, value]));
+  const month = state.words[state.language].months[Number(part.month) - 1];
+  return `${Number(part.day)} ${month} ${part.year} ${part.hour}:${part.minute}`;
 }
 
 // -- the page -------------------------------------------------------------------------
@@ -57,7 +64,7 @@ function el(tag, props = {}, ...children) {
     else if (name === "value") value = given;
     else node.setAttribute(name, given === true ? "" : given);
   }
-  node.append(...children.flat().filter((child) => child !== null && child !== undefined
+  node.append(...children.flat(Infinity).filter((child) => child !== null && child !== undefined
     && child !== false));
   if (value !== undefined) node.value = value;
   return node;
@@ -67,12 +74,13 @@ const view = () => document.getElementById("view");
 
 function show(name, ...content) {
   document.body.dataset.view = name;
-  view().replaceChildren(...content);
+  view().replaceChildren(...content.filter(Boolean));
   document.body.dataset.drawn = String(Number(document.body.dataset.drawn) + 1);
 }
 
+// A word for the person at the top of the page, until the next one; null clears it.
 function notify(key, kind = "info", detail = "") {
-  state.notice = { key, kind, detail };
+  state.notice = key ? { key, kind, detail } : null;
   drawNotice();
 }
 
@@ -82,11 +90,10 @@ function drawNotice() {
   if (!state.notice) return;
   notice.dataset.kind = state.notice.kind;
   notice.dataset.key = state.notice.key;
-  notice.replaceChildren(el("span", { text: word(state.notice.key) }),
+  notice.replaceChildren(...[el("span", { text: word(state.notice.key) }),
     state.notice.detail ? el("small", { text: state.notice.detail }) : null,
     el("button", { type: "button", class: "quiet", "aria-label": "×", text: "×",
-      onclick: () => notify(null) }));
-  if (!state.notice.key) { state.notice = null; notice.hidden = true; }
+      onclick: () => notify(null) })].filter(Boolean));
 }
 
 function drawChrome() {
@@ -312,7 +319,7 @@ function drawQueue(params, office, queue) {
   const categories = Object.entries(state.words[state.language].categories)
     .sort((a, b) => a[1].localeCompare(b[1], state.language));
   const heading = office ? word(account.role === "ombudsman" ? "ombudsman_heading"
-    : "queue_heading", { office: state.officeNames[office] || office }) : word("choose_office");
+    : "queue_heading", { office: named(state.offices[office]) || office }) : word("choose_office");
   const filters = el("form", { class: "filters", "data-form": "filters",
     onsubmit: (submitted) => submitted.preventDefault() },
   choice("status", STATUSES.map((s) => [s, word(`statuses.${s}`)])),
@@ -400,12 +407,18 @@ function findByCode() {
   el("button", { type: "submit", text: word("open") }));
 }
 
+// An office's name, from the directory's few offices of its kind and area (its id says
+// both: commune-120101 is the commune office of 120101, in district 1201 of province 12).
 async function officeName(officeId) {
-  if (state.officeNames[officeId]) return;
+  if (state.offices[officeId]) return;
+  const [, kind, area = ""] = officeId.match(/^(.*?)(?:-(\d+))?$/);
+  const where = { kind };
+  if (area.length >= 2) where.province = area.slice(0, 2);
+  if (area.length >= 4) where.district = area.slice(0, 4);
   try {
-    const found = await api("GET", `/v1/offices?${new URLSearchParams({ q: officeId })}`);
+    const found = await api("GET", `/v1/offices?${new URLSearchParams(where)}`);
     const office = found.find((candidate) => candidate.id === officeId);
-    if (office) state.officeNames[officeId] = named(office);
+    if (office) state.offices[officeId] = office;
   } catch (refusal) {
     if (!(refusal instanceof Refusal)) throw refusal; // the id will do
   }
@@ -455,7 +468,7 @@ async function caseView(caseId, { keepNotice = false } = {}) {
     state.draw = () => show("case", backLink());
     return state.draw();
   }
-  if (file.office?.id) state.officeNames[file.office.id] = named(file.office);
+  if (file.office?.id) state.offices[file.office.id] = file.office;
   state.draw = () => drawCase(file);
   state.draw();
 }
@@ -511,7 +524,7 @@ function drawCase(file) {
   const deadlines = section("deadlines", word("deadlines"), file.deadlines.map((d) => el("p", {
     class: `deadline ${d.state}`, "data-deadline": d.name },
   el("b", { text: word(`deadline_names.${d.name}`) }), " ",
-  el("span", { text: d.due_at ? when(d.due_at) : "" }), " · ",
+  d.due_at ? el("time", { datetime: d.due_at, text: `${when(d.due_at)} · ` }) : null,
   el("span", { text: word(`deadline_states.${d.state}`) }))));
   const words = section("description", word("citizen_words"), file.words_hidden
     ? el("p", { class: "hint", text: word("words_hidden") })
@@ -555,7 +568,7 @@ function drawCase(file) {
           `events.${t.event_type}`) : t.summary || t.event_type }),
         t.by ? el("span", { text: ` · ${word("by", { name: t.by })}` }) : null)))),
   ];
-  show("case", ...parts.filter(Boolean));
+  show("case", ...parts);
   document.body.dataset.caseVersion = String(file.version);
 }
 
