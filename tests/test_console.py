@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pyotp
 import pytest
 
 from tests.browser import Page, open_browser
@@ -24,6 +25,7 @@ OFFICE = "commune-120101"
 OMBUDSMAN = "district-ombudsman-1201"
 SCREENSHOTS = ROOT / "build" / "screenshots"
 PHONE, DESKTOP = (360, 780), (1280, 900)
+SOKHA = "ពាក្យសម្ងាត់ថ្មីរបស់សុខា"  # her own password, once she has changed the one-time one
 
 
 # -- the page, as a person uses it ----------------------------------------------------
@@ -84,21 +86,41 @@ def open_console(page: Page, system, hash_: str = "") -> None:
     page.navigate(system.url("routing", "/console/") + hash_)
 
 
-def log_in(page: Page, username: str, password: str, new_password: str | None = None) -> None:
+def log_in(page: Page, username: str, password: str, *, new_password: str | None = None,
+           totp: pyotp.TOTP | None = None) -> None:
+    """Log in as a person does: the form asks for the second factor's code, then for a
+    new password in place of a one-time one, when the account needs them."""
     view(page, "login")
     fill(page, "[name=username]", username)
     fill(page, "[name=password]", password)
     before = drawn(page)
     click(page, "[data-form=login] [type=submit]")
+    if totp:
+        page.wait_for("!!document.querySelector('[name=totp]')", what="asked for a code")
+        fill(page, "[name=totp]", totp.now())
+        click(page, "[data-form=login] [type=submit]")
     if new_password:
-        # A one-time password: the form asks for a new one, and keeps what was typed.
         page.wait_for("!!document.querySelector('[name=new_password]')", what="asked for a new one")
+        # What was typed is kept.
         assert page.evaluate("document.querySelector('[name=username]').value") == username
         fill(page, "[name=password]", password)
+        if totp:
+            fill(page, "[name=totp]", totp.now())
         fill(page, "[name=new_password]", new_password)
         click(page, "[data-form=login] [type=submit]")
     view(page, "queue", before)
     page.wait_for("!!document.querySelector('[data-part=counts]')", what="the queue loaded")
+
+
+def log_out(page: Page) -> str:
+    """Log out; the session's token works no more."""
+    token = page.evaluate("JSON.parse(sessionStorage.getItem('ourvoice.console.session')).token")
+    before = drawn(page)
+    click(page, "#logout")
+    view(page, "login", before)
+    assert page.evaluate("sessionStorage.getItem('ourvoice.console.session')") is None
+    assert page.evaluate("document.querySelector('#notice').dataset.key") == "logged_out"
+    return token
 
 
 def set_language(page: Page, language: str) -> None:
@@ -115,10 +137,15 @@ def choose(page: Page, form: str, name: str, value: str) -> None:
 
 
 # -- the system, as operators and citizens use it -------------------------------------
-def add_account(system, username: str, name: str, role: str, office: str) -> str:
+def add_account(system, username: str, name: str, role: str, office: str, *,
+                totp: bool = False) -> dict:
+    """`ourvoice staff add`: the one-time password (its last line) and, asked for, the
+    second factor (the otpauth URI it shows once)."""
     done = system.ourvoice("staff", "add", "--name", name, "--username", username,
-                           "--office", office, "--role", role)
-    return done.stdout.strip().splitlines()[-1]
+                           "--office", office, "--role", role, *(["--totp"] if totp else []))
+    lines = done.stdout.strip().splitlines()
+    uri = next((line.strip() for line in lines if line.strip().startswith("otpauth://")), None)
+    return {"password": lines[-1], "totp": pyotp.parse_uri(uri) if uri else None}
 
 
 def routed(system, body: dict | None = None) -> dict:
@@ -161,7 +188,8 @@ def accounts(system) -> dict:
     return {
         "sokha": add_account(system, "sokha", "Sok Sokha", "staff", OFFICE),
         "dara": add_account(system, "dara", "Chan Dara", "staff", OFFICE),
-        "chenda": add_account(system, "chenda", "Keo Chenda", "ombudsman", OMBUDSMAN),
+        "chenda": add_account(system, "chenda", "Keo Chenda", "ombudsman", OMBUDSMAN,
+                              totp=True),
     }
 
 
@@ -169,7 +197,8 @@ def accounts(system) -> dict:
 def dara(system, accounts) -> str:
     """A session of another member of the office's staff, as another browser opens one."""
     response = system.call("POST", "routing", "/v1/sessions", json={
-        "username": "dara", "password": accounts["dara"], "new_password": "ពាក្យសម្ងាត់ថ្មីរបស់ដារ៉ា"})
+        "username": "dara", "password": accounts["dara"]["password"],
+        "new_password": "ពាក្យសម្ងាត់ថ្មីរបស់ដារ៉ា"})
     assert response.status_code == 201, response.text
     return response.json()["session_token"]
 
@@ -263,7 +292,7 @@ def test_staff_ask_the_citizen_read_the_answer_and_resolve(system, browser, acco
     routed(system, complaint(category="local-roads", description="ផ្លូវខូចខាតខ្លាំង។"))
 
     open_console(browser, system)
-    log_in(browser, "sokha", accounts["sokha"], new_password="ពាក្យសម្ងាត់ថ្មីរបស់សុខា")
+    log_in(browser, "sokha", accounts["sokha"]["password"], new_password=SOKHA)
     assert browser.evaluate("document.documentElement.lang") == "km"
     assert "Sok Sokha" in text(browser, "#who")
     rows = browser.evaluate("[...document.querySelectorAll('[data-case]')].map("
@@ -360,6 +389,87 @@ def test_a_case_of_another_office_is_not_allowed_and_an_ended_session_logs_in_ag
     assert browser.evaluate("sessionStorage.getItem('ourvoice.console.session')") is None
 
 
+def rows(page: Page) -> list[str]:
+    return page.evaluate("[...document.querySelectorAll('[data-case]')].map(r => r.dataset.case)")
+
+
+def queue_drawn(page: Page, before: int) -> None:
+    view(page, "queue", before)
+    page.wait_for("!!document.querySelector('[data-part=counts]')", what="the queue loaded")
+
+
+def test_staff_page_through_filter_assign_and_transfer(system, browser):
+    for _ in range(3):
+        routed(system)
+    open_console(browser, system)
+    log_in(browser, "sokha", SOKHA)
+    every = browser.evaluate("Number(document.querySelector('[data-count=total]')"
+                             ".innerText.match(/\\d+/)[0])")
+    assert every >= 4
+
+    # Two at a time: next, next, then previous comes back to the page before.
+    open_console(browser, system, "#/queue?limit=2")
+    queue_drawn(browser, -1)
+    first = rows(browser)
+    assert len(first) == 2
+    assert browser.evaluate("document.querySelector('[data-page=previous]').disabled")
+    before = drawn(browser)
+    click(browser, "[data-page=next]")
+    queue_drawn(browser, before)
+    second = rows(browser)
+    assert len(second) == 2 and not set(second) & set(first)
+    before = drawn(browser)
+    click(browser, "[data-page=next]")
+    queue_drawn(browser, before)
+    assert not set(rows(browser)) & set(first + second)
+    before = drawn(browser)
+    click(browser, "[data-page=previous]")
+    queue_drawn(browser, before)
+    assert rows(browser) == second
+
+    # A filter starts again from the first page.
+    before = drawn(browser)
+    fill(browser, "[data-form=filters] [name=status]", "routed")
+    queue_drawn(browser, before)
+    shown = browser.evaluate("[...document.querySelectorAll('[data-case] .status')]"
+                             ".map(s => s.className)")
+    assert shown and all(s == "status routed" for s in shown)
+    assert "cursor" not in browser.evaluate("location.hash")
+    taken, moved = rows(browser)[:2]
+
+    # Assigned to me, then found under "assigned to me".
+    open_console(browser, system, f"#/cases/{taken}")
+    click(browser, "[data-act=assign]")
+    page_assignees = browser.wait_for(
+        "document.querySelector('[data-form=assign]')?.dataset.ready && [...document."
+        "querySelectorAll('[name=staff_id] option')].map(o => o.value)", what="the staff list")
+    assert page_assignees[0] == "sokha" and "dara" in page_assignees
+    click(browser, "[data-form=assign] [type=submit]")
+    browser.wait_for("document.querySelector('[data-fact=assignee]')?.innerText === 'sokha'",
+                     what="assigned")
+    open_console(browser, system, "#/queue?mine=1")
+    queue_drawn(browser, -1)
+    assert rows(browser) == [taken]
+
+    # Transferred to an office found by part of its Khmer name.
+    office = next(o for o in system.call(
+        "GET", "routing", "/v1/offices", params={"kind": "commune", "district": "1201"}).json()
+        if o["id"] == "commune-120109")
+    open_console(browser, system, f"#/cases/{moved}")
+    click(browser, "[data-act=transfer]")
+    browser.wait_for("document.querySelector('[data-form=transfer]')?.dataset.ready",
+                     what="the transfer form")
+    fill(browser, "[data-form=transfer] [name=office_q]", office["name_km"])
+    click(browser, "[data-form=transfer] [data-office=commune-120109]")
+    fill(browser, "[data-form=transfer] [name=reason]", "ភូមិនេះស្ថិតនៅក្នុងឃុំផ្សេង។")
+    before = drawn(browser)
+    click(browser, "[data-form=transfer] [type=submit]")
+    queue_drawn(browser, before)
+    assert moved not in rows(browser)
+    assert system.scalar("SELECT office_id FROM routing_office_queue WHERE case_id = %s",
+                         (moved,)) == "commune-120109"
+
+
 def test_the_ombudsman_finds_the_appeal_records_findings_and_closes(system, browser, accounts,
                                                                     dara):
     case = routed(system, complaint(description="គ្មានទឹកប្រើប្រាស់ទាល់តែសោះ។"))
@@ -375,7 +485,10 @@ def test_the_ombudsman_finds_the_appeal_records_findings_and_closes(system, brow
         (case["tracking_code"],)) == OMBUDSMAN, what="the appeal at the ombudsman")
 
     open_console(browser, system)
-    log_in(browser, "chenda", accounts["chenda"], new_password="ពាក្យសម្ងាត់ចិន្តា")
+    view(browser, "queue")
+    log_out(browser)  # the staff who worked it before
+    log_in(browser, "chenda", accounts["chenda"]["password"], new_password="ពាក្យសម្ងាត់ចិន្តា",
+           totp=accounts["chenda"]["totp"])
     assert text(browser, "h2").startswith("ករណីដែលបានបញ្ជូនមក")
     click(browser, f"[data-case='{case['case_id']}'] a")
     view(browser, "case")
@@ -396,7 +509,5 @@ def test_the_ombudsman_finds_the_appeal_records_findings_and_closes(system, brow
     status_shown(browser, "closed")
     fits(browser, PHONE[0])
 
-    before = drawn(browser)
-    click(browser, "#logout")
-    view(browser, "login", before)
-    assert browser.evaluate("sessionStorage.getItem('ourvoice.console.session')") is None
+    token = log_out(browser)
+    assert system.call("GET", "routing", "/v1/sessions/current", token).status_code == 401

@@ -507,7 +507,7 @@ function drawCase(file) {
     ["office", named(file.office) || file.office?.id],
     ["place", place],
     ["submitted", when(file.submitted_at)],
-    ["channel", file.channel],
+    ["channel", word(`channels.${file.channel}`)],
     ["language", word(`languages.${file.language}`)],
     ["assignee", file.assignee || word("unassigned")],
   ];
@@ -596,6 +596,12 @@ async function act(file, name, body) {
   try {
     await api("POST", `/v1/cases/${file.case_id}/${path}`, body);
     notify("done", "success");
+    if (name === "transfer") {
+      // The case is the other office's now: this one's staff may not read it any more.
+      state.opened = null;
+      go("#/queue");
+      return;
+    }
   } catch (refusal) {
     complain(refusal);
     // Only a 409 means the case is not what this page shows: anything else changed nothing.
