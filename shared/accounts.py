@@ -388,8 +388,9 @@ def begin(cursor, username: str, address: str, now: datetime | None = None
     settings = StaffLogins.from_env()
     since = now - settings.failure_window
     username = username.strip().lower()
-    limits = ((_subject("username", username), settings.failures_per_username),
-              (_subject("address", address), settings.failures_per_address))
+    limits = [(_subject("username", username), settings.failures_per_username)]
+    if settings.failures_per_address:
+        limits.append((_subject("address", address), settings.failures_per_address))
     # Tries of one username wait for one another here, so none slips past the count.
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (limits[0][0],))
     for subject, limit in limits:

@@ -271,6 +271,12 @@ def test_what_a_named_account_does_is_recorded_as_done_by_it(system):
                                      "username": "so.phalla", "name": "So Phalla"}
     text = system.ourvoice("audit", "history", case["tracking_code"]).stdout
     assert re.search(r"CaseAcknowledged\s+staff of commune-120101 \(so\.phalla\)", text), text
+    # Every service takes a session: an auditor's reads the same history from reporting.
+    auditor = session(system, "audit.or", "auditor", None, name="Auditor Or")
+    history = system.call("GET", "reporting", f"/v1/audit/cases/{case['tracking_code']}",
+                          auditor)
+    assert history.status_code == 200, history.text
+    assert acknowledged in history.json()["events"]
 
 
 def test_the_changes_of_accounts_are_chained(system):
