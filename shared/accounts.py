@@ -434,8 +434,8 @@ def check(attempt: Attempt, password: str, totp: str | None, new_password: str |
     take as long), then the account's state, its second factor, a one-time password."""
     now = now or datetime.now(UTC)
     row = attempt.row
-    if not password_matches(row["password_hash"] if row else _dummy_hash(), password) \
-            or row is None:
+    matches = password_matches(row["password_hash"] if row else _dummy_hash(), password)
+    if row is None or not matches:
         return Refusal(401, {"_": [WRONG]})
     if row["disabled_at"] is not None:
         return Refusal(401, {"_": ["this account is disabled"]})
