@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from bench.at_scale import at_scale, scale_factor
 from bench.broker import publish_baselines
+from bench.case_file import case_file
 from bench.end_to_end import end_to_end
 from bench.infra import foreign_activity
 from bench.notifications import notifications
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     round(1_000_000 * scale_factor() * scale))),
         ("notifications", lambda: notifications(results, cases=max(100, round(1000 * scale)),
                                                 seconds=20 * scale)),
+        # A queue page of an office of 10,000 open cases, and case files, over HTTP.
+        ("case file", lambda: case_file(results, reads=max(50, round(200 * scale)))),
     ]
     started = time.monotonic()
     disturbed: dict[str, Counter[str]] = {}

@@ -388,8 +388,9 @@ def begin(cursor, username: str, address: str, now: datetime | None = None
     settings = StaffLogins.from_env()
     since = now - settings.failure_window
     username = username.strip().lower()
-    limits = ((_subject("username", username), settings.failures_per_username),
-              (_subject("address", address), settings.failures_per_address))
+    limits = [(_subject("username", username), settings.failures_per_username)]
+    if settings.failures_per_address:
+        limits.append((_subject("address", address), settings.failures_per_address))
     # Tries of one username wait for one another here, so none slips past the count.
     cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (limits[0][0],))
     for subject, limit in limits:
@@ -433,8 +434,8 @@ def check(attempt: Attempt, password: str, totp: str | None, new_password: str |
     take as long), then the account's state, its second factor, a one-time password."""
     now = now or datetime.now(UTC)
     row = attempt.row
-    if not password_matches(row["password_hash"] if row else _dummy_hash(), password) \
-            or row is None:
+    matches = password_matches(row["password_hash"] if row else _dummy_hash(), password)
+    if row is None or not matches:
         return Refusal(401, {"_": [WRONG]})
     if row["disabled_at"] is not None:
         return Refusal(401, {"_": ["this account is disabled"]})

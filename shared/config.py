@@ -200,7 +200,7 @@ class StaffLogins:
     session_limit: timedelta
     failure_window: timedelta
     failures_per_username: int
-    failures_per_address: int
+    failures_per_address: int  # 0: not counted (behind a proxy every client shares one)
     password_min_length: int
 
     @classmethod
@@ -208,7 +208,7 @@ class StaffLogins:
         return cls(duration("OURVOICE_SESSION_IDLE"), duration("OURVOICE_SESSION_LIMIT"),
                    duration("OURVOICE_LOGIN_FAILURE_WINDOW"),
                    count("OURVOICE_LOGIN_FAILURES_PER_USERNAME"),
-                   count("OURVOICE_LOGIN_FAILURES_PER_ADDRESS"),
+                   count("OURVOICE_LOGIN_FAILURES_PER_ADDRESS", minimum=0),
                    count("OURVOICE_PASSWORD_MIN_LENGTH", minimum=8))
 
 

@@ -34,6 +34,9 @@ CITIZEN = only("citizen of this case")
 OFFICE_STAFF = only("staff of this office")
 OMBUDSMAN = only()  # the ombudsman here serves another office than the case's
 QUEUE = only("staff of this office", "auditor", "admin")
+CASE_FILE = QUEUE
+STAFF_AND_OVERSIGHT = only("staff of this office", "staff of another office", "ombudsman",
+                           "auditor", "admin")
 AUDIT = only("auditor", "admin")
 ADMIN = only("admin")
 
@@ -61,6 +64,10 @@ MATRIX = {
     ("routing", "GET", "/openapi.json"): (PUBLIC, None),
     ("routing", "GET", "/v1/offices"): (PUBLIC, None),
     ("routing", "GET", "/v1/offices/{office_id}/queue"): (QUEUE, None),
+    ("routing", "GET", "/v1/cases/{case_id}"): (CASE_FILE, None),
+    ("routing", "GET", "/v1/cases"): (CASE_FILE, None),
+    ("routing", "POST", "/v1/cases/{case_id}/assign"): (OFFICE_STAFF, {"staff_id": "nobody"}),
+    ("routing", "GET", "/v1/reply-templates"): (STAFF_AND_OVERSIGHT, None),
     ("routing", "POST", "/v1/cases/{case_id}/acknowledge"): (OFFICE_STAFF, None),
     ("routing", "POST", "/v1/cases/{case_id}/request-info"): (OFFICE_STAFF, {"question": "?"}),
     ("routing", "POST", "/v1/cases/{case_id}/resolve"): (OFFICE_STAFF, {"resolution": "done"}),
@@ -92,6 +99,10 @@ MATRIX = {
     ("reporting", "GET", "/v1/reports/labels"): (PUBLIC, None),
     ("reporting", "GET", "/v1/audit/cases/{tracking_code}"): (AUDIT, None),
 }
+
+
+# The query string an endpoint is called with, beside its path.
+QUERIES = {("routing", "GET", "/v1/cases"): "?tracking_code={tracking_code}"}
 
 
 def endpoints_of(system) -> set:
@@ -147,7 +158,7 @@ def test_each_caller_gets_what_the_table_says(system, tokens, endpoint):
               "office_id": "commune-120101", "service_code": "water-supply",
               "service_request_id": case["tracking_code"], "delivery_id": str(uuid.uuid4()),
               "name": "console.js"}
-    url = path.format(**values)
+    url = (path + QUERIES.get(endpoint, "")).format(**values)
     callers = {**tokens, "citizen of this case": case["citizen_token"]}
     # Refusals first, so that an allowed call (a transfer, say) cannot change who is refused.
     order = sorted(CALLERS, key=lambda caller: expected[caller] == OK)

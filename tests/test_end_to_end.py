@@ -12,6 +12,7 @@ pytestmark = pytest.mark.e2e
 def office_queue(system, office_id):
     token = system.principal("staff", office_id)
     response = requests.get(system.url("routing", f"/v1/offices/{office_id}/queue"), timeout=10,
+                            params={"limit": 500},
                             headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     return response.json()["cases"]

@@ -72,7 +72,7 @@ def act(system, case, action, office, role="staff", body=None):
 def routed_to(system, case, office):
     def there():
         queue = system.call("GET", "routing", f"/v1/offices/{office}/queue",
-                            system.principal("auditor")).json()["cases"]
+                            system.principal("auditor"), params={"limit": 500}).json()["cases"]
         return any(c["tracking_code"] == case["tracking_code"] for c in queue)
 
     wait_until(there, what=f"{case['tracking_code']} at {office}")

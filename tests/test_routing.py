@@ -22,7 +22,7 @@ SYSTEM_ENV = {
 
 def queue(system, office_id):
     response = system.call("GET", "routing", f"/v1/offices/{office_id}/queue",
-                           system.principal("auditor"))
+                           system.principal("auditor"), params={"limit": 500})
     assert response.status_code == 200, response.text
     return response.json()["cases"]
 

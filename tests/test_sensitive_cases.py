@@ -114,7 +114,7 @@ def bound(system, *routing_keys):
 
 def queued(system, office_id, tracking_code):
     response = system.call("GET", "routing", f"/v1/offices/{office_id}/queue",
-                           system.principal("auditor"))
+                           system.principal("auditor"), params={"limit": 500})
     assert response.status_code == 200, response.text
     return next((c for c in response.json()["cases"] if c["tracking_code"] == tracking_code),
                 None)

@@ -7,14 +7,17 @@ import hashlib
 import json
 import re
 import statistics
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pyotp
 import pytest
+import requests
 
-from tests.system import submit, wait_until
+from shared.cli import service_command
+from tests.system import ROOT, free_port, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -125,12 +128,41 @@ def test_a_wrong_username_and_a_wrong_password_get_the_same_answer_as_slowly(sys
         0.5 * statistics.median(timings["wrong password"]), timings
 
 
-def test_failed_logins_of_a_username_are_throttled_in_the_database(system):
+@pytest.fixture
+def second_routing(system):
+    """Another routing instance beside the system's: the URL it answers at."""
+    port = free_port()
+    with open(system.logs / "routing-2.log", "ab") as log:
+        process = subprocess.Popen(service_command("routing"), cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT,
+                                   env={**system.env, "ROUTING_ADDRESS": f"127.0.0.1:{port}"})
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        assert process.poll() is None, "the second routing instance exited"
+        try:
+            return requests.get(url + "/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_until(healthy, timeout=60, what="the second routing instance healthy")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_failed_logins_of_a_username_are_throttled_across_instances(system, second_routing):
     session(system, "chan.vanna")
-    for _ in range(5):
-        assert login(system, "chan.vanna", "not the password at all").status_code == 401
+    wrong = {"username": "chan.vanna", "password": "not the password at all"}
+    for n in range(5):  # some at each instance
+        url = second_routing if n % 2 else system.url("routing", "")
+        assert requests.post(url + "/v1/sessions", json=wrong, timeout=30).status_code == 401
     throttled = login(system, "chan.vanna", PASSWORD)  # even the right password waits
     assert throttled.status_code == 429
+    assert requests.post(second_routing + "/v1/sessions", json={
+        "username": "chan.vanna", "password": PASSWORD}, timeout=30).status_code == 429
     assert 1 <= int(throttled.headers["Retry-After"]) <= 15 * 60
     assert "too many failed logins" in throttled.json()["errors"]["_"][0]
     # Counted where every routing instance sees it, without the username in the clear.
@@ -271,6 +303,12 @@ def test_what_a_named_account_does_is_recorded_as_done_by_it(system):
                                      "username": "so.phalla", "name": "So Phalla"}
     text = system.ourvoice("audit", "history", case["tracking_code"]).stdout
     assert re.search(r"CaseAcknowledged\s+staff of commune-120101 \(so\.phalla\)", text), text
+    # Every service takes a session: an auditor's reads the same history from reporting.
+    auditor = session(system, "audit.or", "auditor", None, name="Auditor Or")
+    history = system.call("GET", "reporting", f"/v1/audit/cases/{case['tracking_code']}",
+                          auditor)
+    assert history.status_code == 200, history.text
+    assert acknowledged in history.json()["events"]
 
 
 def test_the_changes_of_accounts_are_chained(system):

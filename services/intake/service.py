@@ -23,10 +23,10 @@ from services.intake.appends import NewCases
 from services.intake.domain import (
     FINAL,
     Case,
-    first_line,
     NotAllowed,
     TooManyMessages,
     case_id_for,
+    first_line,
     format_tracking_code,
     normalise_tracking_code,
 )

@@ -23,7 +23,7 @@ from services.intake.domain import case_id_for, normalise_tracking_code
 from services.routing import views
 from services.routing.domain import Case
 from services.routing.replies import templates
-from shared import access, clock
+from shared import access, accounts, clock
 from shared.categories import CASE_TYPES, SENSITIVE, categories, category_of
 from shared.offices import describe
 from shared.rpc import RpcProxy
@@ -362,7 +362,14 @@ class CaseFiles:
                          lambda case: case.assign(staff_id, by=principal.id))
 
     def _require_colleague(self, staff_id: str, office_id: str) -> None:
-        raise NotImplementedError
+        """The assignee must be an active staff or ombudsman account of the office (a
+        400 naming the field otherwise: the request, not the case, is wrong)."""
+        with self.db.transaction() as cursor:
+            account = accounts.find(cursor, staff_id)
+        if account is None or not account.active or account.office_id != office_id \
+                or account.role not in ("staff", "ombudsman"):
+            raise HttpError(400, {"staff_id": [f"no active staff or ombudsman account of "
+                                               f"{office_id} with this username"]})
 
     @endpoint("GET", "/v1/offices/{office_id}/queue", response=OfficeQueue, query=QueueQuery,
               allow=(access.OfficeInPath(), "auditor", "admin"),

@@ -254,7 +254,7 @@ def test_submit_route_queue_report_audit_with_routing_restarted(stack):
     (routing_url,) = stack.routing_urls()
 
     def queued() -> set[str]:
-        response = requests.get(f"{routing_url}/v1/offices/{OFFICE}/queue",
+        response = requests.get(f"{routing_url}/v1/offices/{OFFICE}/queue?limit=500",
                                 headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert response.status_code == 200, response.text
         return {c["tracking_code"] for c in response.json()["cases"]}

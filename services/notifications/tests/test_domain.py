@@ -193,3 +193,24 @@ def test_every_message_has_both_languages_and_renders_khmer_intact():
     asked = templates.render("information-requested", "km", details, "PKG3J-JUT6T", "owso-1201")
     assert "តើទឹកដាច់ពីពេលណា?" in asked.sms
     assert "2026-12-01 10:00" in templates.render("deadline-warning", "en", details, "X", None).sms
+
+
+def test_a_reading_of_the_case_file_tells_no_one():
+    hook = Subscription(id=uuid.uuid4(), area="12")
+    opened = event("CaseFileOpened", role="staff", office_id="commune-120101")
+    assert notices_for(opened, anonymous=False, webhooks=(hook,)) == []
+
+
+@pytest.mark.parametrize("language", ["km", "en"])
+def test_the_office_is_sent_to_the_case_s_page_in_the_console(monkeypatch, language):
+    case_id = str(uuid.uuid4())
+    monkeypatch.delenv("OURVOICE_CONSOLE_URL", raising=False)
+    monkeypatch.setenv("ROUTING_ADDRESS", "10.0.0.5:8002")
+    rendered = Templates().render("information-provided", language, {"answers_request": True},
+                                  "PKG3J-JUT6T", "commune-120101", case_id)
+    assert f"http://10.0.0.5:8002/console/#/cases/{case_id}" in rendered.email
+    monkeypatch.setenv("OURVOICE_CONSOLE_URL", "https://ourvoice.gov.kh/")
+    rendered = Templates().render("information-provided", language, {"answers_request": True},
+                                  "PKG3J-JUT6T", "commune-120101", case_id)
+    assert f"https://ourvoice.gov.kh/console/#/cases/{case_id}" in rendered.email
+    assert "queue" not in rendered.email and "ជួរ" not in rendered.email
