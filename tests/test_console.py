@@ -494,6 +494,7 @@ def test_the_ombudsman_finds_the_appeal_records_findings_and_closes(system, brow
     assert "ពលរដ្ឋប្តឹងឧទ្ធរណ៍" in text(browser, "[data-part=escalations]")
     assert "នៅតែគ្មានទឹកដដែល។" in text(browser, "[data-part=feedback]")
     assert "បានជួសជុលរួចហើយ។" in text(browser, "[data-part=resolution]")
+    screenshot(browser, "appeal-km", PHONE)
 
     click(browser, "[data-act=findings]")
     choose(browser, "findings", "findings", "ការជួសជុលមិនទាន់បានធ្វើទេ។")

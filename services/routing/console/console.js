@@ -306,7 +306,7 @@ function withParams(params, changes) {
 function drawQueue(params, office, queue) {
   const account = state.session.account;
   const refilter = (changes) => go(withParams(params, { ...changes, cursor: null }));
-  const choice = (name, options, label) => el("label", {},
+  const choice = (name, options) => el("label", {},
     el("span", { text: word(name) }),
     el("select", { name, value: params.get(name) || "",
       onchange: (changed) => refilter({ [name]: changed.target.value }) },
