@@ -81,6 +81,8 @@ def test_the_office_reads_the_whole_case_file_but_never_contact_data_nor_gender(
     act(system, case, "acknowledge", staff)
     act(system, case, "notes", staff, {"text": "Called the water company"}, status=201)
     act(system, case, "request-info", staff, {"question": "ភូមិណា?"})
+    wait_until(lambda: citizen_view(system, case)["status"] == "waiting-for-citizen",
+               what="the question reaches the citizen")
     answered = system.call("POST", "intake", f"/v1/cases/{case['tracking_code']}/messages",
                            case["citizen_token"], json={"text": "ភូមិថ្មី ជិតវត្ត"})
     assert answered.status_code == 201, answered.text
