@@ -196,7 +196,7 @@ def measure(system: System, results: Results, token: str, real: list[dict], read
         plan = raw.execute(f"EXPLAIN SELECT case_id FROM routing_office_queue WHERE "
                            f"{' AND '.join(clauses)} ORDER BY {views.SORT_KEY}, case_id LIMIT 51",
                            params).fetchall()
-        plans[label] = next(iter(plan[0].values())) if plan else ""
+        plans[label] = " / ".join(next(iter(row.values())).strip() for row in plan[:2])
     raw.close()
     db.close()
 

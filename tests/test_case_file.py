@@ -2,6 +2,7 @@
 services: who reads what, every reading on record, a queue an office can page through."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,8 @@ def test_the_office_reads_the_whole_case_file_but_never_contact_data_nor_gender(
     act(system, case, "acknowledge", staff)
     act(system, case, "notes", staff, {"text": "Called the water company"}, status=201)
     act(system, case, "request-info", staff, {"question": "ភូមិណា?"})
+    wait_until(lambda: citizen_view(system, case)["status"] == "waiting-for-citizen",
+               what="the question reaches the citizen")
     answered = system.call("POST", "intake", f"/v1/cases/{case['tracking_code']}/messages",
                            case["citizen_token"], json={"text": "ភូមិថ្មី ជិតវត្ត"})
     assert answered.status_code == 201, answered.text
@@ -263,6 +266,19 @@ def test_every_opening_is_on_record_for_the_citizen_and_the_auditor(system):
     wait_until(system.settled, what="reporting has the third opening")
     assert system.query("SELECT * FROM reporting_cases WHERE case_id = %s",
                         (case["case_id"],)) == before
+
+
+def test_readings_at_the_same_moment_are_each_recorded(system):
+    staff = system.principal("staff", "commune-120101")
+    case = new_case(system)
+    readers = 8
+    with ThreadPoolExecutor(readers) as pool:
+        answers = list(pool.map(lambda _: case_file(system, case["case_id"], staff),
+                                range(readers)))
+    assert [a.status_code for a in answers] == [200] * readers
+    assert system.scalar("SELECT count(*) FROM routing_events WHERE originator_id = %s "
+                         "AND topic LIKE '%%CaseFileOpened'", (case["case_id"],)) == readers
+    assert len({a.json()["version"] for a in answers}) == readers, "each after its own reading"
 
 
 def test_assignment_to_oneself_or_a_colleague_and_the_queue_of_my_cases(system):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 from datetime import datetime
 from uuid import UUID
 
@@ -33,6 +34,7 @@ from shared.web import HttpError, Strict, endpoint, forbidden, not_found
 # first lines) before being told to try again.
 INTAKE_TIMEOUT = 5.0
 READERS = ("staff", "ombudsman", "auditor", "admin")
+OPEN_ATTEMPTS = 20
 DEFAULT_PAGE, MAX_PAGE = 50, 500
 
 
@@ -311,21 +313,29 @@ class CaseFiles:
         return {"id": office_id, "name_en": office.name_en if office else office_id,
                 "name_km": office.name_km if office else office_id}
 
+    def _readable(self, case_id, principal: access.Principal) -> Case:
+        case = self._load(case_id)
+        if principal.role in ("staff", "ombudsman") and not principal.works_at(case.office_id):
+            raise forbidden(f"only the staff and ombudsman of {case.office_id}, auditors "
+                            "and admins may read this case file")
+        return case
+
     def _open(self, case_id, principal: access.Principal) -> dict:
-        """The case file for this reader, and the reading recorded: a concurrent change
-        of the case is waited out by reading it again."""
-        for _ in range(5):
-            case = self._load(case_id)
-            if principal.role in ("staff", "ombudsman") and not principal.works_at(case.office_id):
-                raise forbidden(f"only the staff and ombudsman of {case.office_id}, auditors "
-                                "and admins may read this case file")
-            submitted = self._ask_intake("case_file", str(case.id), principal.role)
-            if submitted is None:
-                raise HttpError(503, {"_": ["intake does not know this case yet; try again"]})
+        """The case file for this reader, and the reading recorded. Readings at the same
+        moment collide on the case's version: each reads the case again (and who may
+        read it: a transfer may have moved it) and records again, after a short wait
+        that keeps them from colliding once more."""
+        case = self._readable(case_id, principal)
+        submitted = self._ask_intake("case_file", str(case.id), principal.role)
+        if submitted is None:
+            raise HttpError(503, {"_": ["intake does not know this case yet; try again"]})
+        for attempt in range(OPEN_ATTEMPTS):
             case.open_file(by=principal.id, role=principal.role, office_id=principal.office_id)
             try:
                 self.store.record(case)
             except IntegrityError:
+                eventlet.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                case = self._readable(case_id, principal)
                 continue
             return CaseFileOut().dump(case_file(case, submitted,
                                                 self._office_name(case.office_id),
