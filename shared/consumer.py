@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import time
 from datetime import UTC, datetime
@@ -43,6 +44,9 @@ from shared.events import MalformedEvent, read_event
 log = logging.getLogger(__name__)
 
 RETRY_FOR_SECONDS = 30.0
+# How often an event is handled again when the aggregate it changes was changed by
+# someone else at the same moment (an office's action, a reading of the case file).
+MAX_CONFLICTS = 20
 # A message that still depends on a missing one after this long never will: a forged or
 # orphaned event. It goes to the dead letters instead of circling forever.
 WAIT_FOR_PREDECESSOR_SECONDS = 300.0
@@ -232,6 +236,7 @@ def _exactly_once(service: str, handler):
     def wrapper(self, event, tracking):
         deadline = time.monotonic() + RETRY_FOR_SECONDS
         backoff = 0.1
+        conflicts = 0
         while True:
             try:
                 # No look-up first: redeliveries are rare, and the tracking row's primary
@@ -240,7 +245,12 @@ def _exactly_once(service: str, handler):
             except (IntegrityError, psycopg.IntegrityError):
                 if self.db.has_tracking(service, tracking):
                     return None  # another instance processed it at the same moment
-                raise
+                # The aggregate changed under us: the handler reads it again and decides
+                # again (a citizen's answer must not be lost to a reading of the file).
+                conflicts += 1
+                if conflicts > MAX_CONFLICTS:
+                    raise
+                time.sleep(random.uniform(0, 0.005 * conflicts))
             except NotYet as waiting:
                 age = (datetime.now(UTC) - event["occurred_at"]).total_seconds()
                 if age > WAIT_FOR_PREDECESSOR_SECONDS:

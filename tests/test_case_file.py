@@ -268,17 +268,47 @@ def test_every_opening_is_on_record_for_the_citizen_and_the_auditor(system):
                         (case["case_id"],)) == before
 
 
-def test_readings_at_the_same_moment_are_each_recorded(system):
+def test_readings_at_the_same_moment_are_each_recorded_and_hold_up_no_one(system):
     staff = system.principal("staff", "commune-120101")
     case = new_case(system)
     readers = 8
-    with ThreadPoolExecutor(readers) as pool:
-        answers = list(pool.map(lambda _: case_file(system, case["case_id"], staff),
-                                range(readers)))
+
+    def read(_):
+        return case_file(system, case["case_id"], staff)
+
+    def note(n):
+        return system.call("POST", "routing", f"/v1/cases/{case['case_id']}/notes", staff,
+                           json={"text": f"note {n}"})
+
+    with ThreadPoolExecutor(readers + 3) as pool:
+        readings = [pool.submit(read, n) for n in range(readers)]
+        notes = [pool.submit(note, n) for n in range(3)]
+        answers = [r.result() for r in readings]
+        noted = [n.result() for n in notes]
     assert [a.status_code for a in answers] == [200] * readers
     assert system.scalar("SELECT count(*) FROM routing_events WHERE originator_id = %s "
                          "AND topic LIKE '%%CaseFileOpened'", (case["case_id"],)) == readers
     assert len({a.json()["version"] for a in answers}) == readers, "each after its own reading"
+    # A reading changes nothing an office decided on: its commands are not refused for it
+    # (two notes at once may still collide with each other: a 409 says so).
+    assert all(n.status_code in (201, 409) for n in noted), [n.text for n in noted]
+    assert any(n.status_code == 201 for n in noted)
+    for n in noted:
+        if n.status_code == 409:
+            assert "case" in n.json()["errors"]
+    # The citizen's answer is taken however often the file is read meanwhile.
+    act(system, case, "acknowledge", staff)
+    act(system, case, "request-info", staff, {"question": "Which village?"})
+    wait_until(lambda: citizen_view(system, case)["status"] == "waiting-for-citizen",
+               what="the question reaches the citizen")
+    with ThreadPoolExecutor(4) as pool:
+        reading = [pool.submit(read, n) for n in range(40)]
+        answered = system.call("POST", "intake", f"/v1/cases/{case['tracking_code']}/messages",
+                               case["citizen_token"], json={"text": "Phum Thmei"})
+        assert all(r.result().status_code == 200 for r in reading)
+    assert answered.status_code == 201
+    wait_until(lambda: case_file(system, case["case_id"], staff).json()["status"]
+               == "acknowledged", what="the answer restarts the clock")
 
 
 def test_assignment_to_oneself_or_a_colleague_and_the_queue_of_my_cases(system):

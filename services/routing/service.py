@@ -4,6 +4,7 @@ takes what is late or appealed to the ombudsman."""
 from __future__ import annotations
 
 import os
+import random
 import time
 import unicodedata
 from datetime import datetime
@@ -11,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from uuid import UUID
 
+import eventlet
 import yaml
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -18,7 +20,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from nameko.timer import timer
 
 from services.routing import views
-from services.routing.casefile import CaseFiles
+from services.routing.casefile import OPEN_ATTEMPTS, CaseFiles
 from services.routing.console import Console
 from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
@@ -256,23 +258,32 @@ class Service(CaseFiles, Sessions, Console, HealthAndSpec):
 
     # -- office work -----------------------------------------------------------------
     def _act(self, case_id: str, principal: access.Principal, roles: tuple, act) -> dict:
-        try:
-            case = self.store.repository.get(UUID(case_id))
-        except (ValueError, AggregateNotFoundError):
-            raise not_found("case") from None
-        if principal.role not in roles or not principal.works_at(case.office_id):
-            raise forbidden(f"only the {' or '.join(roles)} of {case.office_id} may do this")
-        try:
-            act(case)
-        except InvalidTransition as refusal:
-            raise HttpError(409, {"status": [str(refusal)]}) from None
-        try:
-            self.store.record(case)
-        except IntegrityError:
-            raise HttpError(409, {"case": [
-                "someone else changed this case at the same moment; reload it and try again"]}
-            ) from None
-        return state_of(case)
+        """Run an office's command and record it. When the case changed meanwhile, only
+        readings of its file (which change nothing the reader decided on) let the command
+        run again on the new state; anything else is a 409: reload and decide again."""
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                case = self.store.repository.get(UUID(case_id))
+            except (ValueError, AggregateNotFoundError):
+                raise not_found("case") from None
+            if principal.role not in roles or not principal.works_at(case.office_id):
+                raise forbidden(f"only the {' or '.join(roles)} of {case.office_id} may do this")
+            seen = case.version
+            try:
+                act(case)
+            except InvalidTransition as refusal:
+                raise HttpError(409, {"status": [str(refusal)]}) from None
+            try:
+                self.store.record(case)
+            except IntegrityError:
+                since = self.store.events.get(case.id, gt=seen)
+                if all(type(e).__name__ == "CaseFileOpened" for e in since):
+                    eventlet.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                    continue
+                break
+            return state_of(case)
+        raise HttpError(409, {"case": [
+            "someone else changed this case at the same moment; reload it and try again"]})
 
     @endpoint("POST", "/v1/cases/{case_id}/acknowledge", allow=("staff", "ombudsman"),
               body=Nothing, response=CaseState)
