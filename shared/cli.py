@@ -371,7 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     history = audit_actions.add_parser(
         "history", help="every event of a case from every service, who did it, the state after")
     history.add_argument("tracking_code")
-    history.add_argument("--as-of", metavar="TIME", help="the case as it stood then (ISO 8601)")
+    history.add_argument("--as-of", metavar="TIME", help="the case as it stood then (ISO 8601;"
+                         " without an offset, a time in --zone)")
+    history.add_argument("--zone", default="Asia/Phnom_Penh",
+                         help="the time zone of --as-of and of the times shown "
+                         "(default Asia/Phnom_Penh)")
     history.add_argument("--json", action="store_true", help="for machines")
     verifying = audit_actions.add_parser(
         "verify", help="check every hash chain; exit 1 naming the first broken link")

@@ -97,6 +97,8 @@ MATRIX = {
     ("reporting", "GET", "/v1/reports/summary"): (PUBLIC_OR_SIGNED_IN, None),
     ("reporting", "GET", "/v1/reports/summary.csv"): (PUBLIC_OR_SIGNED_IN, None),
     ("reporting", "GET", "/v1/reports/labels"): (PUBLIC, None),
+    ("reporting", "GET", "/v1/reports/offices"): (PUBLIC_OR_SIGNED_IN, None),
+    ("reporting", "GET", "/v1/reports/offices.csv"): (PUBLIC_OR_SIGNED_IN, None),
     ("reporting", "GET", "/v1/audit/cases/{tracking_code}"): (AUDIT, None),
 }
 

@@ -254,3 +254,83 @@ def test_reports_survive_a_rebuild_of_their_read_model(system):
     after = auditors_report(system, province="03")
     assert {k: v for k, v in after.items() if k != "gender"} == \
         {k: v for k, v in before.items() if k != "gender"}
+
+
+def scorecards(system, token=None, csv_too=False, **filters):
+    path = "/v1/reports/offices.csv" if csv_too else "/v1/reports/offices"
+    response = system.call("GET", "reporting", path, token, params=filters)
+    assert response.status_code == 200, response.text
+    return response.text if csv_too else response.json()
+
+
+def test_each_offices_scorecard_shows_the_late_office_and_hides_small_counts(system):
+    """Two offices of one district, five cases each: the one that let two deadlines pass
+    shows a lower share on time; the public sees its two late cases hidden."""
+    punctual, late_office = "commune-040101", "commune-040102"
+    on_time = [submit(system, case_in("040101")) for _ in range(5)]  # an hour to acknowledge
+    kept = [submit(system, case_in("040102")) for _ in range(3)]
+    missed = [submit(system, case_in("040102", category="local-roads")) for _ in range(2)]
+    for case in on_time:
+        routed_to(system, case, punctual)
+        act(system, case, "acknowledge", punctual)
+    for case in kept:
+        routed_to(system, case, late_office)
+        act(system, case, "acknowledge", late_office)
+    for case in missed:  # three seconds: breached, then escalated by itself
+        wait_until(lambda case=case: system.scalar(
+            "SELECT count(*) FROM routing_events WHERE originator_id = %s AND topic LIKE %s",
+            (case["case_id"], "%SlaBreached")), what="the deadline breached")
+
+    auditor = system.principal("auditor")
+
+    def counted():
+        wait_until(system.settled, what="settled")
+        found = {row["office_id"]: row for row in
+                 scorecards(system, auditor, province="04")["offices"]}
+        return found.get(late_office, {}).get("acknowledged_late") == 2 and \
+            found.get(punctual, {}).get("acknowledged_on_time") == 5 and found
+
+    whole = wait_until(counted, timeout=60, what="every deadline reported")
+    assert whole[punctual]["acknowledged_on_time_share"] == 1.0
+    assert whole[late_office]["acknowledged_on_time_share"] == 0.6
+    assert whole[late_office]["on_time_share"] < whole[punctual]["on_time_share"]
+    assert whole[punctual]["cases"] == whole[late_office]["cases"] == 5
+    assert whole[punctual]["name_en"] == "Anhchanh Rung Commune Office"
+    assert whole[punctual]["name_km"].startswith("សាលាឃុំ/សង្កាត់")
+    assert 0 < whole[punctual]["median_acknowledge_seconds"] < 600
+    assert (whole[punctual]["province"], whole[punctual]["district"]) == ("04", "0401")
+
+    public = scorecards(system, province="04", **MONTH)
+    assert public["suppressed"] is True
+    rows = {row["office_id"]: row for row in public["offices"]}
+    # Two late cases are too few to show, and the share would give them away.
+    assert rows[late_office]["acknowledged_late"] is None
+    assert rows[late_office]["acknowledged_on_time_share"] is None
+    assert rows[late_office]["on_time_share"] is None
+    for row in public["offices"] + public["districts"]:
+        for name in ("cases", "acknowledged_on_time", "acknowledged_late", "resolved_on_time",
+                     "resolved_late", "responses"):
+            assert row[name] is None or row[name] == 0 or row[name] >= 5, (row, name)
+    # The scorecard is read from the same decision as the office's own summary.
+    for office in (punctual, late_office):
+        summary = report(system, office_id=office, **MONTH)
+        assert rows[office]["cases"] == summary["total"]
+        for name in ("acknowledged_on_time", "acknowledged_late",
+                     "acknowledged_on_time_share"):
+            assert rows[office][name] == summary["deadlines"][name]
+    district = next(row for row in public["districts"] if row["district"] == "0401")
+    assert district["name_en"] == "Baribour"
+    assert scorecards(system, district="0402", **MONTH)["offices"] == []
+
+    lines = list(csv.reader(io.StringIO(scorecards(system, csv_too=True, province="04",
+                                                   **MONTH))))
+    assert lines[0][:4] == ["scope", "id", "name_en", "name_km"]
+    late_line = next(line for line in lines if line[1] == late_office)
+    assert late_line[lines[0].index("acknowledged_late")] == "suppressed"
+    # Public figures are for one ended month, as the summary's.
+    refused = system.call("GET", "reporting", "/v1/reports/offices",
+                          params={"from": MONTH["from"], "to": "2099-01-01"})
+    assert refused.status_code == 400 and "to" in refused.json()["errors"]
+    bad = system.call("GET", "reporting", "/v1/reports/offices",
+                      params={"province": "04", "district": "1201"})
+    assert bad.status_code == 400 and "district" in bad.json()["errors"]

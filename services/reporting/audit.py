@@ -19,6 +19,7 @@ import time as clock
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from nameko.extensions import DependencyProvider
 
@@ -27,6 +28,7 @@ from shared.db import FOLLOWERS_DDL, Database
 from shared.events import DATA_SCHEMAS, status_after
 from shared.follower import LogFollower
 from shared.logs import StoreLog, stream_events
+from shared.offices import describe
 from shared.store import Projection
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 # Store order breaks ties of time: a case is submitted before it is routed.
 STORES = ("intake", "routing", "notifications")
 FINAL = ("closed", "withdrawn")
+CAMBODIA = ZoneInfo("Asia/Phnom_Penh")
 # What a citizen does is recorded by intake; intake's other events name who did them.
 CITIZEN_EVENTS = ("CaseSubmitted", "InformationProvided", "FeedbackReceived", "CaseAppealed",
                   "CaseWithdrawn")
@@ -281,17 +284,61 @@ def history(cursor, tracking_code: str, as_of: datetime | None = None) -> dict |
             "state": dict(state) if entries else None, "events": entries}
 
 
-def as_text(found: dict) -> str:
-    """The history as an auditor reads it in a terminal."""
+# Why a case went up to an ombudsman, in words.
+ESCALATION_REASONS = {
+    "breach": "the office let a deadline pass",
+    "appeal": "the citizen appealed",
+    "transfers": "it was transferred too often",
+    "ombudsman-breach": "the ombudsman let a deadline pass",
+}
+
+
+def _office(office_id: str | None) -> str:
+    found = describe(office_id) if office_id else None
+    return f"{found.name_en} ({office_id})" if found else str(office_id)
+
+
+def _in_words(entry: dict) -> str:
+    """Where a case went and why, said as an auditor would (the JSON has the fields)."""
+    data, kind = entry["data"], entry["event_type"]
+    if kind == "CaseRouted":
+        return f"routed to {_office(data.get('office_id'))}"
+    if kind == "CaseTransferred":
+        reason = data.get("reason")
+        return (f"transferred from {_office(data.get('from_office_id'))} to "
+                f"{_office(data.get('office_id'))}: "
+                + (f"\"{reason}\"" if reason else "reason withheld (a sensitive case)"))
+    if kind == "CaseEscalated":
+        reason = data.get("reason")
+        return (f"escalated from {_office(data.get('from_office_id'))} to "
+                f"{_office(data.get('office_id'))}: "
+                + ESCALATION_REASONS.get(reason, str(reason)))
+    if kind in ("SlaWarning", "SlaBreached") and data.get("deadline"):
+        passed = "passed" if kind == "SlaBreached" else "is near"
+        return f"the deadline to {data['deadline']} {passed}"
+    return ""
+
+
+def local_time(moment: str | datetime, zone: ZoneInfo) -> str:
+    """An instant as a clock in `zone` shows it, with the zone's offset."""
+    instant = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def as_text(found: dict, zone: ZoneInfo = CAMBODIA) -> str:
+    """The history as an auditor reads it in a terminal: times as clocks in `zone`
+    show them (Cambodia's by default), where the case went and why in words."""
     lines = []
     state = found["state"]
-    when = f"as it stood at {found['as_of']}" if found["as_of"] else "as it stands now"
+    when = (f"as it stood at {local_time(found['as_of'], zone)} ({zone.key})"
+            if found["as_of"] else "as it stands now")
     if state is None:
         lines.append(f"Case {found['tracking_code']}: nothing had happened yet {when[3:]}.")
         return "\n".join(lines)
     lines.append(f"Case {found['tracking_code']} ({found['case_id']}), {when}: "
                  f"{state['status']}" + (f" at {state['office_id']}" if state["office_id"] else "")
                  + f"; personal data {state['personal_data']}; {len(found['events'])} events")
+    lines.append(f"Times in {zone.key}.")
     for entry in found["events"]:
         actor = entry["actor"]
         who = actor["role"] + (f" of {actor['office_id']}" if actor.get("office_id") else "")
@@ -301,7 +348,10 @@ def as_text(found: dict) -> str:
             who += f" ({actor['principal_id'][:8]})"
         after = entry["state"]
         lines.append(
-            f"{entry['occurred_at']:<32}  {entry['store'] + '#' + str(entry['position']):<18}"
+            f"{local_time(entry['occurred_at'], zone):<24}"
+            f"  {entry['store'] + '#' + str(entry['position']):<18}"
             f"  {entry['event_type']:<26}  {who:<40}  -> {after['status']}"
             + (f" at {after['office_id']}" if after["office_id"] else ""))
+        if words := _in_words(entry):
+            lines.append(f"{'':<24}  {words}")
     return "\n".join(lines)

@@ -106,14 +106,16 @@ def sums_of(counts: dict) -> list[Sum]:
             sorted(parts.items(), key=lambda item: repr(item[0]))]
 
 
-def table(facts: Iterable[Fact]) -> Table:
-    """The month's table, with its hidden cells decided."""
+def table(facts: Iterable[Fact], *, suppress: bool = True) -> Table:
+    """The month's table, with its hidden cells decided (unless it is for auditors)."""
     found = Table()
     for fact in facts:
         for key in dict.fromkeys(_keys(fact)):
             found.counts[key] = found.counts.get(key, 0) + fact.n
             if fact.measure is not None:
                 found.measures.setdefault(key, []).extend([fact.measure] * fact.n)
+    if not suppress:
+        return found
     sums = sums_of(found.counts)
     settled_keys = {k for k in found.counts if k[2] in SETTLED}
     first = hidden_cells({k: v for k, v in found.counts.items() if k in settled_keys},
@@ -134,14 +136,20 @@ def _percentile(values: list[float], share: float) -> float:
 class Reader:
     """The figures of one scope (an area, or an office) read from a decided table."""
 
-    def __init__(self, decided: Table, area: str = ALL, office: str = ALL):
-        self.table, self.area, self.office = decided, area, office
+    def __init__(self, decided: Table, area: str = ALL, office: str = ALL, *,
+                 whole: bool = False):
+        # `whole`: for auditors, who check the figures: nothing hidden, every share and
+        # measure that has something to be computed from.
+        self.table, self.area, self.office, self.whole = decided, area, office, whole
+        self.base = 1 if whole else SMALL
 
     def cell(self, section: str, value: str = "", area: str | None = None,
              office: str | None = None) -> int | Hidden:
         key = (self.area if area is None else area, self.office if office is None else office,
                section, value)
-        return HIDDEN if key in self.table.hidden else self.table.counts.get(key, 0)
+        if key in self.table.hidden and not self.whole:
+            return HIDDEN
+        return self.table.counts.get(key, 0)
 
     def values(self, section: str) -> dict:
         found = sorted({k[3] for k in self.table.counts
@@ -150,7 +158,7 @@ class Reader:
 
     def _shown_base(self, section: str) -> bool:
         base = self.cell(section)
-        return base is not HIDDEN and base >= SMALL
+        return base is not HIDDEN and base >= self.base
 
     def measure(self, section: str, how) -> float | Hidden | None:
         """A mean or a percentile, shown only beside a shown count of at least five: its
@@ -165,7 +173,7 @@ class Reader:
         """part / (part + rest), shown only when both are (else it would give the hidden
         one away) and rest on at least five."""
         shown, other = self.cell(part), self.cell(rest)
-        if shown is HIDDEN or other is HIDDEN or shown + other < SMALL:
+        if shown is HIDDEN or other is HIDDEN or shown + other < self.base:
             return None if shown == other == 0 else HIDDEN
         return round(shown / (shown + other), 4)
 
@@ -204,6 +212,28 @@ class Reader:
                             "by_reason": self.values("escalations")},
         }
 
+    def scorecard(self) -> dict:
+        """What a ministry official compares across offices and districts: deadlines met,
+        the median times to acknowledge and to resolve, the citizens' satisfaction."""
+        figures = self.report("")
+        card = {"cases": figures["total"], **figures["deadlines"],
+                "on_time_share": self._on_time_share(),
+                "median_acknowledge_seconds": figures["time_to_acknowledge"]["median_seconds"],
+                "median_resolve_seconds": figures["time_to_resolve"]["median_seconds"],
+                "responses": figures["satisfaction"]["responses"],
+                "satisfied_share": figures["satisfaction"]["satisfied_share"]}
+        return card
+
+    def _on_time_share(self) -> float | Hidden | None:
+        """Every deadline met of every deadline decided, from the four counts shown."""
+        cells = [self.cell(name) for name in DEADLINES]
+        if any(c is HIDDEN for c in cells):
+            return HIDDEN
+        decided = sum(cells)
+        if decided < self.base:
+            return None if decided == 0 else HIDDEN
+        return round((cells[0] + cells[2]) / decided, 4)
+
     def times(self, section: str) -> dict:
         return {"cases": self.cell(section),
                 "median_seconds": self.measure(section, lambda v: _percentile(v, 0.5)),
@@ -211,6 +241,6 @@ class Reader:
 
     def _satisfied_share(self) -> float | Hidden | None:
         responses, satisfied = self.cell("feedback"), self.cell("feedback", "satisfied")
-        if responses is HIDDEN or satisfied is HIDDEN or responses < SMALL:
+        if responses is HIDDEN or satisfied is HIDDEN or responses < self.base:
             return None if responses == 0 else HIDDEN
         return round(satisfied / responses, 4)

