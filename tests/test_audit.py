@@ -6,6 +6,8 @@ auditors' tokens that write nothing."""
 import json
 import re
 import subprocess
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -198,7 +200,7 @@ def test_verify_finds_an_event_edited_in_the_database(system, worked):
         broken = ourvoice(system, "audit", "verify")
         assert broken.returncode == 1
         assert f"routing: BROKEN at notification {target['notification_id']}: the event or " \
-               "its link was altered" in broken.stdout
+               f"its link was altered (case {worked['tracking_code']})" in broken.stdout
         assert re.search(r"^intake: .* chain intact", broken.stdout, re.M)
     finally:
         def restored():  # whatever happened above, the other tests need the true event
@@ -285,3 +287,97 @@ def test_auditors_tokens_write_nothing(system, worked):
                 refused.append((service, method, path, answer.status_code))
     assert refused and all(code == 403 for *_, code in refused), refused
     assert public_writes == {"/v1/cases", "/open311/v2/requests.json", "/v1/sessions"}
+
+
+def cambodia_clock(instant: str) -> str:
+    """An instant as a wall clock in Phnom Penh shows it, without an offset."""
+    moment = datetime.fromisoformat(instant).astimezone(ZoneInfo("Asia/Phnom_Penh"))
+    return moment.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def test_a_time_without_an_offset_is_cambodias_and_the_text_shows_cambodias_clock(
+        system, worked):
+    events = history(system, worked).json()["events"]
+    asked = next(e for e in events if e["event_type"] == "InformationRequested")
+    local = cambodia_clock(asked["occurred_at"])
+    then = ourvoice(system, "audit", "history", worked["tracking_code"], "--json",
+                    "--as-of", local)
+    assert then.returncode == 0, then.stderr
+    # Read as UTC it would be seven hours later: the case closed by then.
+    assert json.loads(then.stdout)["events"][-1]["event_type"] == "InformationRequested"
+    assert json.loads(then.stdout)["state"]["status"] == "waiting-for-citizen"
+    text = ourvoice(system, "audit", "history", worked["tracking_code"], "--as-of", local)
+    assert f"as it stood at {local[:19]} +07 (Asia/Phnom_Penh): waiting-for-citizen" \
+        in text.stdout, text.stdout
+    submitted = events[0]
+    assert re.search(rf"^{re.escape(cambodia_clock(submitted['occurred_at'])[:19])} \+07\s+"
+                     r"intake#\d+\s+CaseSubmitted", text.stdout, re.M), text.stdout
+    # The same clock reading in UTC is seven hours earlier than in Phnom Penh.
+    utc_clock = datetime.fromisoformat(submitted["occurred_at"]).astimezone(UTC).replace(
+        tzinfo=None).isoformat(sep=" ")
+    in_utc = ourvoice(system, "audit", "history", worked["tracking_code"], "--json",
+                      "--as-of", utc_clock, "--zone", "UTC")
+    assert [e["event_type"] for e in json.loads(in_utc.stdout)["events"]] == ["CaseSubmitted"]
+    too_early = ourvoice(system, "audit", "history", worked["tracking_code"], "--as-of", utc_clock)
+    assert "nothing had happened yet" in too_early.stdout, too_early.stdout
+    unknown = ourvoice(system, "audit", "history", worked["tracking_code"], "--zone", "Mars/Olympus")
+    assert unknown.returncode == 2 and "--zone" in unknown.stderr
+
+
+def test_the_text_history_says_where_a_case_went_and_why(system):
+    case = submit(system, complaint(location={"commune": "120109"}))
+    first, second = "commune-120109", "commune-120110"
+    wait_until(lambda: routing_status(system, case) == "routed", what="routed")
+    staff = lambda at: system.principal("staff", at)  # noqa: E731
+    moved = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/transfer", staff(first),
+                        json={"office_id": second, "reason": "the pipe is in the next commune"})
+    assert moved.status_code == 200, moved.text
+    for action, body in (("acknowledge", {}), ("resolve", {"resolution": "repaired"})):
+        done = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/{action}",
+                           staff(second), json=body)
+        assert done.status_code == 200, done.text
+    wait_until(lambda: system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
+                                   case["citizen_token"]).json()["status"] == "resolved",
+               what="the citizen sees the resolution")
+    citizen(system, case, "feedback", {"satisfied": False, "rating": 1})
+    wait_until(lambda: system.scalar(
+        "SELECT count(*) FROM routing_events WHERE originator_id = %s AND topic LIKE %s",
+        (case["case_id"], "%CaseEscalated")), what="the appeal escalated")
+    text = ourvoice(system, "audit", "history", case["tracking_code"])
+    assert text.returncode == 0, text.stderr
+    assert "transferred from Tuol Tumpung Ti Pir Commune Office (commune-120109) to Tuol " \
+           "Tumpung Ti Muoy Commune Office (commune-120110): \"the pipe is in the next " \
+           "commune\"" in text.stdout, text.stdout
+    assert "escalated from Tuol Tumpung Ti Muoy Commune Office (commune-120110) to Chamkar " \
+           "Mon District Ombudsman (district-ombudsman-1201): the citizen appealed" \
+        in text.stdout, text.stdout
+    assert "routed to Tuol Tumpung Ti Pir Commune Office (commune-120109)" in text.stdout
+
+
+def test_verify_names_the_case_of_a_broken_notice(system, worked):
+    """A notice is a stream of its own: the case is found through the audit's index."""
+    target = system.query(
+        "SELECT e.notification_id, e.state FROM notifications_events e"
+        " JOIN reporting_audit_streams_notifications s ON s.stream_id = e.originator_id"
+        " WHERE s.case_id = %s AND e.originator_id <> %s"
+        " ORDER BY e.notification_id LIMIT 1", (worked["case_id"], worked["case_id"]))[0]
+    system.query("UPDATE notifications_events SET state = state || '\\x00'::bytea"
+                 " WHERE notification_id = %s RETURNING notification_id",
+                 (target["notification_id"],))
+    try:
+        broken = ourvoice(system, "audit", "verify")
+        assert broken.returncode == 1
+        assert f"notifications: BROKEN at notification {target['notification_id']}: the event" \
+               f" or its link was altered (case {worked['tracking_code']})" in broken.stdout, \
+            broken.stdout
+    finally:
+        def restored():
+            try:
+                return system.query("UPDATE notifications_events SET state = %s WHERE "
+                                    "notification_id = %s RETURNING notification_id",
+                                    (target["state"], target["notification_id"]))
+            except psycopg.OperationalError:
+                return None
+
+        wait_until(restored, timeout=120, interval=1, what="the notice restored")
+    assert ourvoice(system, "audit", "verify").returncode == 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
+from psycopg import sql
 
 
 def history(args) -> int:
@@ -48,6 +50,39 @@ def history(args) -> int:
     return 0
 
 
+def _exists(conn, table: str) -> bool:
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]
+
+
+def case_of_break(conn, verdict) -> str | None:
+    """The case a broken link belongs to, for the auditor to look at: its tracking code
+    (else its id). An event of another stream than the case's own (a delivery of a
+    notice) is found through the audit's index of each case's streams; a citizen's token
+    and its revocation through the token's case."""
+    if verdict.case or verdict.broken_at is None:
+        return verdict.case
+    case_id = None
+    if verdict.kind == "events" and isinstance(verdict.broken_at, int):
+        found = conn.execute(sql.SQL("SELECT originator_id FROM {} WHERE notification_id = %s")
+                             .format(sql.Identifier(f"{verdict.store}_events")),
+                             (verdict.broken_at,)).fetchone()
+        stream = found[0] if found else None
+        index = f"reporting_audit_streams_{verdict.store}"
+        if stream is not None and _exists(conn, index):
+            found = conn.execute(sql.SQL("SELECT case_id FROM {} WHERE stream_id = %s LIMIT 1")
+                                 .format(sql.Identifier(index)), (stream,)).fetchone()
+            case_id = found[0] if found else None
+    elif verdict.store in ("ourvoice_citizen_tokens", "ourvoice_citizen_token_revocations"):
+        found = conn.execute("SELECT case_id FROM ourvoice_citizen_tokens WHERE token_hash = %s",
+                             (str(verdict.broken_at),)).fetchone()
+        case_id = found[0] if found else None
+    if case_id is None:
+        return None
+    found = conn.execute("SELECT tracking_code FROM intake_cases WHERE case_id = %s",
+                         (case_id,)).fetchone() if _exists(conn, "intake_cases") else None
+    return found[0] if found else str(case_id)
+
+
 def verify(args) -> int:
     """Walk every chain from the genesis; with --against, through a signed checkpoint's
     heads too. Exit 0 when all hold, 1 naming each break, 2 for a file not to be read."""
@@ -79,6 +114,7 @@ def verify(args) -> int:
     with psycopg.connect(Postgres.from_env().conninfo()) as conn:
         verdicts = [verify_store(conn, store, expected.pop(store, None)) for store in stores]
         verdicts += [verify_rows(conn, table, expected.pop(table.name, None)) for table in tables]
+        verdicts = [replace(v, case=case_of_break(conn, v)) for v in verdicts]
         with conn.cursor() as cursor:
             alarms = relay_alarms(cursor)
     for verdict in verdicts:
