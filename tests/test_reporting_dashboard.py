@@ -1,6 +1,8 @@
 """The dashboard in a real headless browser (Debian's chromium, driven over the DevTools
 protocol): the page loads, its charts show the figures the public summary gives, a
-filter changes them, and it speaks Khmer and English."""
+filter changes them, and it speaks Khmer and English; each office's scorecard as a table
+that sorts, whose names fit, photographed at a telephone's width and a desk's into
+build/screenshots/ to look at."""
 
 import base64
 import json
@@ -10,12 +12,13 @@ import time
 import pytest
 
 from tests.browser import Page, open_browser
-from tests.system import complaint, submit, wait_until
+from tests.system import ROOT, complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
 # Reporting's calendar runs 40 days ahead, so this month is an ended one: public.
 SYSTEM_ENV = {"OURVOICE_REPORTS_CLOCK_DAYS": "40"}
+SCREENSHOTS = ROOT / "build" / "screenshots"
 
 
 def drawings(page: Page) -> int:
@@ -119,3 +122,116 @@ def test_the_dashboard_draws_the_public_figures_and_a_filter_changes_them(system
     shot = tmp_path / "dashboard-km.png"
     shot.write_bytes(base64.b64decode(browser.call("Page.captureScreenshot")["data"]))
     shutil.copy(shot, system.logs / shot.name)
+
+
+# Every name on the page either fits its box or is cut at its end with the whole name on
+# hover; none starts outside its chart (as a long name drawn leftwards from its bar did).
+CLIPPED = """JSON.stringify([
+  ...[...document.querySelectorAll('text[data-label]')].filter(label => {
+    const box = label.getBBox(), room = label.closest('svg').viewBox.baseVal;
+    const whole = label.querySelector('title').textContent;
+    const shown = label.querySelector('tspan').textContent;
+    return box.x < 0 || box.x + box.width > room.width
+      || (shown !== whole && !(label.dataset.cut && shown.endsWith('…')
+                               && whole.startsWith(shown.slice(0, -1))));
+  }).map(label => label.textContent),
+  ...[...document.querySelectorAll('.scorecards .name, .scorecards .other, h2, th button')]
+    .filter(name => name.scrollWidth > name.clientWidth + 1
+                    && name.title !== name.textContent).map(name => name.textContent)])"""
+
+
+def photograph(page: Page, selector: str, path) -> None:
+    """One part of the page at its own size, to look at closely."""
+    box = json.loads(page.evaluate(f"""JSON.stringify((() => {{
+        const r = document.querySelector('{selector}').getBoundingClientRect();
+        return {{x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height}};
+        }})())"""))
+    shot = page.call("Page.captureScreenshot", captureBeyondViewport=True,
+                     clip={**box, "scale": 1})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def table(page: Page) -> list[dict]:
+    return json.loads(page.evaluate("""JSON.stringify([...document.querySelectorAll(
+        '.scorecards tbody tr')].map(row => ({key: row.dataset.key,
+          name: row.querySelector('.name').textContent,
+          other: row.querySelector('.other').textContent,
+          ...Object.fromEntries([...row.querySelectorAll('td')].map(
+            cell => [cell.dataset.column, cell.dataset.value]))})))"""))
+
+
+def test_each_offices_scorecard_in_a_table_that_sorts_and_fits_a_telephone(system, browser):
+    punctual, waiting = "commune-050101", "commune-050102"
+    done = [submit(system, complaint(location={"commune": "050101"})) for _ in range(5)]
+    for _ in range(5):
+        submit(system, complaint(location={"commune": "050102"}))
+    auditor = system.principal("auditor")
+    for case in done:
+        def routed(case=case):
+            answer = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/acknowledge",
+                                 system.principal("staff", punctual), json={})
+            return answer.status_code in (200, 201)
+
+        wait_until(routed, what="acknowledged at its office")
+
+    def counted():
+        wait_until(system.settled, what="settled")
+        whole = system.call("GET", "reporting", "/v1/reports/offices", auditor,
+                            params={"province": "05"}).json()
+        rows = {row["office_id"]: row for row in whole["offices"]}
+        return rows.get(punctual, {}).get("acknowledged_on_time") == 5 and \
+            rows.get(waiting, {}).get("cases") == 5
+
+    wait_until(counted, what="both offices counted")
+    public = system.call("GET", "reporting", "/v1/reports/offices",
+                         params={"province": "05"}).json()
+
+    browser.viewport(1280, 900)
+    browser.navigate(system.url("reporting", "/dashboard?lang=en&province=05"))
+    browser.wait_for("document.querySelectorAll('.scorecards tbody tr').length >= 2",
+                     what="the scorecards drawn")
+    shown = table(browser)
+    assert {row["key"] for row in shown} == {row["office_id"] for row in public["offices"]}
+    for row in public["offices"]:
+        drawn = next(r for r in shown if r["key"] == row["office_id"])
+        assert drawn["name"] == row["name_en"] and drawn["other"] == row["name_km"]
+        for column in ("cases", "on_time_share", "acknowledged_on_time_share",
+                       "median_acknowledge_seconds", "satisfied_share"):
+            expected = row[column]
+            assert (drawn[column] == "hidden") if expected is None \
+                else float(drawn[column]) == expected, (column, drawn, row)
+    assert next(r for r in shown if r["key"] == punctual)["acknowledged_on_time_share"] == "1"
+    # Worst first: the office with every deadline met sorts before the one with none decided.
+    assert [r["key"] for r in shown].index(punctual) == 0
+
+    browser.evaluate("document.querySelector('[data-sort=name]').click()")
+    names = [r["name"] for r in table(browser)]
+    assert names == sorted(names)
+    browser.evaluate("document.querySelector('[data-sort=name]').click()")
+    assert [r["name"] for r in table(browser)] == sorted(names, reverse=True)
+    assert browser.evaluate(
+        "document.querySelector('[data-sort=name]').parentElement.getAttribute('aria-sort')"
+    ) == "descending"
+    browser.evaluate("document.querySelector('[data-scope=districts]').click()")
+    assert [r["key"] for r in table(browser)] == [d["district"] for d in public["districts"]]
+    assert table(browser)[0]["name"] == "Basaed"
+    browser.evaluate("document.querySelector('[data-scope=offices]').click()")
+
+    # Long names (the sensitive category's, in English) are cut at their end, never before.
+    browser.navigate(system.url("reporting", "/dashboard?lang=en"))
+    browser.wait_for("document.querySelectorAll('.scorecards tbody tr').length >= 2",
+                     what="the whole country drawn")
+    for width in (1280, 360):
+        browser.viewport(width, 900, mobile=width < 600)
+        time.sleep(0.3)  # laid out again for the new width
+        for language in ("en", "km"):
+            browser.evaluate(f"document.querySelector('[data-language={language}]').click()")
+            time.sleep(0.2)  # the new words painted before the picture
+            assert json.loads(browser.evaluate(CLIPPED)) == [], (width, language)
+            assert browser.evaluate(
+                "document.documentElement.scrollWidth <= window.innerWidth"), (width, language)
+            browser.screenshot(SCREENSHOTS / f"dashboard-offices-{width}-{language}.png")
+            photograph(browser, "section.wide",
+                       SCREENSHOTS / f"dashboard-offices-{width}-{language}-table.png")
+    browser.viewport(1280, 1800)

@@ -1,5 +1,6 @@
 // The dashboard: the public summary (/v1/reports/summary) drawn as bar charts in inline
-// SVG, in Khmer or English, for one ended calendar month (the public figures are by
+// SVG and each office's and district's scorecard (/v1/reports/offices) as a table that
+// sorts, in Khmer or English, for one ended calendar month (the public figures are by
 // month only) and a province or a district. Written to be served as it is: no build
 // step, no library.
 "use strict";
@@ -22,6 +23,11 @@ const WORDS = {
     evaluation: "ការវាយតម្លៃសេវា", female: "ស្រី", male: "ប្រុស", other: "ផ្សេងៗ",
     undisclosed: "មិនបញ្ជាក់", breach: "ហួសពេលកំណត់", appeal: "ពលរដ្ឋប្តឹងឧទ្ធរណ៍",
     transfers: "ផ្ទេរច្រើនដង", "ombudsman-breach": "អង្គភាពទទួលបណ្តឹងហួសពេល",
+    scorecards: "ការិយាល័យ៖ ការគោរពពេលកំណត់ ពេលវេលា និងការពេញចិត្ត",
+    offices: "ការិយាល័យ", districts: "ស្រុក/ខណ្ឌ", office: "ការិយាល័យ", place: "ស្រុក/ខណ្ឌ",
+    on_time: "ទាន់ពេល (ទាំងអស់)", median_acknowledge: "ពេលមធ្យមរហូតទទួលស្គាល់",
+    median_resolve: "ពេលមធ្យមរហូតដោះស្រាយ", days: "ថ្ងៃ", minutes: "នាទី", minute: "នាទី",
+    sort_hint: "ចុចលើក្បាលជួរឈរ ដើម្បីតម្រៀប",
   },
   en: {
     title: "Our Voice — complaints report", province: "Province", district: "District",
@@ -39,10 +45,16 @@ const WORDS = {
     evaluation: "Service evaluation", female: "Female", male: "Male", other: "Other",
     undisclosed: "Not disclosed", breach: "Deadline missed", appeal: "Citizen appealed",
     transfers: "Transferred too often", "ombudsman-breach": "Ombudsman deadline missed",
+    scorecards: "Offices: deadlines met, times and satisfaction",
+    offices: "Offices", districts: "Districts", office: "Office", place: "District",
+    on_time: "On time (all deadlines)", median_acknowledge: "Median time to acknowledge",
+    median_resolve: "Median time to resolve", days: "days", minutes: "minutes", minute: "minute",
+    sort_hint: "Click a column's heading to sort by it",
   },
 };
 
-const state = { language: "km", labels: { provinces: [], categories: [] }, report: null };
+const state = { language: "km", labels: { provinces: [], categories: [] }, report: null,
+                scorecards: null, scope: "offices", sort: { column: "on_time_share", up: true } };
 
 const word = (key) => WORDS[state.language][key] ?? key;
 const nameOf = (thing) => thing ? (state.language === "km" ? thing.name_km : thing.name_en) : null;
@@ -77,16 +89,20 @@ function barChart(holder, entries, label = (key) => word(key)) {
       { className: "empty", textContent: word("none") }));
     return;
   }
-  const row = 26, labelWidth = 170, width = 520, valueWidth = 80;
+  // Drawn at the width it has, so its words keep their size on a telephone's screen.
+  const width = Math.max(260, Math.min(640, holder.clientWidth || 520));
+  const row = 26, labelWidth = Math.round(Math.min(190, width * 0.4)), valueWidth = 80;
   const largest = Math.max(1, ...entries.map(([, v]) => v ?? 0));
-  const chart = svg("svg", { width: "100%", viewBox: `0 0 ${width} ${entries.length * row + 4}`,
+  const chart = svg("svg", { width, viewBox: `0 0 ${width} ${entries.length * row + 4}`,
                              role: "img" });
   entries.forEach(([key, value], index) => {
     const y = index * row + 2;
     const bar = svg("g", { "data-key": key, "data-value": value === null ? "hidden" : value });
-    const shown = label(key);
-    bar.append(svg("text", { x: labelWidth - 8, y: y + 16, "text-anchor": "end" },
-                   shown.length > 26 ? shown.slice(0, 25) + "…" : shown));
+    const name = svg("text", { x: labelWidth - 8, y: y + 16, "text-anchor": "end",
+                               "data-label": "" });
+    name.append(svg("title", {}, label(key)));  // the whole name, on hover
+    name.append(svg("tspan", {}, label(key)));
+    bar.append(name);
     const length = !value ? 0 : Math.max(2, (width - labelWidth - valueWidth) * value / largest);
     bar.append(svg("rect", { x: labelWidth, y: y + 3, width: length, height: row - 8, rx: 3,
                              fill: "var(--bar)" }));
@@ -95,6 +111,26 @@ function barChart(holder, entries, label = (key) => word(key)) {
     chart.append(bar);
   });
   holder.append(chart);
+  for (const name of chart.querySelectorAll("text[data-label]")) fitLabel(name, labelWidth - 12);
+}
+
+const graphemes = (text) => typeof Intl.Segmenter === "function"
+  ? [...new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(text)].map((g) => g.segment)
+  : [...text];
+
+// A name too long for the space beside its bar is cut at its end (never in the middle of
+// a Khmer letter and its marks), its whole text in the title shown on hover.
+function fitLabel(element, room) {
+  const text = element.querySelector("tspan");
+  if (text.getComputedTextLength() <= room) return;
+  const letters = graphemes(text.textContent);
+  let kept = letters.length;
+  while (kept > 1) {
+    kept -= 1;
+    text.textContent = letters.slice(0, kept).join("").trimEnd() + "…";
+    if (text.getComputedTextLength() <= room) break;
+  }
+  element.dataset.cut = "true";
 }
 
 function percent(share) {
@@ -107,7 +143,7 @@ function figures(report) {
     ["total", report.total === null ? word("hidden") : report.total.toLocaleString()],
     ["acknowledged", percent(ack.acknowledged_on_time_share)],
     ["resolved", percent(ack.resolved_on_time_share)],
-    ["median", median === null ? "–" : `${(median / 3600).toFixed(1)} ${word("hours")}`],
+    ["median", duration(median) ?? "–"],
     ["satisfied", percent(report.satisfaction.satisfied_share)],
   ];
   const holder = document.getElementById("figures");
@@ -118,6 +154,97 @@ function figures(report) {
                Object.assign(document.createElement("span"), { textContent: word(key) }));
     return box;
   }));
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return null;
+  if (seconds < 3600) {
+    const minutes = Math.max(1, Math.round(seconds / 60));
+    return `${minutes} ${word(minutes === 1 ? "minute" : "minutes")}`;
+  }
+  if (seconds < 3 * 86400) return `${(seconds / 3600).toFixed(1)} ${word("hours")}`;
+  return `${(seconds / 86400).toFixed(1)} ${word("days")}`;
+}
+
+// Columns of the scorecard: what a ministry official compares across offices.
+const COLUMNS = [
+  ["cases", (v) => v.toLocaleString()],
+  ["on_time_share", percent], ["acknowledged_on_time_share", percent],
+  ["resolved_on_time_share", percent],
+  ["median_acknowledge_seconds", duration], ["median_resolve_seconds", duration],
+  ["satisfied_share", percent],
+];
+const HEADINGS = { cases: "total", on_time_share: "on_time",
+                   acknowledged_on_time_share: "acknowledged", resolved_on_time_share: "resolved",
+                   median_acknowledge_seconds: "median_acknowledge",
+                   median_resolve_seconds: "median_resolve", satisfied_share: "satisfied" };
+
+function element(tag, properties = {}, ...children) {
+  const made = Object.assign(document.createElement(tag), properties);
+  made.append(...children);
+  return made;
+}
+
+// A hidden figure (null where its count is there to be hidden) reads "held back"; one
+// with nothing to be computed from, a dash. Hidden and empty sort last either way.
+function scorecardTable() {
+  const holder = document.getElementById("scorecards");
+  const found = state.scorecards;
+  holder.replaceChildren();
+  if (!found) return;
+  const rows = [...found[state.scope]];
+  const { column, up } = state.sort;
+  const value = (row) => column === "name" ? nameOf(row) : row[column];
+  rows.sort((a, b) => {
+    const [x, y] = [value(a), value(b)];
+    if (x === null || x === undefined) return y === null || y === undefined ? 0 : 1;
+    if (y === null || y === undefined) return -1;
+    const order = typeof x === "string" ? x.localeCompare(y, state.language) : x - y;
+    return up ? order : -order;
+  });
+  if (!rows.length) {
+    holder.append(element("p", { className: "empty", textContent: word("none") }));
+    return;
+  }
+  const heading = (key, text) => {
+    const sorted = column === key ? (up ? "ascending" : "descending") : "none";
+    const button = element("button", { type: "button", textContent: text });
+    button.dataset.sort = key;
+    button.addEventListener("click", () => {
+      state.sort = { column: key, up: column === key ? !up : key === "name" };
+      scorecardTable();
+    });
+    const cell = element("th", { scope: "col" }, button);
+    cell.setAttribute("aria-sort", sorted);
+    return cell;
+  };
+  const head = element("tr", {}, heading("name", word(state.scope === "offices" ? "office" : "place")),
+                       ...COLUMNS.map(([key]) => heading(key, word(HEADINGS[key]))));
+  const body = rows.map((row) => {
+    const other = state.language === "km" ? row.name_en : row.name_km;
+    const name = element("th", { scope: "row" },
+                         element("span", { className: "name", textContent: nameOf(row) }),
+                         element("span", { className: "other", textContent: other,
+                                           lang: state.language === "km" ? "en" : "km" }));
+    const tr = element("tr", {}, name, ...COLUMNS.map(([key, shown]) => {
+      const figure = row[key];
+      const text = figure === null ? (key === "cases" || row.cases === null ? word("hidden") : "–")
+        : shown(figure);
+      const cell = element("td", { textContent: text });
+      cell.dataset.label = word(HEADINGS[key]);
+      cell.dataset.column = key;
+      cell.dataset.value = figure === null ? "hidden" : String(figure);
+      return cell;
+    }));
+    tr.dataset.key = row.office_id || row.district;
+    return tr;
+  });
+  holder.append(element("table", { className: "scorecards" }, element("thead", {}, head),
+                        element("tbody", {}, ...body)),
+                element("p", { className: "empty", textContent: word("sort_hint") }));
+  for (const button of document.querySelectorAll("[data-scope]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.scope === state.scope));
+  }
 }
 
 function draw() {
@@ -141,6 +268,7 @@ function draw() {
   barChart(chart("by_area"), sorted(byArea), placeName);
   barChart(chart("by_category"), sorted(report.by_category), categoryName);
   barChart(chart("escalations"), sorted(report.escalations.by_reason));
+  scorecardTable();
 }
 
 function option(value, text) {
@@ -194,8 +322,14 @@ async function load() {
     problem.textContent = `${word("problem")} (${response.status})`;
     return;
   }
+  const scorecards = await fetch(`/v1/reports/offices?${summaryQuery(asked)}`);
+  if (!scorecards.ok) {
+    problem.textContent = `${word("problem")} (${scorecards.status})`;
+    return;
+  }
   problem.textContent = "";
   state.report = await response.json();
+  state.scorecards = await scorecards.json();
   const form = document.getElementById("filters");
   if (!form.month.value && state.report.filters.from) {
     form.month.value = state.report.filters.from.slice(0, 7);  // the month shown
@@ -222,6 +356,12 @@ async function start() {
     fillPlaces();
     load();
   });
+  for (const button of document.querySelectorAll("[data-scope]")) {
+    button.addEventListener("click", () => {
+      state.scope = button.dataset.scope;
+      scorecardTable();
+    });
+  }
   for (const button of document.querySelectorAll("[data-language]")) {
     button.addEventListener("click", () => {
       state.language = button.dataset.language;
@@ -231,6 +371,11 @@ async function start() {
       draw();
     });
   }
+  let resizing;
+  window.addEventListener("resize", () => {  // charts drawn again for the new width
+    clearTimeout(resizing);
+    resizing = setTimeout(draw, 100);
+  });
   document.querySelector(`[data-language="${state.language}"]`).click();
   await load();
 }
