@@ -65,3 +65,23 @@ def test_derived_figures_need_five_cases_and_a_shown_count():
     report = Reader(table(facts), "1201").report("2026-11")
     assert report["satisfaction"] == {"responses": HIDDEN, "satisfied": HIDDEN,
                                       "satisfied_share": HIDDEN, "mean_rating": HIDDEN}
+
+
+def test_a_scorecard_hides_what_its_counts_hide_and_auditors_see_it_whole():
+    cases = [Fact("1201", "commune-120101", "cases") for _ in range(10)]
+    late = [Fact("1201", "commune-120101", "acknowledged_late") for _ in range(2)]
+    met = [Fact("1201", "commune-120101", "acknowledged_on_time") for _ in range(8)]
+    other = [Fact("1201", "commune-120109", "cases") for _ in range(6)]
+    other += [Fact("1201", "commune-120109", "acknowledged_on_time") for _ in range(6)]
+    facts = cases + late + met + other
+    public = Reader(table(facts), office="commune-120101").scorecard()
+    assert public["acknowledged_late"] is HIDDEN  # two: and the share would tell them
+    assert public["acknowledged_on_time_share"] is HIDDEN
+    assert public["on_time_share"] is HIDDEN
+    whole = Reader(table(facts, suppress=False), office="commune-120101", whole=True).scorecard()
+    assert (whole["acknowledged_on_time"], whole["acknowledged_late"]) == (8, 2)
+    assert whole["acknowledged_on_time_share"] == whole["on_time_share"] == 0.8
+    assert whole["resolved_on_time_share"] is None  # nothing decided yet
+    punctual = Reader(table(facts, suppress=False), office="commune-120109",
+                      whole=True).scorecard()
+    assert punctual["on_time_share"] == 1.0
