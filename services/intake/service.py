@@ -319,6 +319,7 @@ class Service(HealthAndSpec):
             if office else None,
             "deadlines": {"acknowledge_due": view.get("acknowledge_due"),
                           "resolve_due": view.get("resolve_due")},
+            "description": case.description,
             "question": view.get("question") if status == "waiting-for-citizen" else None,
             "resolution": view.get("resolution"),
             "findings": view.get("findings"),
