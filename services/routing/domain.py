@@ -13,6 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
+from shared.access import someone
 from shared.categories import SENSITIVE, Category, is_sensitive
 from shared.offices import office_id
 
@@ -439,7 +440,7 @@ class Case(Aggregate):
             "ClockRestarted": "the citizen answered; the deadline runs again",
             "CaseNoteAdded": "internal note",
             "CaseAssigned": f"assigned to {getattr(event, 'staff_id', '')}",
-            "CaseFileOpened": f"case file opened by a {getattr(event, 'role', '')}"
+            "CaseFileOpened": f"case file opened by {someone(getattr(event, 'role', ''))}"
                               + (f" of {event.office_id}" if getattr(event, "office_id", None)
                                  else ""),
             "CaseTransferred": f"transferred to {getattr(event, 'office_id', '')}",

@@ -353,7 +353,7 @@ class Service(CaseFiles, Sessions, Console, HealthAndSpec):
                                                               policies=policies()))
 
     @endpoint("POST", "/v1/cases/{case_id}/notes", allow=("staff", "ombudsman"), body=Note,
-              response=CaseState, status=201)
+              response=CaseState)
     def add_note(self, request, case_id, principal, payload):
         """An internal note; the citizen never sees it."""
         return self._act(case_id, principal, ("staff", "ombudsman"),
