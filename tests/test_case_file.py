@@ -146,7 +146,7 @@ def test_who_may_read_a_case_file(system):
     assert case_file(system, "not-a-case", allowed["auditor"]).status_code == 404
     staff = allowed["staff of the office"]
     assert case_file(system, case["case_id"], staff).json()["can"] == [
-        "acknowledge", "note", "assign", "transfer"]
+        "acknowledge", "note", "assign", "transfer", "escalate"]
 
 
 def test_a_case_file_is_found_by_its_tracking_code_typed_loosely(system):
