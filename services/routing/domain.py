@@ -476,9 +476,8 @@ class Case(Aggregate):
     # -- time ------------------------------------------------------------------------
     def check_deadlines(self, now: datetime, policies: Policies) -> None:
         """Record the warnings and breaches that are due at `now`; a breach escalates.
-        An evaluation has no deadlines (those recorded before that rule are let be)."""
-        if self.type == EVALUATION:
-            return
+        An evaluation has none; one routed before that rule keeps the deadlines it was
+        given (recorded in its events) as far as the ombudsman, who sets it none."""
         for name in DEADLINES:
             deadline = self.deadlines.get(name)
             if deadline is None:
