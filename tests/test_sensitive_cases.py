@@ -224,8 +224,9 @@ def test_a_gender_based_violence_case_reaches_only_its_ombudsman_and_never_with_
         assert CATEGORY not in text
     data = {body["event_type"]: body["data"] for _, body, _ in sensitive}
     assert data["CaseSubmitted"]["category"] == "sensitive"
-    assert data["InformationRequested"] == {"question": None}
-    assert data["CaseResolved"] == {"resolution": None}
+    no_deadlines = {"acknowledge_due": None, "resolve_due": None}
+    assert data["InformationRequested"] == {"question": None, **no_deadlines}
+    assert data["CaseResolved"] == {"resolution": None, **no_deadlines}
     assert data["OmbudsmanFindingsRecorded"] == {"findings": None, "recommendation": None}
     secret = hooks["ombudsman"][1]
     for request in at_ombudsman:
