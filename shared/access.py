@@ -29,6 +29,13 @@ from shared.chain import RowChain
 from shared.config import SigningSecret, signing_secrets
 
 ROLES = ("staff", "ombudsman", "auditor", "admin")
+
+
+def someone(role: str) -> str:
+    """One of a role, as a sentence says it: "an ombudsman", "a citizen", "staff"."""
+    if role == "staff":
+        return role
+    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
 PUBLIC = "public"
 
 DDL = (
@@ -213,7 +220,7 @@ def create_principal(cursor, role: str, office_id: str | None, valid_for: timede
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if role in ("staff", "ombudsman") and not office_id:
-        raise ValueError(f"a {role} principal needs --office")
+        raise ValueError(f"{someone(role)} principal needs --office")
     now = now or datetime.now(UTC)
     token = "p1." + secrets.token_urlsafe(32)
     principal_id = UUID(bytes=secrets.token_bytes(16), version=4)

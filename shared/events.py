@@ -58,21 +58,40 @@ class CaseSubmitted(EventData):
     rating = fields.Integer(allow_none=True, load_default=None)  # evaluations only
 
 
-class CarriesDeadlines(EventData):
-    """The deadlines the case's (new) office works to. Stored events keep a `deadlines`
-    mapping with warning times and calendars; only the due dates are public."""
+DUE_DATES = ("acknowledge_due", "resolve_due")
 
-    acknowledge_due = fields.DateTime(allow_none=True, load_default=None)
-    resolve_due = fields.DateTime(allow_none=True, load_default=None)
+
+class CarriesDeadlines(EventData):
+    """The deadlines running after the event (null: none), so that whoever follows the
+    case (the citizen's view) keeps the same deadlines as routing. Stored events keep a
+    `deadlines` mapping with warning times and calendars; only the due dates are public.
+    Absent (not null) from events stored before they said so: then nothing is known."""
+
+    acknowledge_due = fields.DateTime(allow_none=True)
+    resolve_due = fields.DateTime(allow_none=True)
 
     @pre_dump
     def due_dates(self, event, **_):
-        fields_ = {name: getattr(event, name) for name in self.fields
-                   if name not in ("acknowledge_due", "resolve_due")}
-        deadlines = getattr(event, "deadlines", None) or {}
-        for name in ("acknowledge", "resolve"):
-            fields_[f"{name}_due"] = (deadlines.get(name) or {}).get("due")
+        fields_ = {name: getattr(event, name, None) for name in self.fields
+                   if name not in DUE_DATES}
+        deadlines = self.deadlines_after(event)
+        if deadlines is not None:
+            for name in ("acknowledge", "resolve"):
+                fields_[f"{name}_due"] = (deadlines.get(name) or {}).get("due")
         return fields_
+
+    @staticmethod
+    def deadlines_after(event) -> dict | None:
+        return getattr(event, "deadlines", None)
+
+
+class ClearsDeadlines(CarriesDeadlines):
+    """An event after which no deadline runs: the office waits for the citizen, or the
+    case is resolved or closed."""
+
+    @staticmethod
+    def deadlines_after(event) -> dict | None:
+        return {}
 
 
 class CaseRouted(CarriesDeadlines):
@@ -80,17 +99,22 @@ class CaseRouted(CarriesDeadlines):
     reason = fields.String(required=True)
 
 
-class CaseAcknowledged(EventData):
-    pass
+class CaseAcknowledged(CarriesDeadlines):
+    pass  # the acknowledge deadline is met: the resolve one runs on
 
 
-class InformationRequested(EventData):
+class InformationRequested(ClearsDeadlines):
     # The office's words to the citizen; the citizen's own words never travel.
     question = fields.String(required=True, allow_none=True)  # null for a sensitive case
 
 
 class InformationProvided(EventData):
     answers_request = fields.Boolean(required=True)  # false: a message of the citizen's own
+
+
+class ClockRestarted(CarriesDeadlines):
+    """Routing's answer to the citizen's answer: the deadlines run again, due as late as
+    the time the office had left when it asked."""
 
 
 class CaseTransferred(CarriesDeadlines):
@@ -100,7 +124,7 @@ class CaseTransferred(CarriesDeadlines):
     transfers = fields.Integer(required=True)
 
 
-class CaseResolved(EventData):
+class CaseResolved(ClearsDeadlines):
     resolution = fields.String(required=True, allow_none=True)  # null for a sensitive case
 
 
@@ -125,7 +149,11 @@ class SlaBreached(SlaWarning):
 class CaseEscalated(CarriesDeadlines):
     office_id = fields.String(required=True)
     from_office_id = fields.String(required=True)
-    reason = fields.String(required=True)  # breach, appeal, transfers, ombudsman-breach
+    # breach, appeal, ombudsman-breach, office (the office escalated it, saying why in
+    # `explanation`); transfers for cases escalated when transfers ran out, before an
+    # office had to escalate them itself.
+    reason = fields.String(required=True)
+    explanation = fields.String(allow_none=True)  # null for a sensitive case
 
 
 class OmbudsmanFindingsRecorded(EventData):
@@ -134,7 +162,7 @@ class OmbudsmanFindingsRecorded(EventData):
     recommendation = fields.String(required=True, allow_none=True)
 
 
-class CaseClosed(EventData):
+class CaseClosed(ClearsDeadlines):
     # Version 2: why the case closed. Version 1 said nothing; it reads as None.
     outcome = fields.String(required=True, allow_none=True,
                             validate=validate.OneOf(("satisfied", "findings")))
@@ -170,7 +198,7 @@ DATA_SCHEMAS: dict[str, type[EventData]] = {
     schema.__name__: schema
     for schema in (
         CaseSubmitted, CaseRouted, CaseAcknowledged, InformationRequested,
-        InformationProvided, CaseTransferred, CaseResolved, FeedbackReceived,
+        InformationProvided, ClockRestarted, CaseTransferred, CaseResolved, FeedbackReceived,
         CaseAppealed, SlaWarning, SlaBreached, CaseEscalated, OmbudsmanFindingsRecorded,
         CaseClosed, CaseWithdrawn, PersonalDataErased, CaseFileOpened, NotificationSent,
         NotificationFailed,
@@ -193,6 +221,7 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict], dict]] = {
 WORDS: dict[str, tuple[str, ...]] = {
     "InformationRequested": ("question",),
     "CaseTransferred": ("reason",),
+    "CaseEscalated": ("explanation",),
     "CaseResolved": ("resolution",),
     "OmbudsmanFindingsRecorded": ("findings", "recommendation"),
 }

@@ -451,7 +451,7 @@ def _admit(service, request: Request, allow: tuple, path_args: dict) -> access.P
         except access.Unauthenticated as refusal:
             raise HttpError(401, {"Authorization": [str(refusal)]}) from None
     if not access.allowed(allow, principal, path_args):
-        raise HttpError(403, {"Authorization": [f"a {principal.role} may not do this here"]})
+        raise HttpError(403, {"Authorization": [f"{access.someone(principal.role)} may not do this here"]})
     return principal
 
 

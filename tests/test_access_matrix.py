@@ -74,6 +74,8 @@ MATRIX = {
     ("routing", "POST", "/v1/cases/{case_id}/notes"): (OFFICE_STAFF, {"text": "a note"}),
     ("routing", "POST", "/v1/cases/{case_id}/transfer"): (
         OFFICE_STAFF, {"office_id": "commune-120109", "reason": "misrouted"}),
+    ("routing", "POST", "/v1/cases/{case_id}/escalate"): (
+        OFFICE_STAFF, {"reason": "the office cannot settle it"}),
     ("routing", "POST", "/v1/cases/{case_id}/findings"): (
         OMBUDSMAN, {"findings": "f", "recommendation": "r"}),
     ("routing", "POST", "/v1/cases/{case_id}/close"): (OMBUDSMAN, None),

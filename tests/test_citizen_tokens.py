@@ -161,7 +161,7 @@ def test_withdrawn_and_closed_cases_close_to_their_tokens_after_the_retention(sy
     staff = system.principal("staff", "commune-120101")
     withdrawn, closed = submit(system), submit(system)
     assert system.call("POST", "intake", f"/v1/cases/{withdrawn['tracking_code']}/withdraw",
-                       withdrawn["citizen_token"], json={}).status_code == 201
+                       withdrawn["citizen_token"], json={}).status_code == 200
     wait_until(lambda: system.scalar("SELECT count(*) FROM routing_office_queue "
                                      "WHERE tracking_code = %s", (closed["tracking_code"],)),
                what="routed")
@@ -172,7 +172,7 @@ def test_withdrawn_and_closed_cases_close_to_their_tokens_after_the_retention(sy
     wait_until(lambda: view_status(system, closed) == "resolved", what="resolved")
     assert system.call("POST", "intake", f"/v1/cases/{closed['tracking_code']}/feedback",
                        closed["citizen_token"],
-                       json={"satisfied": True, "rating": 5}).status_code == 201
+                       json={"satisfied": True, "rating": 5}).status_code == 200
     for case, status in ((withdrawn, "withdrawn"), (closed, "closed")):
         wait_until(lambda c=case, s=status: view_status(system, c) == s, what=status)
         at = system.scalar("SELECT status_at FROM intake_case_view WHERE case_id = %s",

@@ -61,14 +61,14 @@ def test_a_case_from_question_to_appeal_to_findings_as_the_citizen_sees_it(syste
     assert "cousin" not in str(waiting)  # internal notes never reach the citizen
 
     answer = citizen(system, case, "messages", {"text": "Phum Thmei, near the pagoda"})
-    assert answer.status_code == 201
+    assert answer.status_code == 200
     assert answer.json() == {"tracking_code": case["tracking_code"], "status": "acknowledged",
                              "answers_request": True}
     answered = view_in(system, case, "acknowledged")
     assert answered["messages"][0]["text"] == "Phum Thmei, near the pagoda"
     assert answered["messages"][0]["answers_request"] is True
     extra = citizen(system, case, "messages", {"text": "It is still dry today."})
-    assert extra.status_code == 201 and extra.json()["answers_request"] is False
+    assert extra.status_code == 200 and extra.json()["answers_request"] is False
 
     office(system, case, "resolve", {"resolution": "The pump was repaired on Monday."})
     resolved = view_in(system, case, "resolved")
@@ -77,7 +77,7 @@ def test_a_case_from_question_to_appeal_to_findings_as_the_citizen_sees_it(syste
 
     appeal = citizen(system, case, "feedback",
                      {"satisfied": False, "rating": 1, "comment": "Still no water."})
-    assert appeal.status_code == 201 and appeal.json()["status"] == "escalated"
+    assert appeal.status_code == 200 and appeal.json()["status"] == "escalated"
     again = citizen(system, case, "feedback", {"satisfied": True})
     assert again.status_code == 409
     assert stored_events(system, case["case_id"]) == [
@@ -121,7 +121,7 @@ def test_a_withdrawn_case_takes_nothing_more(system):
     case = submit(system)
     view_in(system, case, "routed")
     withdrawn = citizen(system, case, "withdraw", {"reason": "solved with my neighbours"})
-    assert withdrawn.status_code == 201 and withdrawn.json()["status"] == "withdrawn"
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
     # Refused at once, before the withdrawal has come back through the broker.
     second = citizen(system, case, "withdraw")
     assert second.status_code == 409 and "withdrawn" in second.json()["errors"]["status"][0]

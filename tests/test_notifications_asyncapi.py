@@ -39,8 +39,12 @@ categories) are the ombudsman's alone. They go under
 `<EventType>.sensitive.<province>.<district>`, four words that an area's bindings never
 match; only the ombudsman's subscribers bind them (`*.sensitive.12.1201`). Their envelope
 says `"sensitive": true`, their data carries no words (`question`, `resolution`,
-`findings`, `recommendation` and a transfer's `reason` are null) and no category (the
-bucket `sensitive`, with the `level` of the ombudsman, in `CaseSubmitted`).
+`findings`, `recommendation`, a transfer's `reason` and an escalation's `explanation` are
+null) and no category (the bucket `sensitive`, with the `level` of the ombudsman, in
+`CaseSubmitted`).
+
+Every event that moves a case's deadlines carries `acknowledge_due` and `resolve_due` as
+they are after it (null: not running); absent from events stored before they said so.
 
 Bodies are UTF-8 JSON and never carry personal data. `event_id` is the same each time
 the same stored event is published, so a subscriber drops copies by it. `schema_version`

@@ -67,7 +67,7 @@ def test_office_work_acknowledge_ask_wait_and_resolve(system):
                        and e["status"] == "waiting-for-citizen" and e, what="waiting")
     assert entry["resolve_due"] is None and entry["acknowledge_due"] is None
     note = system.call("POST", "routing", path + "/notes", staff, json={"text": "called twice"})
-    assert note.status_code == 201
+    assert note.status_code == 200
     bad = system.call("POST", "routing", path + "/request-info", staff, json={"question": ""})
     assert bad.status_code == 400 and "question" in bad.json()["errors"]
 
@@ -126,22 +126,32 @@ def test_two_staff_acting_at_once_one_wins_the_other_gets_409(system):
                              "AND topic LIKE %s", (case["case_id"], "%CaseAcknowledged")) == 1
 
 
-def test_a_fourth_transfer_sends_the_case_to_the_ombudsman(system):
+def test_a_fourth_transfer_is_refused_in_words_and_the_office_escalates(system):
     case = submit(system, complaint(category="business-licences"))
-    path = f"/v1/cases/{case['case_id']}/transfer"
+    path = f"/v1/cases/{case['case_id']}"
     office = "owso-1201"
     wait_until(lambda: queued(system, office, case["tracking_code"]), what="routed")
     for target in ("owso-1202", "owso-1203", "owso-1204"):
-        moved = system.call("POST", "routing", path, system.principal("staff", office),
+        moved = system.call("POST", "routing", path + "/transfer",
+                            system.principal("staff", office),
                             json={"office_id": target, "reason": "not our district"})
         assert moved.status_code == 200 and moved.json()["office_id"] == target
         office = target
-    last = system.call("POST", "routing", path, system.principal("staff", office),
+    last = system.call("POST", "routing", path + "/transfer", system.principal("staff", office),
                        json={"office_id": "owso-1205", "reason": "still not ours"})
-    assert last.json()["office_id"] == "district-ombudsman-1204"
-    assert last.json()["status"] == "escalated"
+    assert last.status_code == 409
+    assert last.json() == {"errors": {"status": [
+        "this case has been transferred 3 times, the most allowed; "
+        "escalate it to the ombudsman instead"]}}
+    escalated = system.call("POST", "routing", path + "/escalate",
+                            system.principal("staff", office),
+                            json={"reason": "four offices say it is not theirs"})
+    assert escalated.status_code == 200, escalated.text
+    assert (escalated.json()["office_id"], escalated.json()["status"]) == (
+        "district-ombudsman-1204", "escalated")
     wait_until(lambda: queued(system, "district-ombudsman-1204", case["tracking_code"]),
                what="at the ombudsman's queue")
+    path = f"/v1/cases/{case['case_id']}/transfer"
     nowhere = system.call("POST", "routing", path, system.principal("staff", "owso-1201"),
                           json={"office_id": "owso-9999", "reason": "x"})
     assert nowhere.status_code in (400, 403)

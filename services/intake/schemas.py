@@ -239,6 +239,8 @@ class CaseView(Schema):
     status = fields.String(required=True)
     office = fields.Nested(OfficeRef, required=True, allow_none=True)
     deadlines = fields.Nested(Deadlines, required=True)
+    # The citizen's own words, shown to them alone (a sensitive case's too).
+    description = fields.String(required=True)
     question = fields.String(required=True, allow_none=True)  # while waiting for the citizen
     resolution = fields.String(required=True, allow_none=True)
     findings = fields.String(required=True, allow_none=True)

@@ -319,6 +319,7 @@ class Service(HealthAndSpec):
             if office else None,
             "deadlines": {"acknowledge_due": view.get("acknowledge_due"),
                           "resolve_due": view.get("resolve_due")},
+            "description": case.description,
             "question": view.get("question") if status == "waiting-for-citizen" else None,
             "resolution": view.get("resolution"),
             "findings": view.get("findings"),
@@ -383,7 +384,7 @@ class Service(HealthAndSpec):
         raise HttpError(409, {"status": ["the case changed meanwhile; try again"]})
 
     @endpoint("POST", "/v1/cases/{tracking_code}/messages", allow=("citizen",), body=Message,
-              response=MessageRecorded, status=201,
+              response=MessageRecorded,
               errors={409: CONFLICT + ", or the case holds all the messages it takes",
                       429: "the case took all the messages it takes in 24 hours"})
     def send_message(self, request, tracking_code, principal, payload):
@@ -399,7 +400,7 @@ class Service(HealthAndSpec):
         return self._act(tracking_code, principal, act)
 
     @endpoint("POST", "/v1/cases/{tracking_code}/feedback", allow=("citizen",), body=Feedback,
-              response=Recorded, status=201, errors={409: CONFLICT})
+              response=Recorded, errors={409: CONFLICT})
     def give_feedback(self, request, tracking_code, principal, payload):
         """Feedback after a resolution; not satisfied is an appeal to the ombudsman."""
         def act(case: Case, view: dict) -> dict:
@@ -413,7 +414,7 @@ class Service(HealthAndSpec):
         return self._act(tracking_code, principal, act)
 
     @endpoint("POST", "/v1/cases/{tracking_code}/withdraw", allow=("citizen",), body=Withdrawal,
-              response=Recorded, status=201, errors={409: CONFLICT})
+              response=Recorded, errors={409: CONFLICT})
     def withdraw(self, request, tracking_code, principal, payload):
         """The citizen withdraws the case (an optional reason stays with intake)."""
         def act(case: Case, view: dict) -> dict:

@@ -82,6 +82,10 @@ TITLES: dict[str, tuple[str, str]] = {
                        "ការិយាល័យបានបើកមើលឯកសារករណីរបស់អ្នក"),
 }
 
+# Events the view reads only for the deadlines they carry: the citizen's own message
+# already tells in the timeline that the office's time runs again.
+DEADLINES_ONLY = ("ClockRestarted",)
+
 # Who opened the case file, as the citizen reads it: the reader's role and office.
 READERS: dict[str, tuple[str, str]] = {
     "staff": ("Staff", "មន្ត្រី"),
@@ -117,20 +121,21 @@ def apply(cursor, event: dict) -> None:
     the status wins, by when it happened, and nothing moves a case out of closed or
     withdrawn; each other part of the view likewise keeps its latest."""
     event_type = event["event_type"]
-    if event_type not in TITLES:
+    if event_type not in TITLES and event_type not in DEADLINES_ONLY:
         return
     data = event["data"]
     status = status_after(event_type, data)
     detail_field = DETAIL.get(event_type)
     opened = event_type == "CaseFileOpened"
-    cursor.execute(
-        "INSERT INTO intake_timeline (event_id, case_id, event_type, occurred_at, detail, status,"
-        " reader_role, reader_office_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT DO NOTHING",
-        (event["event_id"], event["case_id"], event_type, event["occurred_at"],
-         data.get(detail_field) if detail_field else None, status,
-         data.get("role") if opened else None, data.get("office_id") if opened else None),
-    )
+    if event_type in TITLES:
+        cursor.execute(
+            "INSERT INTO intake_timeline (event_id, case_id, event_type, occurred_at, detail,"
+            " status, reader_role, reader_office_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (event["event_id"], event["case_id"], event_type, event["occurred_at"],
+             data.get(detail_field) if detail_field else None, status,
+             data.get("role") if opened else None, data.get("office_id") if opened else None),
+        )
     at = event["occurred_at"]
     cursor.execute(
         """INSERT INTO intake_case_view (case_id, status, status_at, office_id)

@@ -90,6 +90,11 @@ class Move(Schema):
     at = fields.DateTime(required=True)
 
 
+class EscalationOut(Move):
+    # Why: breach, appeal, ombudsman-breach, or office (the office's own words follow).
+    explanation = fields.String(allow_none=True)
+
+
 class FeedbackOut(Schema):
     satisfied = fields.Boolean(required=True)
     rating = fields.Integer(allow_none=True)
@@ -133,7 +138,7 @@ class CaseFileOut(Schema):
     questions = fields.List(fields.Nested(Said))
     notes = fields.List(fields.Nested(Said))
     transfers = fields.List(fields.Nested(Move))
-    escalations = fields.List(fields.Nested(Move(exclude=("by",))))
+    escalations = fields.List(fields.Nested(EscalationOut))
     resolution = fields.Nested(Said, allow_none=True)
     feedback = fields.List(fields.Nested(FeedbackOut))
     findings = fields.Nested(FindingsOut, allow_none=True)
@@ -261,7 +266,8 @@ def case_file(case: Case, submitted: dict, office: dict, role: str) -> dict:
         "questions": [{**q, "text": words(q["text"])} for q in case.questions],
         "notes": [{**n, "text": words(n["text"])} for n in case.notes],
         "transfers": [{**t, "reason": words(t["reason"])} for t in case.transfer_log],
-        "escalations": case.escalations,
+        "escalations": [{**e, "explanation": words(e.get("explanation"))}
+                        for e in case.escalations],
         "resolution": {**case.resolved, "text": words(case.resolved["text"])}
         if case.resolved else None,
         "feedback": feedback,

@@ -13,10 +13,14 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
+from shared.access import someone
 from shared.categories import SENSITIVE, Category, is_sensitive
 from shared.offices import office_id
 
 MAX_TRANSFERS = 3
+# An evaluation is feedback on a service, not a complaint: it has no deadlines and is
+# never escalated by a breach; the office may answer it (resolve, with its reply).
+EVALUATION = "evaluation"
 DEADLINES = ("acknowledge", "resolve")
 OPEN = ("routed", "acknowledged", "waiting-for-citizen", "escalated")
 # Who may take each action on a case of their office (the endpoints allow the same).
@@ -26,6 +30,7 @@ ACTIONS = {
     "note": ("staff", "ombudsman"),
     "assign": ("staff", "ombudsman"),
     "transfer": ("staff",),
+    "escalate": ("staff",),
     "resolve": ("staff", "ombudsman"),
     "findings": ("ombudsman",),
     "close": ("ombudsman",),
@@ -158,7 +163,8 @@ class Case(Aggregate):
             case_id=case_id,
             context=context_of(tracking_code, commune, office, category.sensitive),
             office_id=office, reason=reason, type=case_type, category=category.code,
-            deadlines=deadlines_for(policy, received_at), language=language,
+            deadlines=deadlines_for(policy, received_at) if case_type != EVALUATION else {},
+            language=language,
         )
 
     @property
@@ -204,15 +210,21 @@ class Case(Aggregate):
             return f"only a new case can be acknowledged; this one is {self.status}"
         if action == "request-info" and not acknowledged:
             return waiting.format("asking the citizen")
-        if action == "resolve" and not acknowledged:
+        if action == "resolve" and not (acknowledged or self.type == EVALUATION and new):
             return waiting.format("resolving it")
         if action == "note" and self.status in ("closed", "withdrawn"):
             return f"the case is {self.status}"
         if action == "assign" and self.status not in OPEN:
             return f"the case is {self.status}"
-        if action == "transfer" and (self.status not in ("routed", "acknowledged")
-                                     or is_ombudsman(self.office_id)):
-            return f"only an open case at a service office can be transferred; it is {self.status}"
+        if action in ("transfer", "escalate") and (self.status not in ("routed", "acknowledged")
+                                                   or is_ombudsman(self.office_id)):
+            done = {"transfer": "transferred", "escalate": "escalated"}[action]
+            return f"only an open case at a service office can be {done}; it is {self.status}"
+        if action == "transfer" and self.transfers >= MAX_TRANSFERS:
+            return (f"this case has been transferred {self.transfers} times, the most allowed; "
+                    "escalate it to the ombudsman instead")
+        if action == "escalate" and self.type == EVALUATION:
+            return "an evaluation is feedback on a service: answer it rather than escalate it"
         if action == "findings" and not (is_ombudsman(self.office_id)
                                          and self.status in ("escalated", "acknowledged")):
             return "findings are recorded by the ombudsman on an escalated case"
@@ -234,10 +246,14 @@ class Case(Aggregate):
     # -- office work -----------------------------------------------------------------
     def acknowledge(self, by: str) -> None:
         self._require_action("acknowledge")
-        self._acknowledged(by=by)
+        # The deadlines left once acknowledged (the resolve one), for the public event:
+        # the citizen's view keeps the same deadlines as routing.
+        self._acknowledged(by=by, deadlines={name: {k: v for k, v in d.items() if k != "warned"}
+                                             for name, d in self.deadlines.items()
+                                             if name != "acknowledge"})
 
     @event("CaseAcknowledged")
-    def _acknowledged(self, by: str) -> None:
+    def _acknowledged(self, by: str, deadlines: dict | None = None) -> None:
         self.status = "acknowledged"
         self._met("acknowledge")
         self.deadlines.pop("acknowledge", None)
@@ -312,17 +328,30 @@ class Case(Aggregate):
 
     def transfer(self, to_office: str, reason: str, by: str, now: datetime,
                  policies: Policies) -> None:
-        """Send a misrouted case to the right office. A case is never closed as "not our
-        responsibility"; after three transfers the ombudsman takes it."""
+        """Send a misrouted case to the right service office. A case is never closed as
+        "not our responsibility". At most three transfers: after that, or to reach an
+        ombudsman, the office escalates the case (escalate), with its reason.
+
+        The new office has its own time to acknowledge, but the resolve deadline stays
+        the one counted from submission (moved on only by pauses for the citizen): an
+        office about to miss it cannot buy time by passing the case on."""
         self._require_action("transfer")
+        self._require(not is_ombudsman(to_office), "an ombudsman takes a case by escalation, "
+                                                  "not by transfer: use escalate")
         self._require(to_office != self.office_id, "the case is already at that office")
-        if self.transfers >= MAX_TRANSFERS:
-            self.escalate("transfers", now, policies)
-            return
-        policy = policies.for_case(self.type, self.category, is_ombudsman(to_office))
+        deadlines = {}
+        if self.type != EVALUATION:
+            policy = policies.for_case(self.type, self.category, at_ombudsman=False)
+            deadlines = deadlines_for(policy, now, which=("acknowledge",))
+            resolve = self.deadlines.get("resolve")
+            if resolve is not None:
+                deadlines["resolve"] = dict(resolve)
+                acknowledge = deadlines["acknowledge"]
+                if acknowledge["due"] > resolve["due"]:
+                    deadlines["acknowledge"] = {**acknowledge, "due": resolve["due"],
+                                                "warn": min(acknowledge["warn"], resolve["due"])}
         self._transferred(office_id=to_office, from_office_id=self.office_id, reason=reason,
-                          transfers=self.transfers + 1, by=by,
-                          deadlines=deadlines_for(policy, now))
+                          transfers=self.transfers + 1, by=by, deadlines=deadlines)
 
     @event("CaseTransferred")
     def _transferred(self, office_id: str, from_office_id: str, reason: str, transfers: int,
@@ -334,6 +363,9 @@ class Case(Aggregate):
         self.outcomes = {}
         self.deadlines = {}
         self._set_deadlines(deadlines)
+        # A resolve deadline carried over keeps its warning: it was not moved.
+        for name, deadline in deadlines.items():
+            self.deadlines[name]["warned"] = bool(deadline.get("warned"))
 
     def resolve(self, resolution: str, by: str) -> None:
         self._require_action("resolve")
@@ -408,7 +440,7 @@ class Case(Aggregate):
             "ClockRestarted": "the citizen answered; the deadline runs again",
             "CaseNoteAdded": "internal note",
             "CaseAssigned": f"assigned to {getattr(event, 'staff_id', '')}",
-            "CaseFileOpened": f"case file opened by a {getattr(event, 'role', '')}"
+            "CaseFileOpened": f"case file opened by {someone(getattr(event, 'role', ''))}"
                               + (f" of {event.office_id}" if getattr(event, "office_id", None)
                                  else ""),
             "CaseTransferred": f"transferred to {getattr(event, 'office_id', '')}",
@@ -433,7 +465,8 @@ class Case(Aggregate):
         elif kind == "CaseEscalated":
             self.escalations.append({"from_office_id": event.from_office_id,
                                      "office_id": event.office_id, "reason": event.reason,
-                                     "at": at})
+                                     "explanation": getattr(event, "explanation", None),
+                                     **said})
         elif kind == "CaseResolved":
             self.resolved = {"text": event.resolution, **said}
         elif kind == "OmbudsmanFindingsRecorded":
@@ -442,7 +475,9 @@ class Case(Aggregate):
 
     # -- time ------------------------------------------------------------------------
     def check_deadlines(self, now: datetime, policies: Policies) -> None:
-        """Record the warnings and breaches that are due at `now`; a breach escalates."""
+        """Record the warnings and breaches that are due at `now`; a breach escalates.
+        An evaluation has none; one routed before that rule keeps the deadlines it was
+        given (recorded in its events) as far as the ombudsman, who sets it none."""
         for name in DEADLINES:
             deadline = self.deadlines.get(name)
             if deadline is None:
@@ -464,17 +499,27 @@ class Case(Aggregate):
         self.outcomes[deadline] = {"state": "breached", "due_at": due_at}
         self.deadlines.pop(deadline, None)
 
-    def escalate(self, reason: str, now: datetime, policies: Policies) -> None:
+    def escalate_by_office(self, explanation: str, by: str, now: datetime,
+                           policies: Policies) -> None:
+        """The office hands the case to the ombudsman above it, saying why (a case it
+        cannot settle, or one transferred as often as allowed)."""
+        self._require_action("escalate")
+        self.escalate("office", now, policies, explanation=explanation, by=by)
+
+    def escalate(self, reason: str, now: datetime, policies: Policies,
+                 explanation: str | None = None, by: str | None = None) -> None:
         above = ombudsman_above(self.office_id)
         if above is None:
             return  # national is the last level: the breach stays on record
         policy = policies.for_case(self.type, self.category, at_ombudsman=True)
         self._escalated(office_id=above, from_office_id=self.office_id, reason=reason,
-                        deadlines=deadlines_for(policy, now))
+                        deadlines=deadlines_for(policy, now) if self.type != EVALUATION else {},
+                        explanation=explanation, by=by)
 
     @event("CaseEscalated")
     def _escalated(self, office_id: str, from_office_id: str, reason: str,
-                   deadlines: dict) -> None:
+                   deadlines: dict, explanation: str | None = None,
+                   by: str | None = None) -> None:
         self.office_id = office_id
         self.status = "escalated"
         self.findings_recorded = False

@@ -88,6 +88,10 @@ class Transfer(Strict):
     reason = fields.String(required=True, validate=TEXT)
 
 
+class Escalation(Strict):
+    reason = fields.String(required=True, validate=TEXT)
+
+
 class Note(Strict):
     text = fields.String(required=True, validate=TEXT)
 
@@ -338,8 +342,18 @@ class Service(CaseFiles, Sessions, Console, HealthAndSpec):
                          lambda case: case.transfer(target, payload["reason"], by=principal.id,
                                                     now=clock.now(), policies=policies()))
 
+    @endpoint("POST", "/v1/cases/{case_id}/escalate", allow=ACTIONS["escalate"],
+              body=Escalation, response=CaseState)
+    def escalate(self, request, case_id, principal, payload):
+        """Hand the case to the ombudsman above the office, with the reason: a case the
+        office cannot settle, or one transferred as often as allowed."""
+        return self._act(case_id, principal, ACTIONS["escalate"],
+                         lambda case: case.escalate_by_office(payload["reason"], by=principal.id,
+                                                              now=clock.now(),
+                                                              policies=policies()))
+
     @endpoint("POST", "/v1/cases/{case_id}/notes", allow=("staff", "ombudsman"), body=Note,
-              response=CaseState, status=201)
+              response=CaseState)
     def add_note(self, request, case_id, principal, payload):
         """An internal note; the citizen never sees it."""
         return self._act(case_id, principal, ("staff", "ombudsman"),

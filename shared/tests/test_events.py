@@ -1,6 +1,6 @@
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -55,7 +55,7 @@ def test_internal_events_are_not_published():
 
 
 def test_every_public_event_type_has_a_schema():
-    assert len(DATA_SCHEMAS) == 19
+    assert len(DATA_SCHEMAS) == 20
 
 
 def test_a_reading_of_the_case_file_is_published_with_a_role_and_an_office_never_a_name():
@@ -89,7 +89,7 @@ def test_a_sensitive_case_travels_without_words_or_category_under_its_own_key():
     for envelope in (routed, acknowledged, asked):
         assert envelope["sensitive"] is True
         assert "gender" not in json.dumps(envelope)
-    assert asked["data"] == {"question": None}
+    assert asked["data"] == {"question": None, "acknowledge_due": None, "resolve_due": None}
     assert "hit" not in json.dumps(asked)
     assert routing_key("InformationRequested", asked["location"], True) == \
         "InformationRequested.sensitive.12.1201"
@@ -126,3 +126,26 @@ def test_events_stored_before_the_context_said_so_are_known_by_their_category():
     routed = sensitive_case_events()[0]
     routed.context.pop("sensitive")
     assert public_event("routing", 1, routed)["sensitive"] is True
+
+
+def test_every_event_that_moves_a_deadline_says_where_it_is_now():
+    """The citizen's view keeps its deadlines from these: the same as routing's."""
+    policies = policies_from({"default": {"acknowledge": "PT2H", "resolve": "P10D",
+                                          "calendar": "24x7"}})
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    case = Case.route(uuid.uuid4(), "K7M2P-9QX4R", "120101", "complaint",
+                      categories()["water-supply"], now, policies)
+    case.acknowledge(by="s")
+    case.request_information("Which street?", by="s", now=now)
+    case.information_provided(now=now + timedelta(days=1))
+    case.resolve("Pipe repaired", by="s")
+    dues = [(e["event_type"], e["data"].get("acknowledge_due", "absent"),
+             e["data"].get("resolve_due", "absent"))
+            for e in (read_event(json.loads(json.dumps(public_event("routing", n, stored))))
+                      for n, stored in enumerate(case.collect_events(), 1))]
+    ten_days, eleven_days = now + timedelta(days=10), now + timedelta(days=11)
+    assert dues == [("CaseRouted", now + timedelta(hours=2), ten_days),
+                    ("CaseAcknowledged", None, ten_days),
+                    ("InformationRequested", None, None),
+                    ("ClockRestarted", None, eleven_days),
+                    ("CaseResolved", None, None)]

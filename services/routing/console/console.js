@@ -13,7 +13,7 @@ const STATUSES = ["routed", "acknowledged", "waiting-for-citizen", "escalated", 
 const TYPES = ["complaint", "support", "information", "evaluation"];
 // The order the action buttons come in, whatever order the case file lists them.
 const ACTIONS = ["acknowledge", "request-info", "resolve", "note", "assign", "transfer",
-  "findings", "close"];
+  "escalate", "findings", "close"];
 
 const state = {
   language: localStorage.getItem(LANGUAGE_KEY) === "en" ? "en" : "km",
@@ -596,7 +596,7 @@ async function act(file, name, body) {
   try {
     await api("POST", `/v1/cases/${file.case_id}/${path}`, body);
     notify("done", "success");
-    if (name === "transfer") {
+    if (name === "transfer" || name === "escalate") {
       // The case is the other office's now: this one's staff may not read it any more.
       state.opened = null;
       go("#/queue");
@@ -674,6 +674,7 @@ function actionForm(file, name) {
       return [officePicker((office) => { chosen = office; }),
         textField("reason", word("reason"), { rows: 2 })];
     }
+    if (name === "escalate") return [textField("reason", word("reason"), { rows: 2 })];
     if (name === "findings") {
       return [textField("findings", word("findings")),
         textField("recommendation", word("recommendation"))];

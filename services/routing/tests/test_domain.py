@@ -124,14 +124,102 @@ def test_invalid_transitions_are_refused_with_a_reason(policies, steps, command)
     assert str(refusal.value)
 
 
-def test_the_fourth_transfer_goes_to_the_ombudsman_instead(policies):
+def test_the_fourth_transfer_is_refused_and_the_office_escalates_instead(policies):
     case = routed(policies, "construction-permits")
     for office in ("owso-1202", "owso-1203", "owso-1204"):
         case.transfer(office, "not ours", by="s", now=T0, policies=policies)
     assert (case.transfers, case.office_id) == (3, "owso-1204")
-    case.transfer("owso-1205", "not ours either", by="s", now=T0, policies=policies)
+    assert "transfer" not in case.possible_actions("staff")
+    with pytest.raises(InvalidTransition, match="transferred 3 times, the most allowed; "
+                                                "escalate it to the ombudsman instead"):
+        case.transfer("owso-1205", "not ours either", by="s", now=T0, policies=policies)
+    assert (case.status, case.office_id) == ("routed", "owso-1204")
+    case.escalate_by_office("three offices say it is not theirs", by="s",
+                            now=T0 + timedelta(hours=1), policies=policies)
     assert (case.status, case.office_id) == ("escalated", "district-ombudsman-1204")
-    assert names(case)[-1] == "CaseEscalated"
+    assert case.history[-1]["event_type"] == "CaseEscalated"
+    assert case.escalations == [{"from_office_id": "owso-1204",
+                                 "office_id": "district-ombudsman-1204", "reason": "office",
+                                 "explanation": "three offices say it is not theirs",
+                                 "by": "s", "at": case.escalations[0]["at"]}]
+    assert replayed(case).escalations == case.escalations
+
+
+def test_a_transfer_to_an_ombudsman_is_refused(policies):
+    case = routed(policies)
+    with pytest.raises(InvalidTransition, match="use escalate"):
+        case.transfer("district-ombudsman-1201", "too hard", by="s", now=T0, policies=policies)
+    assert (case.status, case.office_id, case.transfers) == ("routed", "commune-120101", 0)
+
+
+def test_a_transfer_gives_time_to_acknowledge_but_never_more_time_to_resolve(policies):
+    case = routed(policies)
+    resolve_due = case.resolve_due
+    case.acknowledge(by="s")
+    later = T0 + timedelta(days=9, hours=23)
+    case.transfer("commune-120102", "not ours", by="s", now=later, policies=policies)
+    assert case.resolve_due == resolve_due == T0 + timedelta(days=10)
+    # Its own time to acknowledge, but no later than the case must be resolved.
+    assert case.acknowledge_due == resolve_due
+    assert replayed(case).resolve_due == resolve_due
+    case.check_deadlines(resolve_due, policies)
+    assert (case.status, case.office_id) == ("escalated", "district-ombudsman-1201")
+
+
+def test_a_transfer_keeps_the_time_the_citizen_took(policies):
+    case = routed(policies)
+    case.acknowledge(by="s")
+    case.request_information("Which street?", by="s", now=T0 + timedelta(hours=1))
+    case.information_provided(now=T0 + timedelta(days=3, hours=1))
+    case.transfer("commune-120102", "not ours", by="s", now=T0 + timedelta(days=4),
+                  policies=policies)
+    assert case.resolve_due == T0 + timedelta(days=13)
+    assert case.acknowledge_due == T0 + timedelta(days=4, hours=2)
+
+
+def test_escalation_by_the_office_needs_an_open_case_at_a_service_office(policies):
+    case = routed(policies)
+    case.acknowledge(by="s")
+    case.resolve("done", by="s")
+    with pytest.raises(InvalidTransition):
+        case.escalate_by_office("why", by="s", now=T0, policies=policies)
+    at_ombudsman = routed(policies, "gender-based-violence")
+    assert "escalate" not in at_ombudsman.possible_actions("staff")
+
+
+def evaluation(policies):
+    return Case.route(uuid.uuid4(), "K7M2P-9QX4R", "120101", "evaluation",
+                      categories()["water-supply"], T0, policies)
+
+
+def test_an_evaluation_has_no_deadlines_and_never_escalates(policies):
+    case = evaluation(policies)
+    assert case.deadlines == {} and case.deadline_states() == []
+    case.check_deadlines(T0 + timedelta(days=365), policies)
+    assert (case.status, case.office_id) == ("routed", "commune-120101")
+    assert names(case) == ["CaseRouted"]
+    assert "escalate" not in case.possible_actions("staff")
+    case.transfer("commune-120102", "not ours", by="s", now=T0, policies=policies)
+    assert case.deadlines == {}
+
+
+def test_the_office_may_answer_an_evaluation_straight_away(policies):
+    case = evaluation(policies)
+    assert "resolve" in case.possible_actions("staff")
+    case.resolve("Thank you for your rating", by="s")
+    assert case.status == "resolved"
+    # A citizen unhappy with the answer may still appeal: the ombudsman sets no deadline.
+    case.appeal(now=T0, policies=policies)
+    assert case.status == "escalated" and case.deadlines == {}
+
+
+def test_acknowledging_records_the_deadlines_left(policies):
+    case = routed(policies)
+    case.acknowledge(by="s")
+    acknowledged = case.collect_events()[-1]
+    assert acknowledged.deadlines == {"resolve": {"due": T0 + timedelta(days=10),
+                                                  "warn": T0 + timedelta(days=5),
+                                                  "calendar": "24x7"}}
 
 
 def test_deadlines_warn_then_breach_and_escalate_once(policies):
@@ -220,11 +308,12 @@ def test_deadline_states_running_paused_and_breached(policies):
 
 def test_what_each_reader_may_do_follows_the_state(policies):
     case = routed(policies)
-    assert case.possible_actions("staff") == ["acknowledge", "note", "assign", "transfer"]
+    assert case.possible_actions("staff") == ["acknowledge", "note", "assign", "transfer",
+                                              "escalate"]
     assert case.possible_actions("auditor") == []
     case.acknowledge(by="dara")
     assert case.possible_actions("staff") == ["request-info", "note", "assign", "transfer",
-                                              "resolve"]
+                                              "escalate", "resolve"]
     case.resolve("done", by="dara")
     assert case.possible_actions("staff") == ["note"]
 
