@@ -52,6 +52,8 @@ OFFICES = {
     "commune-120101": ("commune-120101@offices.example.org", "023 120 101"),
     "owso-1701": ("owso-1701@offices.example.org", ""),
     "district-ombudsman-1701": ("ombudsman-1701@offices.example.org", "063 170 100"),
+    # Imported as someone typed it: not a number any gateway could send to.
+    "commune-120110": ("commune-120110@offices.example.org", "ask at the desk"),
 }
 KHMER_QUESTION = "តើទឹកដាច់តាំងពីថ្ងៃណា? សូមប្រាប់ផ្លូវ និងលេខផ្ទះ។"
 
@@ -302,6 +304,18 @@ def test_a_missed_deadline_told_in_khmer_words_in_cambodia_s_time(system, office
     # Events waiting for their predecessor are normal: never logged as errors.
     log = (system.logs / "notifications.log").read_text(encoding="utf-8")
     assert "NotYet" not in log
+
+
+def test_an_office_phone_that_is_no_number_skips_the_sms_and_says_why(system, offices):
+    case = submit(system, complaint(location={"commune": "120110"}))
+    code = case["tracking_code"]
+    delivered(system, code, "new-case", "email", recipient="commune-120110")
+    skipped = wait_until(lambda: next(iter(rows(system, code, channel="sms",
+                                                recipient="commune-120110", state="skipped")),
+                                      None), what="the office's SMS skipped")
+    assert skipped["last_error"] == ("phone number not usable: a phone number has only "
+                                     "digits, spaces, dashes and a leading +")
+    assert not [r for r in HTTP.at("/sms") if code in r.json()["text"]]
 
 
 def test_anonymous_citizens_are_never_contacted(system, offices):
