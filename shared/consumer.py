@@ -14,8 +14,9 @@ What happens to a message, on purpose:
 - not published by the broker user of the service that owns its source (the `user_id`
   property, which the broker checks): rejected and counted, whatever its headers say;
 - the database or broker is unreachable: retried in place with backoff, then requeued;
-- it depends on an event not processed yet (`NotYet`): requeued after a short pause,
-  and dead-lettered once it has waited longer than any real predecessor could take;
+- it depends on an event not processed yet (`NotYet`): requeued after a short pause
+  (logged once per wait, as the normal thing it is, not as an error), and
+  dead-lettered once it has waited longer than any real predecessor could take;
 - any other failure: rejected to the dead letters, where operators see it."""
 
 from __future__ import annotations
@@ -72,6 +73,20 @@ class NotYet(Exception):
 
 class Orphaned(Exception):
     """The message waited too long for the one it depends on (dead-lettered)."""
+
+
+class Waiting:
+    """What a handler's worker returns for a message that waits (`NotYet`): waiting is
+    part of normal operation, so nameko must not see an error (it would log a traceback
+    for each try); the consumer puts the message back instead of acknowledging it."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+# Events waiting now, so that a wait is logged once, not at every one of its tries.
+_waiting: dict[str, None] = {}
+MAX_WAITING_REMEMBERED = 10_000
 
 
 class SettlingQueueConsumer(QueueConsumer):
@@ -212,7 +227,9 @@ class EventConsumer(Consumer):
             self.queue_consumer.requeue_message(message)
 
     def handle_message_processed(self, message, result=None, exc_info=None):
-        if exc_info is None:
+        if exc_info is None and isinstance(result, Waiting):
+            self.queue_consumer.requeue_message(message)
+        elif exc_info is None:
             self.queue_consumer.ack_message(message)
         elif issubclass(exc_info[0], (ConnectionError, NotYet)) or transient(exc_info[1]):
             self.queue_consumer.requeue_message(message)
@@ -241,7 +258,9 @@ def _exactly_once(service: str, handler):
             try:
                 # No look-up first: redeliveries are rare, and the tracking row's primary
                 # key refuses a second effect anyway.
-                return handler(self, event, tracking)
+                result = handler(self, event, tracking)
+                _waiting.pop(str(event["event_id"]), None)
+                return result
             except (IntegrityError, psycopg.IntegrityError):
                 if self.db.has_tracking(service, tracking):
                     return None  # another instance processed it at the same moment
@@ -254,9 +273,11 @@ def _exactly_once(service: str, handler):
             except NotYet as waiting:
                 age = (datetime.now(UTC) - event["occurred_at"]).total_seconds()
                 if age > WAIT_FOR_PREDECESSOR_SECONDS:
+                    _waiting.pop(str(event["event_id"]), None)
                     raise Orphaned(f"{waiting} (still, after {age:.0f}s)") from None
+                _log_wait(event, waiting)
                 time.sleep(0.2)  # let the event it waits for arrive before it comes back
-                raise
+                return Waiting(str(waiting))
             except Exception as error:
                 if not transient(error) or time.monotonic() > deadline:
                     raise
@@ -267,3 +288,15 @@ def _exactly_once(service: str, handler):
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
     return wrapper
+
+
+def _log_wait(event: dict, waiting: NotYet) -> None:
+    """The first try of a wait at INFO, the tries after it at DEBUG."""
+    key = str(event["event_id"])
+    if key in _waiting:
+        log.debug("%s %s still waits: %s", event["event_type"], key, waiting)
+        return
+    if len(_waiting) >= MAX_WAITING_REMEMBERED:
+        _waiting.pop(next(iter(_waiting)))
+    _waiting[key] = None
+    log.info("%s %s waits: %s; it is tried again shortly", event["event_type"], key, waiting)

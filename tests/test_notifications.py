@@ -15,6 +15,7 @@ from kombu import Queue
 
 from services.notifications.channels import message_id
 from services.notifications.messages import DEFAULT_DIRECTORY, Templates
+from services.notifications.segments import segments
 from shared.topology import EVENTS, dead_letter_queue_name
 from tests.system import ROOT, complaint, submit, wait_until
 from tests.test_notifications_receivers import (
@@ -51,6 +52,8 @@ OFFICES = {
     "commune-120101": ("commune-120101@offices.example.org", "023 120 101"),
     "owso-1701": ("owso-1701@offices.example.org", ""),
     "district-ombudsman-1701": ("ombudsman-1701@offices.example.org", "063 170 100"),
+    # Imported as someone typed it: not a number any gateway could send to.
+    "commune-120110": ("commune-120110@offices.example.org", "ask at the desk"),
 }
 KHMER_QUESTION = "តើទឹកដាច់តាំងពីថ្ងៃណា? សូមប្រាប់ផ្លូវ និងលេខផ្ទះ។"
 
@@ -206,9 +209,12 @@ def test_a_case_from_question_to_closing_as_the_citizen_and_the_office_hear_it(s
 
     new_case = delivered(system, code, "new-case", "email", recipient="commune-120101")
     assert mail(new_case).recipients == [office_mail]
-    assert mail(new_case).message["Subject"] == f"សំឡេងយើង៖ ករណីថ្មី {code} ក្នុងជួររបស់អ្នក"
+    assert mail(new_case).message["Subject"] == \
+        f"សំឡេងយើង៖ ករណីថ្មី {code} សម្រាប់ សាលាឃុំ/សង្កាត់ ទន្លេបាសាក់"
+    # The directory has the number as people write it; the gateway gets it in E.164.
+    assert office_phone == "023 120 101"
     assert sms(delivered(system, code, "new-case", "sms", recipient="commune-120101")).json()[
-        "to"] == office_phone
+        "to"] == "+85523120101"
 
     assert system.call("POST", "routing", path + "/acknowledge", staff).status_code == 200
     asked = system.call("POST", "routing", path + "/request-info", staff,
@@ -255,12 +261,61 @@ def test_deadlines_and_escalations_reach_the_office_the_ombudsman_and_the_citize
     escalation = delivered(system, code, "escalation", "email",
                            recipient="district-ombudsman-1701")
     assert mail(escalation).recipients == [ombudsman_mail]
+    assert ombudsman_phone == "063 170 100"
     assert sms(delivered(system, code, "escalation", "sms", recipient="district-ombudsman-1701")
-               ).json()["to"] == ombudsman_phone
+               ).json()["to"] == "+85563170100"
     told = mail(delivered(system, code, "case-escalated", "email")).message.get_content()
-    assert "District Ombudsman" in told and "a deadline was missed" in told
+    assert "Angkor Chum District Ombudsman, the ombudsman" in told
+    assert "because Angkor Chum One Window Service Office did not answer in time" in told
     # The office has no phone in the directory: it is given no SMS at all.
     assert rows(system, code, channel="sms", recipient="owso-1701") == []
+
+
+def test_a_missed_deadline_told_in_khmer_words_in_cambodia_s_time(system, offices):
+    """Khmer readers get sentences: no reason code, no deadline's name, no office id;
+    the time in Cambodia's time with the zone said; phones in E.164."""
+    case = submit(system, complaint(category="construction-permits", language="km",
+                                    location={"commune": "170101"},
+                                    complainant=citizen(9, email=False)))
+    code = case["tracking_code"]
+    codes = ("breach", "ombudsman-breach", "resolve", "acknowledge", "category-level",
+             "owso-1701", "district-ombudsman-1701", "construction-permits", "escalated")
+
+    def readable(text):
+        return not [c for c in codes if c in text.replace(code, "")]
+
+    breach = mail(delivered(system, code, "deadline-breached", "email", recipient="owso-1701"))
+    told = breach.message.get_content()
+    assert readable(told), told
+    assert "ខែ" in told and "ម៉ោងនៅកម្ពុជា UTC+7" in told, "Cambodia's time, the zone said"
+    assert "ករណីនេះត្រូវបានបញ្ជូនទៅ អង្គភាពទទួលបណ្តឹងស្រុក/ខណ្ឌ អង្គរជុំ" in told
+
+    escalation = sms(delivered(system, code, "escalation", "sms",
+                               recipient="district-ombudsman-1701")).json()
+    assert escalation["to"] == "+85563170100"
+    assert readable(escalation["text"]) and \
+        "មកដល់អ្នកពី ការិយាល័យច្រកចេញចូលតែមួយ អង្គរជុំ ដែលហួសពេលកំណត់" in escalation["text"]
+
+    citizen_sms = sms(delivered(system, code, "case-escalated", "sms")).json()
+    assert citizen_sms["to"] == "+85512555009"
+    assert readable(citizen_sms["text"]), citizen_sms["text"]
+    assert "ព្រោះ ការិយាល័យច្រកចេញចូលតែមួយ អង្គរជុំ មិនបានឆ្លើយតបទាន់ពេល" in citizen_sms["text"]
+    assert segments(citizen_sms["text"]) <= 3
+    # Events waiting for their predecessor are normal: never logged as errors.
+    log = (system.logs / "notifications.log").read_text(encoding="utf-8")
+    assert "NotYet" not in log
+
+
+def test_an_office_phone_that_is_no_number_skips_the_sms_and_says_why(system, offices):
+    case = submit(system, complaint(location={"commune": "120110"}))
+    code = case["tracking_code"]
+    delivered(system, code, "new-case", "email", recipient="commune-120110")
+    skipped = wait_until(lambda: next(iter(rows(system, code, channel="sms",
+                                                recipient="commune-120110", state="skipped")),
+                                      None), what="the office's SMS skipped")
+    assert skipped["last_error"] == ("phone number not usable: a phone number has only "
+                                     "digits, spaces, dashes and a leading +")
+    assert not [r for r in HTTP.at("/sms") if code in r.json()["text"]]
 
 
 def test_anonymous_citizens_are_never_contacted(system, offices):

@@ -40,7 +40,9 @@ from nameko.extensions import DependencyProvider
 from services.notifications import channels, views
 from services.notifications.domain import CHANNELS, CITIZEN, WEBHOOK, Delivery, RetrySchedule
 from services.notifications.messages import Templates
+from services.routing.domain import ombudsman_above
 from shared import clock
+from shared.phones import NotAPhoneNumber, e164
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +103,9 @@ class Addresses:
                 if case_id not in self.citizens and ("c", case_id) not in pending:
                     pending[("c", case_id)] = self._ask(self.intake.contact_for, case_id)
             else:
-                cached = self.offices.get(delivery.recipient)
-                if (cached is None or cached[0] < now) and ("o", delivery.recipient) not in pending:
-                    pending[("o", delivery.recipient)] = self._ask(self.routing.office_contact,
-                                                                   delivery.recipient)
+                self._ask_office(delivery.recipient, pending, now)
+            for office in named_offices(delivery):
+                self._ask_office(office, pending, now)
         deadline = now + self.timeout
         for (kind, key), reply in pending.items():
             try:
@@ -122,6 +123,19 @@ class Addresses:
             else:
                 self.offices[key] = (0.0, contact)
 
+    def _ask_office(self, office_id: str, pending: dict, now: float) -> None:
+        cached = self.offices.get(office_id)
+        if (cached is None or cached[0] < now) and ("o", office_id) not in pending:
+            pending[("o", office_id)] = self._ask(self.routing.office_contact, office_id)
+
+    def names(self, office_id: str) -> tuple[str, str] | None:
+        """An office's names as the directory has them (operators may have amended
+        them), when routing told us; else the message names it from its id's area."""
+        contact = self.offices.get(office_id, (0, None))[1]
+        if not isinstance(contact, dict):
+            return None
+        return contact["name_en"], contact["name_km"]
+
     @staticmethod
     def _ask(method, argument):
         try:
@@ -135,6 +149,16 @@ class Addresses:
         if isinstance(found, LookupFailed):
             raise found
         return found
+
+
+def named_offices(delivery: Delivery) -> set[str]:
+    """The offices a message names besides its recipient: where the case is or goes,
+    where it came from, and the ombudsman above (where a missed deadline sends it)."""
+    if delivery.channel == WEBHOOK:
+        return set()
+    at = delivery.details.get("office_id") or delivery.case.get("office_id")
+    named = {at, delivery.details.get("from_office_id"), ombudsman_above(at) if at else None}
+    return {office for office in named if office}
 
 
 @dataclass
@@ -288,7 +312,7 @@ class Sender(DependencyProvider):
             text = self.templates.render(delivery.message, language or "km", delivery.details,
                                          delivery.case["tracking_code"],
                                          delivery.case.get("office_id"),
-                                         delivery.case.get("case_id"))
+                                         delivery.case.get("case_id"), names=addresses.names)
         except Exception as error:  # a template's mistake fails this delivery, not the pass
             return Outgoing(delivery, None, error=f"template {delivery.message}: "
                                                   f"{type(error).__name__}")
@@ -296,7 +320,12 @@ class Sender(DependencyProvider):
         if delivery.channel == "email":
             return Outgoing(delivery, lambda: self.email.send(address, text.subject, text.email,
                                                               identity))
-        return Outgoing(delivery, lambda: self.sms.send(address, text.sms, identity))
+        try:
+            number = e164(address)
+        except NotAPhoneNumber as refusal:
+            # Trying again would not make it a number: said once, for operators to fix.
+            return self._skip(delivery, f"phone number not usable: {refusal}")
+        return Outgoing(delivery, lambda: self.sms.send(number, text.sms, identity))
 
     @staticmethod
     def _skip(delivery: Delivery, reason: str) -> Outgoing:

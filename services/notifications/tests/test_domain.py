@@ -192,7 +192,8 @@ def test_every_message_has_both_languages_and_renders_khmer_intact():
             assert "PKG3J-JUT6T" in rendered.sms and rendered.subject and rendered.email
     asked = templates.render("information-requested", "km", details, "PKG3J-JUT6T", "owso-1201")
     assert "តើទឹកដាច់ពីពេលណា?" in asked.sms
-    assert "2026-12-01 10:00" in templates.render("deadline-warning", "en", details, "X", None).sms
+    assert "1 December 2026, 10:00 (Cambodia time, UTC+7)" in templates.render(
+        "deadline-warning", "en", details, "X", None).sms
 
 
 def test_a_reading_of_the_case_file_tells_no_one():
