@@ -6,9 +6,10 @@ import hashlib
 import json
 import secrets
 
-from services.intake.domain import Case, case_id_for, nfc
+from services.intake.domain import Case, nfc
 from services.intake.service import fingerprint, new_tracking_code
 from shared.events import public_event, routing_key
+from shared.tracking import case_id_for
 from tests.system import complaint
 
 # Valid communes in four provinces, so routing keys and offices vary as in real traffic.

@@ -32,13 +32,13 @@ import psycopg
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
-from services.intake.domain import case_id_for
 from services.intake.service import new_tracking_code
 from services.routing.domain import Case
 from services.routing.service import Routing, policies
 from services.routing.views import apply_to_queue
 from shared.categories import Category, categories
 from shared.chain import GENESIS, link
+from shared.tracking import case_id_for
 
 # Two offices whose queues the figures read. Their district gets no other traffic, so
 # each holds exactly the cases put there on purpose, however large the store grows.

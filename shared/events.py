@@ -23,6 +23,8 @@ from shared.categories import CASE_TYPES, LEVELS, SENSITIVE, categories, is_sens
 
 SCHEMA_VERSION = 1
 EXCHANGE = "ourvoice.events"
+# The deadlines an office works to: to take a case up, and to resolve it.
+DEADLINES = ("acknowledge", "resolve")
 
 # Event ids are derived from where the event was stored, so a relay that publishes the
 # same stored event twice publishes the same event_id twice.
@@ -138,7 +140,7 @@ class CaseAppealed(EventData):
 
 
 class SlaWarning(EventData):
-    deadline = fields.String(required=True, validate=validate.OneOf(("acknowledge", "resolve")))
+    deadline = fields.String(required=True, validate=validate.OneOf(DEADLINES))
     due_at = fields.DateTime(required=True)
 
 

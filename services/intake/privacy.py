@@ -133,12 +133,12 @@ def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tupl
     from eventsourcing.application import AggregateNotFoundError
     from eventsourcing.persistence import IntegrityError
 
-    from services.intake.domain import case_id_for, normalise_tracking_code
     from services.intake.service import Intake
     from services.intake.views import DDL as VIEWS_DDL
     from shared import access
     from shared.db import Database
     from shared.store import open_store
+    from shared.tracking import case_id_for, normalise_tracking_code
 
     code = normalise_tracking_code(tracking_code)
     if code is None:

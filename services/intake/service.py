@@ -25,10 +25,7 @@ from services.intake.domain import (
     Case,
     NotAllowed,
     TooManyMessages,
-    case_id_for,
     first_line,
-    format_tracking_code,
-    normalise_tracking_code,
 )
 from services.intake.limits import IntakeLimitsProvider
 from services.intake.schemas import (
@@ -54,6 +51,7 @@ from shared.limits import retry_after
 from shared.offices import describe
 from shared.rpc import RpcProxy, rpc
 from shared.store import CaseStore, EventStore
+from shared.tracking import case_id_for, format_tracking_code, normalise_tracking_code
 from shared.web import (
     HealthAndSpec,
     HttpError,

@@ -21,9 +21,8 @@ import jinja2
 import yaml
 
 from services.notifications import segments
-from services.routing.domain import ombudsman_above
 from shared.config import console_url
-from shared.offices import describe
+from shared.offices import describe, ombudsman_above
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from nameko.extensions import DependencyProvider
 from services.notifications import channels, views
 from services.notifications.domain import CHANNELS, CITIZEN, WEBHOOK, Delivery, RetrySchedule
 from services.notifications.messages import Templates
-from services.routing.domain import ombudsman_above
 from shared import clock
+from shared.offices import ombudsman_above
 from shared.phones import NotAPhoneNumber, e164
 
 log = logging.getLogger(__name__)

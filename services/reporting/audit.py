@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo
 
 from nameko.extensions import DependencyProvider
 
-from services.intake.domain import case_id_for, normalise_tracking_code
 from shared.db import FOLLOWERS_DDL, Database
 from shared.events import DATA_SCHEMAS, status_after
 from shared.follower import LogFollower
 from shared.logs import StoreLog, stream_events
 from shared.offices import describe
 from shared.store import Projection
+from shared.tracking import case_id_for, normalise_tracking_code
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import Schema, fields, validate
 
-from services.intake.domain import case_id_for, normalise_tracking_code
 from services.routing import views
 from services.routing.domain import Case
 from services.routing.replies import templates
@@ -28,6 +27,7 @@ from shared import access, accounts, clock
 from shared.categories import CASE_TYPES, SENSITIVE, categories, category_of
 from shared.offices import describe
 from shared.rpc import RpcProxy
+from shared.tracking import case_id_for, normalise_tracking_code
 from shared.web import HttpError, Strict, endpoint, forbidden, not_found
 
 # How long a reader waits for intake's part of the case file (and a queue page for its

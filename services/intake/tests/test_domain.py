@@ -4,17 +4,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from eventsourcing.application import Application
 
-from services.intake.domain import (
-    ALPHABET,
-    Case,
-    MessageLimits,
-    NotAllowed,
-    TooManyMessages,
-    case_id_for,
-    format_tracking_code,
-    nfc,
-    normalise_tracking_code,
-)
+from services.intake.domain import Case, MessageLimits, NotAllowed, TooManyMessages, nfc
+from shared.tracking import ALPHABET, case_id_for, format_tracking_code, normalise_tracking_code
 
 
 def submitted_case(code="K7M2P-9QX4R", **overrides):

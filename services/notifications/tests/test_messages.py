@@ -9,12 +9,11 @@ import pytest
 from services.notifications.domain import CHANNELS, CITIZEN_MESSAGES, OFFICE_MESSAGES
 from services.notifications.messages import LANGUAGES, Templates, local_time
 from services.notifications.segments import boundary, segments
-from services.routing.directory import base_directory
-from services.routing.domain import DEADLINES
 from shared.categories import CASE_TYPES, SENSITIVE, categories
-from shared.events import STATUS_AFTER
+from shared.events import DEADLINES, STATUS_AFTER
+from shared.offices import describe, every_office_id
 
-DIRECTORY = base_directory()
+DIRECTORY = {identifier: describe(identifier) for identifier in every_office_id()}
 # Why routing sends a case to an office, and why it escalates one.
 REASONS = ("category-level", "sensitive", "breach", "ombudsman-breach", "appeal", "transfers")
 CODES = {*REASONS, *DEADLINES, *STATUS_AFTER.values(), *CASE_TYPES, *categories(), SENSITIVE,

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from eventsourcing.application import Application
 
-from services.routing.domain import Case, InvalidTransition, choose_office, ombudsman_above
+from services.routing.domain import Case, InvalidTransition, choose_office
 from shared.categories import Category, categories
-from shared.offices import describe
+from shared.offices import describe, ombudsman_above
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
