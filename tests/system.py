@@ -324,3 +324,20 @@ def submit(system: System, body: dict | None = None, **headers) -> dict:
 
 def dumps(value) -> bytes:
     return json.dumps(value).encode()
+
+
+def citizen_view(system: System, case: dict) -> dict:
+    """The citizen's own view of their case, with the token they got at submission."""
+    response = system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
+                           case["citizen_token"])
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def act(system: System, case: dict, action: str, token: str, body: dict | None = None,
+        status: int = 200) -> dict:
+    """An office's command on a case (acknowledge, request-info, resolve, ...)."""
+    response = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/{action}", token,
+                           json=body or {})
+    assert response.status_code == status, response.text
+    return response.json()

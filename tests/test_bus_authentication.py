@@ -17,7 +17,7 @@ from nameko.exceptions import RemoteError
 
 from shared.config import SERVICES
 from shared.topology import EVENTS, dead_letter_queue_name, queue_name
-from tests.system import complaint, rabbitmqctl, rpc_call, submit, wait_until
+from tests.system import citizen_view, complaint, rabbitmqctl, rpc_call, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -59,11 +59,6 @@ def refused_events(system, service) -> int:
     return system.call("GET", service, "/health").json()["refused_events"]
 
 
-def citizen_view(system, case):
-    response = system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
-                           case["citizen_token"])
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def routed(system, case):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system import complaint, submit, wait_until
+from tests.system import act, citizen_view, complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,18 +38,8 @@ def case_file(system, case_id, token):
     return system.call("GET", "routing", f"/v1/cases/{case_id}", token)
 
 
-def act(system, case, action, token, body=None, status=200):
-    response = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/{action}", token,
-                           json=body or {})
-    assert response.status_code == status, response.text
-    return response.json()
 
 
-def citizen_view(system, case):
-    response = system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
-                           case["citizen_token"])
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def queue(system, office, token, **params):

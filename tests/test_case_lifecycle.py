@@ -3,7 +3,7 @@ and the ombudsman each see it."""
 
 import pytest
 
-from tests.system import complaint, submit, wait_until
+from tests.system import citizen_view, complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -16,11 +16,6 @@ def queued(system, office_id, tracking_code):
                 None)
 
 
-def citizen_view(system, case):
-    response = system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
-                           case["citizen_token"])
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def status_is(system, case, status):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system import complaint, submit, wait_until
+from tests.system import act, citizen_view, complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -25,18 +25,8 @@ def case_file(system, case, token):
     return response.json()
 
 
-def act(system, case, action, token, body=None):
-    response = system.call("POST", "routing", f"/v1/cases/{case['case_id']}/{action}", token,
-                           json=body or {})
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
-def citizen_view(system, case):
-    response = system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
-                           case["citizen_token"])
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def routed(system, case, office):

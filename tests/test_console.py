@@ -17,7 +17,7 @@ import pyotp
 import pytest
 
 from tests.browser import Page, open_browser
-from tests.system import ROOT, complaint, submit, wait_until
+from tests.system import ROOT, citizen_view, complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -163,9 +163,6 @@ def citizen(system, case: dict, action: str, body: dict):
     return response.json()
 
 
-def citizen_view(system, case: dict) -> dict:
-    return system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
-                       case["citizen_token"]).json()
 
 
 @pytest.fixture(scope="module")

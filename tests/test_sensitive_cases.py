@@ -16,7 +16,7 @@ import requests
 from kombu import Queue
 
 from shared.topology import EVENTS
-from tests.system import ROOT, complaint, submit, wait_until
+from tests.system import ROOT, citizen_view, complaint, submit, wait_until
 from tests.test_notifications_receivers import HttpReceiver, Mailbox, signed_correctly
 
 pytestmark = pytest.mark.e2e
@@ -128,11 +128,6 @@ def act(system, case, action, role, office, body=None):
                       .status_code == 200 and r, what=f"{action} accepted")
 
 
-def citizen_view(system, case) -> dict:
-    response = system.call("GET", "intake", f"/v1/cases/{case['tracking_code']}",
-                           case["citizen_token"])
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_a_gender_based_violence_case_reaches_only_its_ombudsman_and_never_with_words(
