@@ -119,7 +119,8 @@ def test_the_timeline_speaks_the_citizens_language(system):
 
 def test_a_withdrawn_case_takes_nothing_more(system):
     case = submit(system)
-    view_in(system, case, "routed")
+    routed = view_in(system, case, "routed")
+    assert routed["deadlines"]["resolve_due"] is not None
     withdrawn = citizen(system, case, "withdraw", {"reason": "solved with my neighbours"})
     assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
     # Refused at once, before the withdrawal has come back through the broker.
@@ -129,6 +130,7 @@ def test_a_withdrawn_case_takes_nothing_more(system):
     assert message.status_code == 409
     final = view_in(system, case, "withdrawn")
     assert final["timeline"][-1]["event_type"] == "CaseWithdrawn"
+    assert final["deadlines"] == {"acknowledge_due": None, "resolve_due": None}
     assert stored_events(system, case["case_id"]) == ["CaseSubmitted", "CaseWithdrawn"]
 
 

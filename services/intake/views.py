@@ -150,6 +150,9 @@ def apply(cursor, event: dict) -> None:
          "at": at if status else NEVER, "office": event["office_id"],
          "changes_status": status is not None},
     )
+    if event_type == "CaseWithdrawn":
+        # Nobody works to a deadline on a case its citizen withdrew.
+        data = {**data, "acknowledge_due": None, "resolve_due": None}
     if "resolve_due" in data or "acknowledge_due" in data:
         cursor.execute(
             """UPDATE intake_case_view SET acknowledge_due = %(ack)s, resolve_due = %(resolve)s,
