@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import kombu
@@ -155,6 +156,36 @@ class System:
             stderr=subprocess.STDOUT)
         if wait:
             wait_until(lambda: self.healthy(service), timeout=60, what=f"{service} healthy")
+
+    @contextmanager
+    def another(self, service: str, name: str, **env: str):
+        """One more instance of a service beside the system's, on the same database and
+        broker, with settings of its own: the URL it answers at, while the block runs."""
+        port = free_port()
+        address = f"{service.upper()}_ADDRESS"
+        with open(self.logs / f"{name}.log", "ab") as log:
+            process = subprocess.Popen(
+                service_command(service), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**self.env, address: f"127.0.0.1:{port}", **env})
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy():
+            assert process.poll() is None, f"{name} exited"
+            try:
+                return requests.get(url + "/health", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        try:
+            wait_until(healthy, timeout=60, what=f"{name} healthy")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
     def start_all(self) -> None:
         for service in SERVICES:

@@ -5,7 +5,6 @@ submission limit."""
 import hashlib
 import json
 import re
-import subprocess
 import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +13,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from shared.cli import service_command
-from tests.system import ROOT, complaint, free_port, submit, wait_until
+from tests.system import complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -289,35 +287,11 @@ def test_a_gender_based_violence_complaint_is_read_only_by_its_ombudsman(system)
 
 
 # -- abuse ---------------------------------------------------------------------------------
-@contextmanager
 def limited_intake(system, per_minute: int):
-    """A second intake instance with a small submission limit, on the same database and
-    broker (instances compete for work and each keeps its own limit)."""
-    port = free_port()
-    env = {**system.env, "INTAKE_ADDRESS": f"127.0.0.1:{port}",
-           "OURVOICE_SUBMISSIONS_PER_MINUTE": str(per_minute)}
-    with open(system.logs / "intake-limited.log", "ab") as log:
-        process = subprocess.Popen(service_command("intake"), env=env, cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        assert process.poll() is None, "the limited intake exited"
-        try:
-            return requests.get(url + "/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_until(healthy, timeout=60, what="limited intake healthy")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """A second intake instance with a small submission limit (instances compete for
+    work and each keeps its own limit)."""
+    return system.another("intake", "intake-limited",
+                          OURVOICE_SUBMISSIONS_PER_MINUTE=str(per_minute))
 
 
 def test_too_many_submissions_from_one_client_get_429_with_retry_after(system):

@@ -7,7 +7,6 @@ import hashlib
 import json
 import re
 import statistics
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -16,8 +15,7 @@ import pyotp
 import pytest
 import requests
 
-from shared.cli import service_command
-from tests.system import ROOT, free_port, submit, wait_until
+from tests.system import submit, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -131,26 +129,8 @@ def test_a_wrong_username_and_a_wrong_password_get_the_same_answer_as_slowly(sys
 @pytest.fixture
 def second_routing(system):
     """Another routing instance beside the system's: the URL it answers at."""
-    port = free_port()
-    with open(system.logs / "routing-2.log", "ab") as log:
-        process = subprocess.Popen(service_command("routing"), cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT,
-                                   env={**system.env, "ROUTING_ADDRESS": f"127.0.0.1:{port}"})
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        assert process.poll() is None, "the second routing instance exited"
-        try:
-            return requests.get(url + "/health", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_until(healthy, timeout=60, what="the second routing instance healthy")
+    with system.another("routing", "routing-2") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_failed_logins_of_a_username_are_throttled_across_instances(system, second_routing):
