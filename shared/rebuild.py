@@ -28,21 +28,9 @@ from psycopg import sql
 from shared.db import Database
 from shared.events import DATA_SCHEMAS, envelope_of
 from shared.logs import COLUMNS, Published, StoreLog, in_time_order, published, store_classes
-from shared.store import CaseStore, Projection
+from shared.store import CaseStore, Projection, Subscriber
 
 BATCH = 1000
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    """A read model kept from public events delivered by the broker: `apply(cursor,
-    batch)` takes (source, envelope) pairs; `consumer` is the service whose tracking
-    table records every (source, position) the live model applied."""
-
-    name: str
-    consumer: str
-    ddl: Sequence[str]
-    apply: Callable[[object, Sequence[tuple[str, dict]]], None]
 
 
 def tables_of(projection: Projection | Subscriber) -> list[str]:

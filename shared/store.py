@@ -68,6 +68,18 @@ class Projection:
         return handle
 
 
+@dataclass(frozen=True)
+class Subscriber:
+    """A read model kept from public events delivered by the broker: `apply(cursor,
+    batch)` takes (source, envelope) pairs; `consumer` is the service whose tracking
+    table records every (source, position) the live model applied."""
+
+    name: str
+    consumer: str
+    ddl: Sequence[str]
+    apply: Callable[[object, Sequence[tuple[str, dict]]], None]
+
+
 class Writes:
     """What a projection's `apply` writes through: statements only (a projection never
     reads back), so a run of the same statement for consecutive events is sent as one

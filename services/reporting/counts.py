@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from shared.db import tracking_ddl
 from shared.events import status_after
-from shared.rebuild import Subscriber
+from shared.store import Subscriber
 
 FINAL = ("closed", "withdrawn")
 # Events about a case as such; notifications are streams of their own, and a reading
