@@ -5,7 +5,7 @@ update in place (read models) and the bookkeeping that must commit with them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
@@ -117,10 +117,14 @@ class Database:
 
 
 class DatabaseProvider(DependencyProvider):
-    """One pool per service process, with the tables its read models need."""
+    """One pool per service process, with the tables its read models need: `ddl` of
+    its own and those of its `subscribers` (the read models the broker feeds, each a
+    `shared.store.Subscriber`), which are declared here so those who operate the
+    service find them."""
 
-    def __init__(self, *ddl: str):
-        self.ddl = ddl
+    def __init__(self, *ddl: str, subscribers: Sequence = ()):
+        self.subscribers = tuple(subscribers)
+        self.ddl = (*ddl, *(d for subscriber in self.subscribers for d in subscriber.ddl))
         self.db: Database | None = None
 
     def setup(self) -> None:
