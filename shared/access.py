@@ -25,17 +25,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from shared import accounts
 from shared.chain import RowChain
 from shared.config import SigningSecret, signing_secrets
+from shared.principals import ROLES, Principal, Unauthenticated, someone  # noqa: F401
 
-ROLES = ("staff", "ombudsman", "auditor", "admin")
-
-
-def someone(role: str) -> str:
-    """One of a role, as a sentence says it: "an ombudsman", "a citizen", "staff"."""
-    if role == "staff":
-        return role
-    return f"{'an' if role[:1] in 'aeiou' else 'a'} {role}"
 PUBLIC = "public"
 
 DDL = (
@@ -85,24 +79,6 @@ CHAINED = (
              ("token_hash", "revoked_at", "revoked_because"), "citizen token revocation"),
 )
 DDL = (*DDL, *(statement for chain in CHAINED for statement in chain.ddl()))
-
-
-@dataclass(frozen=True)
-class Principal:
-    role: str  # one of ROLES, or "citizen"
-    id: str
-    office_id: str | None = None
-    case_id: UUID | None = None
-    token_version: int | None = None  # a citizen's: which of the case's tokens it is
-    name: str | None = None  # a named account's display name (its id is the username)
-
-    def works_at(self, office_id: str | None) -> bool:
-        return self.role in ("staff", "ombudsman") and office_id is not None \
-            and self.office_id == office_id
-
-
-class Unauthenticated(Exception):
-    """No token, or one that is unknown, expired or revoked (401)."""
 
 
 def _hash(token: str) -> str:
@@ -250,8 +226,6 @@ def authenticate(cursor, authorization: str | None, now: datetime | None = None)
     if token.startswith(CITIZEN_TOKEN_PREFIX):
         return _citizen(cursor, token, now or datetime.now(UTC))
     if token.startswith("s1."):
-        from shared import accounts  # which imports this module for Principal
-
         return accounts.session_principal(cursor, token, now)
     cursor.execute(
         """SELECT p.id, p.role, p.office_id, p.expires_at, r.revoked_at

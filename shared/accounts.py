@@ -32,10 +32,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shared.access import ROLES, Principal, Unauthenticated
 from shared.chain import RowChain
 from shared.config import StaffLogins, master_key
 from shared.offices import describe
+from shared.principals import ROLES, Principal, Unauthenticated
 
 OFFICE_ROLES = ("staff", "ombudsman")  # who must belong to an office
 SESSION_TOKEN_PREFIX = "s1."
