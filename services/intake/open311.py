@@ -5,7 +5,10 @@ A confidential channel is not a public map. What anyone may read reveals no more
 office system learns from the events of its area: no contact data, no gender, no
 description, and no sensitive case at all (the ombudsman's alone: it is not listed, and
 its id reads as unknown). Descriptions of ordinary cases go only to clients whose api_key
-an operator granted `read-descriptions`."""
+an operator granted `read-descriptions`.
+
+Here are the Open311 entrypoints (the `Open311` mixin of service.Service) and what they
+translate between GeoReport v2 and our cases; the schemas are in schemas.py."""
 
 from __future__ import annotations
 

@@ -2,11 +2,16 @@
 
 - The **citizen's case view** (status, office, deadlines, the office's question, the
   resolution, the ombudsman's findings, a timeline) is kept from the public events of
-  every service; intake's own arrive through the relay like everyone else's.
+  every service; intake's own arrive through the relay like everyone else's
+  (`CASE_VIEW`, a subscriber fed by the broker).
 - The **case list** (for Open311) and the **gender counts** (for reporting, over RPC) are
   kept from intake's own store, since what they hold (descriptions, gender) never travels.
   The case list keeps no description of a sensitive case, and the gender table is read
-  only by `gender_counts`: neither ever reaches an office."""
+  only by `gender_counts`: neither ever reaches an office (`CASES`, a projection of
+  intake's log).
+
+The queries the entrypoints make of them are here too: SQL stays in this module and in
+privacy.py (the keys)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What citizens send and get back. Every payload is checked here before anything is
-recorded: unknown fields, wrong types and out-of-range values are 400s with field errors."""
+"""What citizens and Open311 clients send and get back. Every payload is checked here
+before anything is recorded: unknown fields, wrong types and out-of-range values are 400s
+with field errors."""
 
 from __future__ import annotations
 
