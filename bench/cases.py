@@ -6,8 +6,8 @@ import hashlib
 import json
 import secrets
 
+from services.intake.application import fingerprint, new_tracking_code
 from services.intake.domain import Case, nfc
-from services.intake.service import fingerprint, new_tracking_code
 from shared.events import public_event, routing_key
 from shared.tracking import case_id_for
 from tests.system import complaint

@@ -32,7 +32,7 @@ import psycopg
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
-from services.intake.service import new_tracking_code
+from services.intake.application import new_tracking_code
 from services.routing.domain import Case
 from services.routing.service import Routing, policies
 from services.routing.views import apply_to_queue

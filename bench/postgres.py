@@ -14,7 +14,7 @@ import psycopg
 from bench.cases import COMMUNES, new_case
 from bench.infra import Progress, percentile, phase, run_for, scratch_database
 from bench.report import Results
-from services.intake.service import Intake
+from services.intake.application import Intake
 from shared.store import open_store
 
 # About the size of a stored CaseSubmitted (its state and topic), so that both write

@@ -20,7 +20,7 @@ from bench.broker import bound_queue, message_count, service_queue_messages
 from bench.cases import COMMUNES, new_case
 from bench.infra import Progress, phase, scratch_database, scratch_vhost
 from bench.report import Results
-from services.intake.service import Intake
+from services.intake.application import Intake
 from shared import topology
 from shared.consumer import published_by_owner
 from shared.db import FOLLOWERS_DDL, Database

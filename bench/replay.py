@@ -27,7 +27,7 @@ import psycopg
 from bench.cases import COMMUNES, new_case
 from bench.infra import Progress, phase, scratch_database
 from bench.report import Results
-from services.intake.service import Intake
+from services.intake.application import Intake
 from services.reporting import audit, counts
 from services.routing.domain import Case as RoutedCase
 from services.routing.service import Routing, policies

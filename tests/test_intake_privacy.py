@@ -10,7 +10,7 @@ import pytest
 import requests
 from kombu import Queue
 
-from services.intake.service import Intake
+from services.intake.application import Intake
 from shared.config import Postgres
 from shared.store import open_store
 from shared.topology import EVENTS

@@ -9,10 +9,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
+from shared.aggregate import Aggregate, event, id_from
 
 WAITING_FOR_CITIZEN = "waiting-for-citizen"
 RESOLVED = "resolved"
@@ -67,18 +66,16 @@ DAY = timedelta(days=1)
 
 class Case(Aggregate):
     """A case as the citizen made it. Later events carry the case's place and its last
-    known office in `context`, for the public envelope."""
+    known office in `context`, for the public envelope.
 
-    class Event(Aggregate.Event):
-        context: dict
+    The methods that record what happens take `timestamp` where the case keeps when it
+    happened: eventsourcing hands them the event's own instant, when it is recorded and
+    when it is replayed."""
 
-    @staticmethod
-    def create_id(case_id: UUID, **_: Any) -> UUID:
-        return case_id
+    create_id = id_from("case_id")
 
-    def trigger_event(self, event_class, **kwargs):
-        kwargs.setdefault("context", self.context_at(None))
-        return super().trigger_event(event_class, **kwargs)
+    def event_context(self) -> dict:
+        return self.context_at(None)
 
     @event("CaseSubmitted")
     def __init__(
@@ -151,17 +148,6 @@ class Case(Aggregate):
         return actions
 
     # -- what the citizen does later ------------------------------------------------
-    class InformationProvided(Event):
-        text: str
-        answers_request: bool
-        question_id: str | None  # the InformationRequested event it answers
-
-        def apply(self, case: Case) -> None:
-            case.messages.append({"text": self.text, "answers_request": self.answers_request,
-                                  "at": self.timestamp})
-            if self.question_id:
-                case.answered.append(self.question_id)
-
     def send_message(self, text: str, status: str, question_id: str | None,
                      office_id: str | None, limits: MessageLimits | None = None,
                      now: datetime | None = None) -> bool:
@@ -174,10 +160,19 @@ class Case(Aggregate):
                    and question_id not in self.answered)
         if limits is not None and not answers:
             self._check_room(limits, now)
-        self.trigger_event(self.InformationProvided, text=text, answers_request=answers,
-                           question_id=question_id if answers else None,
-                           context=self.context_at(office_id))
+        self._information_provided(text=text, answers_request=answers,
+                                   question_id=question_id if answers else None,
+                                   context=self.context_at(office_id))
         return answers
+
+    @event("InformationProvided")
+    def _information_provided(self, text: str, answers_request: bool,
+                              question_id: str | None,  # the InformationRequested it answers
+                              context: dict, timestamp: datetime | None = None) -> None:
+        self.messages.append({"text": text, "answers_request": answers_request,
+                              "at": timestamp})
+        if question_id:
+            self.answered.append(question_id)
 
     def _check_room(self, limits: MessageLimits, now: datetime | None) -> None:
         if len(self.messages) >= limits.per_case:
@@ -191,20 +186,6 @@ class Case(Aggregate):
             raise TooManyMessages(f"a case takes at most {limits.per_day} messages in 24 "
                                   "hours; try again later", wait)
 
-    class FeedbackReceived(Event):
-        satisfied: bool
-        rating: int | None
-        comment: str | None
-        resolution_id: str  # the CaseResolved event it is about
-
-        def apply(self, case: Case) -> None:
-            case.feedback.append({"satisfied": self.satisfied, "rating": self.rating,
-                                  "comment": self.comment, "resolution_id": self.resolution_id,
-                                  "at": self.timestamp})
-
-    class CaseAppealed(Event):
-        resolution_id: str
-
     def give_feedback(self, satisfied: bool, rating: int | None, comment: str | None,
                       status: str, resolution_id: str | None, office_id: str | None) -> None:
         """Feedback on a resolution, once per resolution. Not satisfied is an appeal, which
@@ -216,33 +197,39 @@ class Case(Aggregate):
         if any(f["resolution_id"] == resolution_id for f in self.feedback):
             raise NotAllowed("feedback on this resolution was already given")
         context = self.context_at(office_id)
-        self.trigger_event(self.FeedbackReceived, satisfied=satisfied, rating=rating,
-                           comment=comment, resolution_id=resolution_id, context=context)
+        self._feedback_received(satisfied=satisfied, rating=rating, comment=comment,
+                                resolution_id=resolution_id, context=context)
         if not satisfied:
-            self.trigger_event(self.CaseAppealed, resolution_id=resolution_id, context=context)
+            self._appealed(resolution_id=resolution_id, context=context)
 
-    class CaseWithdrawn(Event):
-        reason: str | None
+    @event("FeedbackReceived")
+    def _feedback_received(self, satisfied: bool, rating: int | None, comment: str | None,
+                           resolution_id: str,  # the CaseResolved event it is about
+                           context: dict, timestamp: datetime | None = None) -> None:
+        self.feedback.append({"satisfied": satisfied, "rating": rating, "comment": comment,
+                              "resolution_id": resolution_id, "at": timestamp})
 
-        def apply(self, case: Case) -> None:
-            case.withdrawn = True
+    @event("CaseAppealed")
+    def _appealed(self, resolution_id: str, context: dict) -> None:
+        pass  # routing takes the appeal to the ombudsman; the case itself keeps nothing
 
     def withdraw(self, reason: str | None, status: str, office_id: str | None) -> None:
         if self.withdrawn or status in FINAL:
             raise NotAllowed(f"this case is already {'withdrawn' if self.withdrawn else status}")
-        self.trigger_event(self.CaseWithdrawn, reason=reason, context=self.context_at(office_id))
+        self._withdrawn(reason=reason, context=self.context_at(office_id))
+
+    @event("CaseWithdrawn")
+    def _withdrawn(self, reason: str | None, context: dict) -> None:
+        self.withdrawn = True
 
     # -- what an operator does --------------------------------------------------------
-    class PersonalDataErased(Event):
-        erased_by: str
-
-        def apply(self, case: Case) -> None:
-            case.personal_data_erased = True
-
     def erase_personal_data(self, erased_by: str, office_id: str | None) -> bool:
         """Record that the case's key was destroyed; False if there was nothing to erase."""
         if self.personal_data != "kept":
             return False
-        self.trigger_event(self.PersonalDataErased, erased_by=erased_by,
-                           context=self.context_at(office_id))
+        self._personal_data_erased(erased_by=erased_by, context=self.context_at(office_id))
         return True
+
+    @event("PersonalDataErased")
+    def _personal_data_erased(self, erased_by: str, context: dict) -> None:
+        self.personal_data_erased = True

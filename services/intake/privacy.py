@@ -12,9 +12,17 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.application import AggregateNotFoundError
 from nameko.extensions import DependencyProvider
 
+from services.intake import readmodels
+from services.intake.application import Intake, Issued
+from services.intake.domain import Case
+from shared import access
 from shared.config import master_key
+from shared.db import Database
+from shared.store import open_store
+from shared.tracking import case_id_for, normalise_tracking_code
 
 NONCE_BYTES = 12
 
@@ -126,50 +134,66 @@ def open_contact(key: bytes, case_id: UUID, sealed: str) -> dict[str, str] | Non
         return None
 
 
+class CaseKeys:
+    """The case's keys and tokens in intake's tables, for the use cases (application.Keys)."""
+
+    def __init__(self, db: Database, master: bytes | None = None):
+        # The master key only makes and opens keys: destroying one needs none.
+        self.db = db
+        self.master = master
+
+    def issue(self, case_id: UUID, contact: dict[str, str]) -> Issued:
+        with self.db.transaction() as cursor:
+            data_key = case_key(cursor, self.master, case_id) if contact else None
+            token = access.issue_citizen_token(cursor, case_id, 1,
+                                               token_seed(cursor, self.master, case_id))
+        token_hash = access.citizen_token_hash(token)
+        if not contact:
+            return Issued(token, token_hash)
+        if data_key is None:  # erased, so this code belongs to a case that exists
+            return Issued(token, token_hash, erased=True)
+        return Issued(token, token_hash, seal_contact(data_key, case_id, contact))
+
+    def revoke_tokens(self, case_id: UUID, reason: str) -> None:
+        with self.db.transaction() as cursor:
+            access.revoke_citizen_tokens(cursor, case_id, reason)
+
+    def destroy_key(self, case_id: UUID) -> str | None:
+        with self.db.transaction() as cursor:
+            destroy_key(cursor, case_id)
+            return readmodels.office_of(cursor, case_id)
+
+    def rotate_token(self, principal: access.Principal) -> str:
+        """A new citizen token for the principal's case; raises access.Unauthenticated."""
+        with self.db.transaction() as cursor:
+            seed = token_seed(cursor, self.master, principal.case_id)
+            return access.rotate_citizen_token(cursor, principal, seed)
+
+    def contact(self, case: Case) -> dict[str, str] | None:
+        """The case's contact, None once its key is gone."""
+        with self.db.transaction() as cursor:
+            data_key = stored_key(cursor, self.master, case.id)
+        return open_contact(data_key, case.id, case.sealed_contact) if data_key else None
+
+
 def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tuple[bool, str]:
     """Revoke every citizen token of the case, destroy the case's key and record
     PersonalDataErased. Safe to run again: the key stays destroyed and the event is
     recorded once. Returns (done, what happened)."""
-    from eventsourcing.application import AggregateNotFoundError
-    from eventsourcing.persistence import IntegrityError
-
-    from services.intake.service import Intake
-    from services.intake.views import DDL as VIEWS_DDL
-    from shared import access
-    from shared.db import Database
-    from shared.store import open_store
-    from shared.tracking import case_id_for, normalise_tracking_code
-
     code = normalise_tracking_code(tracking_code)
     if code is None:
         return False, f"{tracking_code!r} is not a tracking code"
     store = open_store(Intake)
     db = Database(max_size=1)
     try:
-        db.migrate(*access.DDL, *DDL, *VIEWS_DDL)
-        for _ in range(3):
-            try:
-                case = store.repository.get(case_id_for(code))
-            except AggregateNotFoundError:
-                return False, f"no case {code}"
-            # Whoever holds the citizen's phone must not follow the case any more.
-            with db.transaction() as cursor:
-                access.revoke_citizen_tokens(cursor, case.id, "erased")
-            if case.personal_data == "none":
-                return True, (f"case {code} holds no personal data (anonymous); nothing to "
-                              "erase; its citizen tokens are revoked")
-            with db.transaction() as cursor:
-                destroy_key(cursor, case.id)
-                cursor.execute("SELECT office_id FROM intake_case_view WHERE case_id = %s",
-                               (case.id,))
-                row = cursor.fetchone()
-            if not case.erase_personal_data(erased_by, row["office_id"] if row else None):
-                break  # erased before; the key is gone all the same
-            try:
-                store.record(case)
-                break
-            except IntegrityError:
-                continue  # the citizen acted at the same moment: read the case again
+        db.migrate(*access.DDL, *DDL, *readmodels.CASE_VIEW.ddl)
+        try:
+            held = store.erase_personal_data(case_id_for(code), erased_by, CaseKeys(db))
+        except AggregateNotFoundError:
+            return False, f"no case {code}"
+        if held == "none":
+            return True, (f"case {code} holds no personal data (anonymous); nothing to "
+                          "erase; its citizen tokens are revoked")
         # The old row version still holds the wrapped key until VACUUM removes it.
         with db.pool.connection() as conn:
             conn.autocommit = True

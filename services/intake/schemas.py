@@ -1,5 +1,6 @@
-"""What citizens send and get back. Every payload is checked here before anything is
-recorded: unknown fields, wrong types and out-of-range values are 400s with field errors."""
+"""What citizens and Open311 clients send and get back. Every payload is checked here
+before anything is recorded: unknown fields, wrong types and out-of-range values are 400s
+with field errors."""
 
 from __future__ import annotations
 
@@ -266,3 +267,111 @@ class CategoryOut(Schema):
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     sensitive = fields.Boolean(required=True)
     case_types = fields.List(fields.String(), required=True)
+
+
+# -- Open311 GeoReport v2 ------------------------------------------------------------------
+class ServiceOut(Schema):
+    service_code = fields.String(required=True)
+    service_name = fields.String(required=True)
+    description = fields.String(required=True)
+    metadata = fields.Boolean(required=True)
+    type = fields.String(required=True)
+    keywords = fields.String(required=True)
+    group = fields.String(required=True)
+
+
+class AttributeValue(Schema):
+    key = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class Attribute(Schema):
+    variable = fields.Boolean(required=True)
+    code = fields.String(required=True)
+    datatype = fields.String(required=True)
+    required = fields.Boolean(required=True)
+    datatype_description = fields.String(required=True)
+    order = fields.Integer(required=True)
+    description = fields.String(required=True)
+    values = fields.List(fields.Nested(AttributeValue), required=True)
+
+
+class ServiceDefinition(Schema):
+    service_code = fields.String(required=True)
+    attributes = fields.List(fields.Nested(Attribute), required=True)
+
+
+class RequestOut(Schema):
+    service_request_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("open", "closed")))
+    status_notes = fields.String(required=True)
+    service_name = fields.String(required=True)
+    service_code = fields.String(required=True)
+    # null unless the api_key given is granted read-descriptions
+    description = fields.String(required=True, allow_none=True)
+    agency_responsible = fields.String(required=True, allow_none=True)
+    service_notice = fields.String(required=True, allow_none=True)
+    requested_datetime = fields.DateTime(required=True)
+    updated_datetime = fields.DateTime(required=True)
+    expected_datetime = fields.DateTime(required=True, allow_none=True)
+    address = fields.String(required=True)
+    address_id = fields.String(required=True)
+    zipcode = fields.String(required=True, allow_none=True)
+    lat = fields.Float(required=True, allow_none=True)
+    long = fields.Float(required=True, allow_none=True)
+    media_url = fields.String(required=True, allow_none=True)
+
+
+class Reader(Strict):
+    """GET requests: anyone may read; an api_key granted read-descriptions also reads the
+    descriptions of ordinary cases."""
+
+    api_key = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class RequestsQuery(Reader):
+    # Tracking codes, comma separated: short enough to keep the URL within server limits.
+    service_request_id = fields.String(validate=validate.Regexp(
+        r"^[0-9A-Za-z ,-]{1,1200}$", error="tracking codes separated by commas"))
+    service_code = fields.String(validate=validate.Length(min=1, max=100))
+    start_date = fields.AwareDateTime()
+    end_date = fields.AwareDateTime()
+    status = fields.String(validate=validate.Regexp(
+        r"^(open|closed)(,(open|closed))?$", error="open, closed or open,closed"))
+    jurisdiction_id = fields.String(validate=validate.Length(max=100))  # one jurisdiction
+
+
+class Posted(Schema):
+    service_request_id = fields.String(required=True)
+    service_notice = fields.String(required=True)
+    account_id = fields.String(required=True, allow_none=True)
+    # Not in GeoReport v2: the token that opens the case in GET /v1/cases/{tracking_code}.
+    citizen_token = fields.String(required=True)
+
+
+class NewRequest(Strict):
+    """A form-encoded POST requests.json. The location is the commune's official geocode
+    in `address_id`; lat/long, address_string, device_id, account_id and media_url are
+    accepted as Open311 clients send them, and not kept."""
+
+    api_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    jurisdiction_id = fields.String(validate=validate.Length(max=100))
+    service_code = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    description = Text(validate=validate.Length(min=1, max=4000))
+    address_id = fields.String(required=True, validate=validate.Regexp(
+        r"^\d{6}$", error="the commune's 6-digit geocode"))
+    lat = fields.Float(validate=validate.Range(-90, 90))
+    long = fields.Float(validate=validate.Range(-180, 180))
+    address_string = Text(validate=validate.Length(max=500))
+    device_id = fields.String(validate=validate.Length(max=200))
+    account_id = fields.String(validate=validate.Length(max=200))
+    media_url = fields.String(validate=validate.Length(max=2000))
+    email = fields.String(validate=validate.Length(max=254))
+    first_name = Text(validate=validate.Length(min=1, max=100))
+    last_name = Text(validate=validate.Length(min=1, max=100))
+    phone = fields.String(validate=validate.Length(max=30))
+    case_type = fields.String(data_key="attribute[case_type]", validate=validate.OneOf(CASE_TYPES))
+    rating = fields.Integer(data_key="attribute[rating]", strict=True)
+    language = fields.String(data_key="attribute[language]", validate=validate.OneOf(LANGUAGES))
+    gender = fields.String(data_key="attribute[gender]", validate=validate.OneOf(GENDERS))
+    consent_to_contact = fields.Boolean(data_key="attribute[consent_to_contact]")

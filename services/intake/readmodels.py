@@ -2,11 +2,16 @@
 
 - The **citizen's case view** (status, office, deadlines, the office's question, the
   resolution, the ombudsman's findings, a timeline) is kept from the public events of
-  every service; intake's own arrive through the relay like everyone else's.
+  every service; intake's own arrive through the relay like everyone else's
+  (`CASE_VIEW`, a subscriber fed by the broker).
 - The **case list** (for Open311) and the **gender counts** (for reporting, over RPC) are
   kept from intake's own store, since what they hold (descriptions, gender) never travels.
   The case list keeps no description of a sensitive case, and the gender table is read
-  only by `gender_counts`: neither ever reaches an office."""
+  only by `gender_counts`: neither ever reaches an office (`CASES`, a projection of
+  intake's log).
+
+The queries the entrypoints make of them are here too: SQL stays in this module and in
+privacy.py (the keys)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from typing import Any
 
 from shared.db import tracking_ddl
 from shared.events import location_of, status_after
-from shared.store import Projection
+from shared.store import Projection, Subscriber
 
 DDL = (
     tracking_ddl("intake"),
@@ -116,6 +121,44 @@ def reader(role: str | None, office_name: str | None, language: str) -> str:
 
 
 # -- the citizen's case view, from every service's public events ----------------------
+def _question(cursor, event: dict) -> None:
+    cursor.execute(
+        """UPDATE intake_case_view SET question = %(text)s, question_id = %(id)s,
+             question_at = %(at)s
+           WHERE case_id = %(case_id)s AND (question_at IS NULL OR question_at <= %(at)s)""",
+        {"case_id": event["case_id"], "text": event["data"]["question"],
+         "id": event["event_id"], "at": event["occurred_at"]},
+    )
+
+
+def _resolution(cursor, event: dict) -> None:
+    cursor.execute(
+        """UPDATE intake_case_view SET resolution = %(text)s, resolution_id = %(id)s,
+             resolved_at = %(at)s
+           WHERE case_id = %(case_id)s AND (resolved_at IS NULL OR resolved_at <= %(at)s)""",
+        {"case_id": event["case_id"], "text": event["data"]["resolution"],
+         "id": event["event_id"], "at": event["occurred_at"]},
+    )
+
+
+def _findings(cursor, event: dict) -> None:
+    cursor.execute(
+        """UPDATE intake_case_view SET findings = %(findings)s,
+             recommendation = %(recommendation)s, findings_at = %(at)s
+           WHERE case_id = %(case_id)s AND (findings_at IS NULL OR findings_at <= %(at)s)""",
+        {"case_id": event["case_id"], "findings": event["data"]["findings"],
+         "recommendation": event["data"]["recommendation"], "at": event["occurred_at"]},
+    )
+
+
+# The office's latest words to the citizen, each kept by the event that says them.
+LATEST_WORDS = {
+    "InformationRequested": _question,
+    "CaseResolved": _resolution,
+    "OmbudsmanFindingsRecorded": _findings,
+}
+
+
 def apply(cursor, event: dict) -> None:
     """Events of different services may arrive in any order: the latest one that changes
     the status wins, by when it happened, and nothing moves a case out of closed or
@@ -161,30 +204,19 @@ def apply(cursor, event: dict) -> None:
             {"case_id": event["case_id"], "ack": data.get("acknowledge_due"),
              "resolve": data.get("resolve_due"), "at": at},
         )
-    if event_type == "InformationRequested":
-        cursor.execute(
-            """UPDATE intake_case_view SET question = %(text)s, question_id = %(id)s,
-                 question_at = %(at)s
-               WHERE case_id = %(case_id)s AND (question_at IS NULL OR question_at <= %(at)s)""",
-            {"case_id": event["case_id"], "text": data["question"], "id": event["event_id"],
-             "at": at},
-        )
-    elif event_type == "CaseResolved":
-        cursor.execute(
-            """UPDATE intake_case_view SET resolution = %(text)s, resolution_id = %(id)s,
-                 resolved_at = %(at)s
-               WHERE case_id = %(case_id)s AND (resolved_at IS NULL OR resolved_at <= %(at)s)""",
-            {"case_id": event["case_id"], "text": data["resolution"], "id": event["event_id"],
-             "at": at},
-        )
-    elif event_type == "OmbudsmanFindingsRecorded":
-        cursor.execute(
-            """UPDATE intake_case_view SET findings = %(findings)s,
-                 recommendation = %(recommendation)s, findings_at = %(at)s
-               WHERE case_id = %(case_id)s AND (findings_at IS NULL OR findings_at <= %(at)s)""",
-            {"case_id": event["case_id"], "findings": data["findings"],
-             "recommendation": data["recommendation"], "at": at},
-        )
+    words = LATEST_WORDS.get(event_type)
+    if words is not None:
+        words(cursor, event)
+
+
+def apply_batch(cursor, batch) -> None:
+    for _, event in batch:
+        apply(cursor, event)
+
+
+# Fed by the broker with every store's public events; intake's tracking table records
+# what it applied.
+CASE_VIEW = Subscriber("intake.case_view", "intake", DDL, apply_batch)
 
 
 def read(cursor, case_id) -> tuple[dict | None, list[dict]]:
@@ -224,18 +256,16 @@ CASES_DDL = (
 )
 
 
-def apply_own(cursor, domain_event: Any) -> None:
-    if type(domain_event).__name__ != "CaseSubmitted":
-        return
-    event = domain_event
+def _submitted(cursor, event: Any) -> None:
     context = event.context
+    sensitive = getattr(event, "sensitive", False)  # absent from the earliest cases
     cursor.execute(
         """INSERT INTO intake_cases (case_id, tracking_code, type, category, commune, channel,
              sensitive, public_description, submitted_at)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
         (event.originator_id, context["tracking_code"], event.type, event.category,
-         context["commune"], event.channel, getattr(event, "sensitive", False),
-         None if getattr(event, "sensitive", False) else event.description, event.timestamp),
+         context["commune"], event.channel, sensitive,
+         None if sensitive else event.description, event.timestamp),
     )
     cursor.execute(
         """INSERT INTO intake_gender (case_id, gender, type, category, commune, submitted_at)
@@ -243,6 +273,16 @@ def apply_own(cursor, domain_event: Any) -> None:
         (event.originator_id, event.gender, event.type, event.category, context["commune"],
          event.timestamp),
     )
+
+
+# What of intake's own events the case list and the gender counts keep.
+OWN_EVENTS = {"CaseSubmitted": _submitted}
+
+
+def apply_own(cursor, domain_event: Any) -> None:
+    keep = OWN_EVENTS.get(type(domain_event).__name__)
+    if keep is not None:
+        keep(cursor, domain_event)
 
 
 CASES = Projection(name="intake-cases", ddl=CASES_DDL, apply=apply_own)
@@ -288,3 +328,58 @@ def gender_counts(cursor, filters: dict[str, Any]) -> list[dict]:
          **location_of(row["commune"]), "cases": row["cases"]}
         for row in cursor.fetchall()
     ]
+
+
+# -- queries of the adapters -----------------------------------------------------------
+def office_of(cursor, case_id) -> str | None:
+    cursor.execute("SELECT office_id FROM intake_case_view WHERE case_id = %s", (case_id,))
+    row = cursor.fetchone()
+    return row["office_id"] if row else None
+
+
+def status_of(cursor, case_id) -> dict | None:
+    """The view's status and since when, None before any event of the case arrived."""
+    cursor.execute("SELECT status, status_at FROM intake_case_view WHERE case_id = %s",
+                   (case_id,))
+    return cursor.fetchone()
+
+
+def listed(cursor, case_ids: list) -> dict:
+    """The case list's rows of these cases, by case id."""
+    cursor.execute("SELECT case_id, sensitive, public_description FROM intake_cases "
+                   "WHERE case_id = ANY(%s)", (case_ids,))
+    return {row["case_id"]: row for row in cursor.fetchall()}
+
+
+def requests(cursor, *, ids: list[str] | None, start: datetime, end: datetime | None,
+             category: str | None, closed: bool | None, limit: int) -> list[dict]:
+    """Open311's service requests, newest first, never a sensitive case: those of the
+    tracking codes `ids` if given, else those submitted from `start` (to `end`), of a
+    category, open or closed (None: both)."""
+    where, params = ["NOT c.sensitive"], {}
+    if ids is not None:
+        where.append("c.tracking_code = ANY(%(ids)s)")
+        params["ids"] = ids
+    else:
+        where.append("c.submitted_at >= %(start)s")
+        params["start"] = start
+        if end:
+            where.append("c.submitted_at <= %(end)s")
+            params["end"] = end
+        if category:
+            where.append("c.category = %(category)s")
+            params["category"] = category
+        if closed is not None:
+            negate = "" if closed else "NOT"
+            where.append(f"COALESCE(v.status, 'submitted') {negate} IN "
+                         "('resolved', 'closed', 'withdrawn')")
+    cursor.execute(
+        f"""SELECT c.tracking_code, c.category, c.commune, c.sensitive,
+                   c.public_description AS description, c.submitted_at,
+                   v.status, v.status_at, v.office_id, v.resolve_due
+            FROM intake_cases c LEFT JOIN intake_case_view v USING (case_id)
+            WHERE {' AND '.join(where)}
+            ORDER BY c.submitted_at DESC LIMIT {limit}""",
+        params,
+    )
+    return cursor.fetchall()

@@ -1,0 +1,100 @@
+"""What other services ask of intake over RPC, each answered only to the service that
+needs it (the broker says who asks; combined in service.Service)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from services.intake import readmodels
+from services.intake.domain import first_line
+from shared.rpc import rpc
+
+HIDDEN = "[sensitive case: only the ombudsman it went to reads this]"
+# At most this many cases in one request for first lines (a page of a queue is fewer).
+FIRST_LINES_MAX = 500
+
+
+class Rpc:
+    @rpc(callers=("routing",))
+    def case_file(self, case_id: str, viewer_role: str) -> dict | None:
+        """What an office reads of the case: never contact data nor gender, and of a
+        sensitive case no words of the citizen unless the reader is the ombudsman. Only
+        routing may ask (the broker says who asks), for a viewer it has authenticated."""
+        case = self.store.case_by_id(case_id)
+        if case is None:
+            return None
+        hidden = case.sensitive and viewer_role != "ombudsman"
+        return {
+            "case_id": str(case.id),
+            "tracking_code": case.tracking_code,
+            "type": case.type,
+            "category": case.category,
+            "language": case.language,
+            "sensitive": case.sensitive,
+            "description": HIDDEN if hidden else case.description,
+            "description_hidden": hidden,
+            "rating": case.rating,
+            "channel": case.channel,
+            "anonymous": case.anonymous,
+            "personal_data": case.personal_data,
+            "submitted_at": case.created_on.isoformat(),
+            "messages": [
+                {"text": HIDDEN if hidden else m["text"], "at": m["at"].isoformat(),
+                 "answers_request": m["answers_request"]}
+                for m in case.messages
+            ],
+            "feedback": [
+                {"satisfied": f["satisfied"], "rating": f["rating"],
+                 "comment": HIDDEN if hidden and f["comment"] else f["comment"],
+                 "at": f["at"].isoformat()}
+                for f in case.feedback
+            ],
+        }
+
+    @rpc(callers=("routing",))
+    def first_lines(self, case_ids: list[str], viewer_role: str) -> dict[str, str | None]:
+        """The first line of each case's description, for a page of an office's queue:
+        one query for the page (the case list keeps descriptions of ordinary cases); a
+        sensitive case's only for the ombudsman, read from its own events, else null."""
+        ids = []
+        for case_id in case_ids[:FIRST_LINES_MAX]:
+            try:
+                ids.append(UUID(str(case_id)))
+            except ValueError:
+                continue
+        with self.db.transaction() as cursor:
+            rows = readmodels.listed(cursor, ids)
+        lines = {}
+        for case_id in ids:
+            row = rows.get(case_id)
+            if row is not None and not row["sensitive"]:
+                lines[str(case_id)] = first_line(row["public_description"])
+            elif viewer_role == "ombudsman" or row is None:
+                # A sensitive case for its ombudsman, or one the list has not caught up with.
+                case = self.store.case_by_id(case_id)
+                hidden = case is None or (case.sensitive and viewer_role != "ombudsman")
+                lines[str(case_id)] = None if hidden else first_line(case.description)
+            else:
+                lines[str(case_id)] = None
+        return lines
+
+    @rpc(callers=("notifications",))
+    def contact_for(self, case_id: str) -> dict | None:
+        """How to reach the citizen, only if they consented, are not anonymous and their
+        data was not erased. For notifications; never shown to offices as such."""
+        case = self.store.case_by_id(case_id)
+        if case is None or case.anonymous or not case.consent_to_contact \
+                or case.personal_data != "kept":
+            return None
+        contact = self._keys().contact(case)
+        if contact is None:
+            return None
+        return {"name": contact.get("name"), "phone": contact.get("phone"),
+                "email": contact.get("email"), "language": case.language}
+
+    @rpc(callers=("reporting",))
+    def gender_counts(self, filters: dict | None = None) -> list[dict]:
+        """Cases by gender, office, area, type, category and month, for reporting (which
+        suppresses small cells before anything is shown)."""
+        with self.db.transaction() as cursor:
+            return readmodels.gender_counts(cursor, filters or {})
