@@ -170,7 +170,7 @@ class Sender(DependencyProvider):
                 free = self.pools[channel].free()
                 if free:
                     claimed += readmodels.claim(cursor, channel, now, free,
-                                           [*self.in_flight, *self.recently_done()])
+                                                [*self.in_flight, *self.recently_done()])
             if not claimed:
                 return 0
             deliveries = [delivery for delivery in readmodels.load(cursor, store, claimed)

@@ -12,7 +12,6 @@ What each does is in application.py; this is the nameko adapter around it."""
 
 from __future__ import annotations
 
-import logging
 import os
 
 from eventsourcing.persistence import IntegrityError
@@ -32,8 +31,6 @@ from shared.db import DatabaseProvider, tracking_ddl
 from shared.rpc import RpcProxy
 from shared.store import EventStore
 from shared.web import HealthAndSpec, HttpError, endpoint, not_found
-
-log = logging.getLogger(__name__)
 
 SEND_INTERVAL = float(os.environ.get("NOTIFICATIONS_SEND_INTERVAL", "0.05"))
 
