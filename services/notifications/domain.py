@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from shared.aggregate import Aggregate, event, id_from
 
 NOTIFICATION_NAMESPACE = UUID("0b7f6a8e-2d5c-4e8f-9a61-6f7572566f69")
 
@@ -139,17 +138,11 @@ class RetrySchedule:
 class Delivery(Aggregate):
     """One message to one recipient on one channel, about one public event."""
 
-    class Event(Aggregate.Event):
-        context: dict
+    create_id = id_from("delivery_id")
 
-    @staticmethod
-    def create_id(delivery_id: UUID, **_: Any) -> UUID:
-        return delivery_id
-
-    def trigger_event(self, event_class, **kwargs):
+    def event_context(self) -> dict:
         # Every event names the case, for the public envelope of NotificationSent/Failed.
-        kwargs.setdefault("context", self.case)
-        return super().trigger_event(event_class, **kwargs)
+        return self.case
 
     @classmethod
     def due(cls, event: dict, notice: Notice, details: dict) -> Delivery:
@@ -258,12 +251,22 @@ class CaseAudience(Aggregate):
     anonymous, so later events of the case never call for the citizen."""
 
     @staticmethod
-    def create_id(case_id: UUID, **_: Any) -> UUID:
+    def create_id(case_id: UUID) -> UUID:
+        # Derived, not the case id itself: the case's own stream is another store's.
         return audience_id(case_id)
 
+    @classmethod
+    def noted(cls, case_id: UUID, anonymous: bool) -> CaseAudience:
+        return cls(case_id=case_id, anonymous=anonymous, context={"case_id": str(case_id)})
+
     @event("AudienceNoted")
-    def __init__(self, case_id: UUID, anonymous: bool) -> None:
+    def __init__(self, case_id: UUID, anonymous: bool, context: dict | None = None) -> None:
+        # `context` is None in what was recorded before every event carried one.
+        self.case_id = case_id
         self.anonymous = anonymous
+
+    def event_context(self) -> dict:
+        return {"case_id": str(self.case_id)}
 
 
 def audience_id(case_id: UUID | str) -> UUID:
@@ -273,9 +276,7 @@ def audience_id(case_id: UUID | str) -> UUID:
 class Webhook(Aggregate):
     """An office system's subscription, registered by an operator."""
 
-    @staticmethod
-    def create_id(webhook_id: UUID, **_: Any) -> UUID:
-        return webhook_id
+    create_id = id_from("webhook_id")
 
     @classmethod
     def register(cls, webhook_id: UUID, url: str, secret: str, area: str | None,
@@ -289,12 +290,14 @@ class Webhook(Aggregate):
             raise ValueError("the URL must be http:// or https://")
         if len(secret) < 16:
             raise ValueError("the secret must be at least 16 characters")
+        # About no case: its events' context is empty.
         return cls(webhook_id=webhook_id, url=url, area=area, office_id=office_id, by=by,
-                   sealed_secret=seal(webhook_id, secret))
+                   sealed_secret=seal(webhook_id, secret), context={})
 
     @event("WebhookRegistered")
     def __init__(self, webhook_id: UUID, url: str, area: str | None, office_id: str | None,
-                 by: str, sealed_secret: str | None = None, secret: str | None = None) -> None:
+                 by: str, sealed_secret: str | None = None, secret: str | None = None,
+                 context: dict | None = None) -> None:
         # `secret` in plain text is how the first registrations were recorded; they still
         # replay, and the webhooks table keeps them sealed like the others.
         self.url = url
@@ -312,6 +315,8 @@ class Webhook(Aggregate):
 class Notification(Aggregate):
     """What the first version of this service recorded (a notice logged, never sent).
     Kept so that stores holding those events still read them; nothing records it now."""
+
+    create_id = id_from("notification_id")
 
     @event("NotificationSent")
     def __init__(self, notification_id: UUID, context: dict, channel: str, message: str,

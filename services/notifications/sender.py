@@ -34,14 +34,14 @@ from typing import Any
 import eventlet
 import requests
 from eventlet.greenpool import GreenPool
-from eventsourcing.persistence import IntegrityError
 from nameko.extensions import DependencyProvider
 
-from services.notifications import channels, views
-from services.notifications.domain import CHANNELS, CITIZEN, WEBHOOK, Delivery, RetrySchedule
+from services.notifications import channels, readmodels
+from services.notifications.addresses import Addresses, LookupFailed
+from services.notifications.application import Try
+from services.notifications.domain import CHANNELS, CITIZEN, Delivery, RetrySchedule
 from services.notifications.messages import Templates
 from shared import clock
-from shared.offices import ombudsman_above
 from shared.phones import NotAPhoneNumber, e164
 
 log = logging.getLogger(__name__)
@@ -72,102 +72,11 @@ class SenderSettings:
         )
 
 
-class LookupFailed(Exception):
-    """An address could not be looked up now (the service that knows it did not answer)."""
-
-
-class Addresses:
-    """Who to reach, asked at send time and kept only in memory: the citizen's contact
-    from intake (None unless they consented, are not anonymous and were not erased) and
-    the office's from routing's directory (kept a few seconds: many notices go to one
-    office)."""
-
-    OFFICE_SECONDS = 5.0
-
-    def __init__(self, intake, routing, timeout: float, offices: dict):
-        self.intake = intake
-        self.routing = routing
-        self.timeout = timeout
-        self.offices = offices  # shared between passes: office id -> (expires, contact)
-        self.citizens: dict[str, Any] = {}
-
-    def prefetch(self, deliveries: list[Delivery]) -> None:
-        """Ask for every address of a batch at once rather than one round trip each."""
-        now = time.monotonic()
-        pending = {}
-        for delivery in deliveries:
-            if delivery.channel == WEBHOOK:
-                continue
-            if delivery.recipient == CITIZEN:
-                case_id = delivery.case["case_id"]
-                if case_id not in self.citizens and ("c", case_id) not in pending:
-                    pending[("c", case_id)] = self._ask(self.intake.contact_for, case_id)
-            else:
-                self._ask_office(delivery.recipient, pending, now)
-            for office in named_offices(delivery):
-                self._ask_office(office, pending, now)
-        deadline = now + self.timeout
-        for (kind, key), reply in pending.items():
-            try:
-                if isinstance(reply, Exception):
-                    raise reply
-                with eventlet.Timeout(max(0.01, deadline - time.monotonic())):
-                    contact = reply.result()
-            except (Exception, eventlet.Timeout) as error:
-                contact = LookupFailed(f"{'intake' if kind == 'c' else 'routing'} did not answer"
-                                       f" ({type(error).__name__})")
-            if kind == "c":
-                self.citizens[key] = contact
-            elif not isinstance(contact, LookupFailed):
-                self.offices[key] = (time.monotonic() + self.OFFICE_SECONDS, contact)
-            else:
-                self.offices[key] = (0.0, contact)
-
-    def _ask_office(self, office_id: str, pending: dict, now: float) -> None:
-        cached = self.offices.get(office_id)
-        if (cached is None or cached[0] < now) and ("o", office_id) not in pending:
-            pending[("o", office_id)] = self._ask(self.routing.office_contact, office_id)
-
-    def names(self, office_id: str) -> tuple[str, str] | None:
-        """An office's names as the directory has them (operators may have amended
-        them), when routing told us; else the message names it from its id's area."""
-        contact = self.offices.get(office_id, (0, None))[1]
-        if not isinstance(contact, dict):
-            return None
-        return contact["name_en"], contact["name_km"]
-
-    @staticmethod
-    def _ask(method, argument):
-        try:
-            return method.call_async(argument)
-        except Exception as error:  # the broker refused: the service is unknown or down
-            return error
-
-    def of(self, delivery: Delivery) -> dict | None:
-        found = (self.citizens.get(delivery.case["case_id"]) if delivery.recipient == CITIZEN
-                 else self.offices.get(delivery.recipient, (0, None))[1])
-        if isinstance(found, LookupFailed):
-            raise found
-        return found
-
-
-def named_offices(delivery: Delivery) -> set[str]:
-    """The offices a message names besides its recipient: where the case is or goes,
-    where it came from, and the ombudsman above (where a missed deadline sends it)."""
-    if delivery.channel == WEBHOOK:
-        return set()
-    at = delivery.details.get("office_id") or delivery.case.get("office_id")
-    named = {at, delivery.details.get("from_office_id"), ombudsman_above(at) if at else None}
-    return {office for office in named if office}
-
-
 @dataclass
-class Outgoing:
-    """One send: the delivery (its attempt recorded) and what to send where."""
+class Outgoing(Try):
+    """A try and, when there is something to send, what to send where."""
 
-    delivery: Delivery
-    send: Any  # a callable that raises channels.SendFailed
-    error: str | None = None
+    send: Any = None  # a callable that raises channels.SendFailed
 
 
 class Sender(DependencyProvider):
@@ -250,7 +159,7 @@ class Sender(DependencyProvider):
         if not self.secrets_sealed:
             # Registrations from before secrets were sealed: sealed once, at start.
             with db.transaction() as cursor:
-                sealed = views.seal_plaintext_secrets(cursor)
+                sealed = readmodels.seal_plaintext_secrets(cursor)
             if sealed:
                 log.info("sealed %d webhook secret(s) kept in plain text", sealed)
             self.secrets_sealed = True
@@ -260,24 +169,19 @@ class Sender(DependencyProvider):
             for channel in CHANNELS:
                 free = self.pools[channel].free()
                 if free:
-                    claimed += views.claim(cursor, channel, now, free,
-                                           [*self.in_flight, *self.recently_done()])
+                    claimed += readmodels.claim(cursor, channel, now, free,
+                                                [*self.in_flight, *self.recently_done()])
             if not claimed:
                 return 0
-            deliveries = [delivery for delivery in views.load(cursor, store, claimed)
+            deliveries = [delivery for delivery in readmodels.load(cursor, store, claimed)
                           if delivery.attemptable(now)]
             addresses = Addresses(intake, routing, self.settings.lookup_timeout, self.offices)
             addresses.prefetch(deliveries)
-            lease = timedelta(seconds=self.settings.lease_seconds)
-            outgoing = []
-            for delivery in deliveries:
-                item = self.prepare(delivery, addresses, cursor)
-                if item.send is not None or item.error is not None:
-                    delivery.attempt(now, lease)
-                if item.error is not None:
-                    delivery.failed(item.error, now, self.settings.retry)
-                outgoing.append(item)
-            saved = self.save(store, deliveries)
+            outgoing = [self.prepare(delivery, addresses, cursor) for delivery in deliveries]
+            # Recorded here: skipped, attempted, and failed at once where a try could not
+            # start; the claim's row locks are held until then.
+            saved = store.start_tries(outgoing, now, timedelta(seconds=self.settings.lease_seconds),
+                                      self.settings.retry)
             self._remember_done(d.id for d in deliveries if d.finished)
         started = 0
         for item in outgoing:
@@ -291,21 +195,22 @@ class Sender(DependencyProvider):
         """What to send and where; a delivery with no address on its channel is skipped
         without an attempt: nothing was tried."""
         if delivery.channel == "webhook":
-            hook = views.webhook(cursor, delivery.recipient)
+            hook = readmodels.webhook(cursor, delivery.recipient)
             if hook is None or hook["removed_at"] is not None:
-                return self._skip(delivery, "webhook removed")
-            return Outgoing(delivery, lambda: self.webhooks.send(
+                return Outgoing(delivery, skipped="webhook removed")
+            return Outgoing(delivery, send=lambda: self.webhooks.send(
                 hook["url"], hook["secret"], delivery.details, str(delivery.id)))
         try:
             contact = addresses.of(delivery)
         except LookupFailed as failure:
-            return Outgoing(delivery, None, error=str(failure))
+            return Outgoing(delivery, error=str(failure))
         if contact is None:
-            return self._skip(delivery, "no contact: anonymous, no consent, erased or unknown")
+            return Outgoing(delivery,
+                            skipped="no contact: anonymous, no consent, erased or unknown")
         address = contact.get("email" if delivery.channel == "email" else "phone")
         if not address:
             missing = "email address" if delivery.channel == "email" else "phone number"
-            return self._skip(delivery, f"no {missing}")
+            return Outgoing(delivery, skipped=f"no {missing}")
         language = contact.get("language") if delivery.recipient == CITIZEN \
             else self.settings.office_language
         try:
@@ -314,23 +219,18 @@ class Sender(DependencyProvider):
                                          delivery.case.get("office_id"),
                                          delivery.case.get("case_id"), names=addresses.names)
         except Exception as error:  # a template's mistake fails this delivery, not the pass
-            return Outgoing(delivery, None, error=f"template {delivery.message}: "
-                                                  f"{type(error).__name__}")
+            return Outgoing(delivery, error=f"template {delivery.message}: "
+                                            f"{type(error).__name__}")
         identity = str(delivery.id)
         if delivery.channel == "email":
-            return Outgoing(delivery, lambda: self.email.send(address, text.subject, text.email,
-                                                              identity))
+            return Outgoing(delivery, send=lambda: self.email.send(address, text.subject,
+                                                                   text.email, identity))
         try:
             number = e164(address)
         except NotAPhoneNumber as refusal:
             # Trying again would not make it a number: said once, for operators to fix.
-            return self._skip(delivery, f"phone number not usable: {refusal}")
-        return Outgoing(delivery, lambda: self.sms.send(number, text.sms, identity))
-
-    @staticmethod
-    def _skip(delivery: Delivery, reason: str) -> Outgoing:
-        delivery.skip(reason)
-        return Outgoing(delivery, None)
+            return Outgoing(delivery, skipped=f"phone number not usable: {refusal}")
+        return Outgoing(delivery, send=lambda: self.sms.send(number, text.sms, identity))
 
     def _send(self, item: Outgoing) -> None:
         try:
@@ -354,46 +254,23 @@ class Sender(DependencyProvider):
         return list(self.done)
 
     # -- recording -----------------------------------------------------------------------
-    def save(self, store, deliveries: list[Delivery]) -> set:
-        """Record the deliveries' new events, all in one transaction when possible. If
-        another instance got to one of them first, each is recorded on its own and those
-        that lost the race are left to the other instance. Returns the ids recorded."""
-        pending = {d.id: d.collect_events() for d in deliveries}
-        pending = {key: events for key, events in pending.items() if events}
-        if not pending:
-            return set()
-        try:
-            store.events.put([e for events in pending.values() for e in events])
-            return set(pending)
-        except IntegrityError:
-            pass
-        saved = set()
-        for key, events in pending.items():
-            try:
-                store.events.put(events)
-                saved.add(key)
-            except IntegrityError:
-                continue  # another instance recorded this delivery's next step first
-        return saved
-
     def record_outcomes(self, store) -> None:
         done = []
         while self.finished:
             done.append(self.finished.popleft())
         if not done:
             return
-        now = clock.now()
         for item in done:
             if item.error is None:
-                item.delivery.sent()
                 log.info("sent delivery %s (%s) to %s by %s", item.delivery.id,
                          item.delivery.message, item.delivery.recipient_role, item.delivery.channel)
             else:
-                item.delivery.failed(item.error, now, self.settings.retry)
                 log.warning("delivery %s by %s failed (try %d): %s", item.delivery.id,
                             item.delivery.channel, item.delivery.attempts, item.error)
         try:
-            self.save(store, [item.delivery for item in done])
+            # Sent, or failed: tried again later or, after the last try, dead-lettered.
+            store.record_outcomes([(item.delivery, item.error) for item in done], clock.now(),
+                                  self.settings.retry)
         finally:
             self._remember_done(item.delivery.id for item in done if item.delivery.finished)
             for item in done:

@@ -49,7 +49,7 @@ def open_secret(webhook_id: uuid.UUID | str, sealed: str) -> str:
 
 
 def command(args) -> int:
-    from services.notifications import views
+    from services.notifications import readmodels as views
     from services.notifications.domain import Webhook
     from services.notifications.service import Notifications, requeue
     from shared.db import Database

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.notifications.domain import Subscription
+from services.notifications.domain import Delivery, Subscription, Webhook
 from services.notifications.webhooks import open_secret, seal_secret
 from shared.store import Projection
 
@@ -41,41 +41,66 @@ OUTBOX_DDL = (
 )
 
 
+def _due(cursor, event) -> None:
+    cursor.execute(
+        """INSERT INTO notifications_outbox (delivery_id, case_id, tracking_code, about_event,
+               about_type, channel, recipient_role, recipient, message, state, next_at, due_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'due', %s, %s)""",
+        (event.originator_id, event.context["case_id"], event.context["tracking_code"],
+         event.about_event, event.about_type, event.channel, event.recipient_role,
+         event.recipient, event.message, event.timestamp, event.timestamp))
+
+
+def _attempted(cursor, event) -> None:
+    # A sender that dies mid-send leaves the row due again once its lease expires.
+    cursor.execute(
+        """UPDATE notifications_outbox SET state = 'sending', attempts = %s, next_at = %s
+           WHERE delivery_id = %s""", (event.attempt, event.lease_until, event.originator_id))
+
+
+def _sent(cursor, event) -> None:
+    cursor.execute(
+        """UPDATE notifications_outbox SET state = 'sent', next_at = NULL, finished_at = %s
+           WHERE delivery_id = %s""", (event.timestamp, event.originator_id))
+
+
+def _failed(cursor, event) -> None:
+    cursor.execute(
+        """UPDATE notifications_outbox SET state = %s, next_at = %s, last_error = %s,
+               finished_at = %s WHERE delivery_id = %s""",
+        ("retrying" if event.retry_at else "dead", event.retry_at, event.error,
+         None if event.retry_at else event.timestamp, event.originator_id))
+
+
+def _skipped(cursor, event) -> None:
+    cursor.execute(
+        """UPDATE notifications_outbox SET state = 'skipped', next_at = NULL, last_error = %s,
+               finished_at = %s WHERE delivery_id = %s""", (event.reason, event.timestamp,
+                                                            event.originator_id))
+
+
+def _requeued(cursor, event) -> None:
+    cursor.execute(
+        """UPDATE notifications_outbox SET state = 'due', next_at = %s, finished_at = NULL
+           WHERE delivery_id = %s""", (event.timestamp, event.originator_id))
+
+
+# By the event's class: the legacy `Notification.NotificationSent` shares a name with
+# `Delivery.NotificationSent` but was never a delivery, and has no row here.
+OUTBOX_WRITES = {
+    Delivery.NotificationDue: _due,
+    Delivery.DeliveryAttempted: _attempted,
+    Delivery.NotificationSent: _sent,
+    Delivery.NotificationFailed: _failed,
+    Delivery.NotificationSkipped: _skipped,
+    Delivery.DeliveryRequeued: _requeued,
+}
+
+
 def apply_to_outbox(cursor, event) -> None:
-    name = type(event).__name__
-    delivery = event.originator_id
-    if name == "NotificationDue":
-        cursor.execute(
-            """INSERT INTO notifications_outbox (delivery_id, case_id, tracking_code, about_event,
-                   about_type, channel, recipient_role, recipient, message, state, next_at, due_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'due', %s, %s)""",
-            (delivery, event.context["case_id"], event.context["tracking_code"],
-             event.about_event, event.about_type, event.channel, event.recipient_role,
-             event.recipient, event.message, event.timestamp, event.timestamp))
-    elif name == "DeliveryAttempted":
-        # A sender that dies mid-send leaves the row due again once its lease expires.
-        cursor.execute(
-            """UPDATE notifications_outbox SET state = 'sending', attempts = %s, next_at = %s
-               WHERE delivery_id = %s""", (event.attempt, event.lease_until, delivery))
-    elif name == "NotificationSent":
-        cursor.execute(
-            """UPDATE notifications_outbox SET state = 'sent', next_at = NULL, finished_at = %s
-               WHERE delivery_id = %s""", (event.timestamp, delivery))
-    elif name == "NotificationFailed":
-        cursor.execute(
-            """UPDATE notifications_outbox SET state = %s, next_at = %s, last_error = %s,
-                   finished_at = %s WHERE delivery_id = %s""",
-            ("retrying" if event.retry_at else "dead", event.retry_at, event.error,
-             None if event.retry_at else event.timestamp, delivery))
-    elif name == "NotificationSkipped":
-        cursor.execute(
-            """UPDATE notifications_outbox SET state = 'skipped', next_at = NULL, last_error = %s,
-                   finished_at = %s WHERE delivery_id = %s""", (event.reason, event.timestamp,
-                                                                delivery))
-    elif name == "DeliveryRequeued":
-        cursor.execute(
-            """UPDATE notifications_outbox SET state = 'due', next_at = %s, finished_at = NULL
-               WHERE delivery_id = %s""", (event.timestamp, delivery))
+    write = OUTBOX_WRITES.get(type(event))
+    if write is not None:
+        write(cursor, event)
 
 
 def claim(cursor, channel: str, now: datetime, limit: int, exclude: list) -> list:
@@ -137,18 +162,27 @@ WEBHOOKS_DDL = (
 )
 
 
+def _registered(cursor, event) -> None:
+    cursor.execute(
+        """INSERT INTO notifications_webhooks (webhook_id, url, sealed_secret, area,
+               office_id, registered_at) VALUES (%s, %s, %s, %s, %s, %s)""",
+        (event.originator_id, event.url,
+         event.sealed_secret or seal_secret(event.originator_id, event.secret),
+         event.area, event.office_id, event.timestamp))
+
+
+def _removed(cursor, event) -> None:
+    cursor.execute("UPDATE notifications_webhooks SET removed_at = %s WHERE webhook_id = %s",
+                   (event.timestamp, event.originator_id))
+
+
+WEBHOOK_WRITES = {Webhook.WebhookRegistered: _registered, Webhook.WebhookRemoved: _removed}
+
+
 def apply_to_webhooks(cursor, event) -> None:
-    name = type(event).__name__
-    if name == "WebhookRegistered":
-        cursor.execute(
-            """INSERT INTO notifications_webhooks (webhook_id, url, sealed_secret, area,
-                   office_id, registered_at) VALUES (%s, %s, %s, %s, %s, %s)""",
-            (event.originator_id, event.url,
-             event.sealed_secret or seal_secret(event.originator_id, event.secret),
-             event.area, event.office_id, event.timestamp))
-    elif name == "WebhookRemoved":
-        cursor.execute("UPDATE notifications_webhooks SET removed_at = %s WHERE webhook_id = %s",
-                       (event.timestamp, event.originator_id))
+    write = WEBHOOK_WRITES.get(type(event))
+    if write is not None:
+        write(cursor, event)
 
 
 def subscriptions(cursor) -> tuple[Subscription, ...]:
