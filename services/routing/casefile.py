@@ -20,7 +20,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from marshmallow import Schema, fields, validate
 
-from services.routing import views
+from services.routing import readmodels
 from services.routing.domain import Case
 from services.routing.replies import templates
 from shared import access, accounts, clock
@@ -152,7 +152,7 @@ class ByTrackingCode(Strict):
 
 
 class QueueQuery(Strict):
-    status = fields.String(validate=validate.OneOf(views.QUEUE_STATUSES))
+    status = fields.String(validate=validate.OneOf(readmodels.QUEUE_STATUSES))
     overdue = fields.Boolean()
     due_within_hours = fields.Integer(validate=validate.Range(min=0, max=24 * 366))
     type = fields.String(validate=validate.OneOf(CASE_TYPES))
@@ -402,8 +402,8 @@ class CaseFiles:
         after = decode_cursor(query["cursor"]) if query.get("cursor") else None
         now = clock.now()
         with self.db.transaction() as cursor:
-            rows = views.read_queue(cursor, office_id, query["limit"] + 1, filters, after, now)
-            counts = views.queue_counts(cursor, office_id, filters, now)
+            rows = readmodels.read_queue(cursor, office_id, query["limit"] + 1, filters, after, now)
+            counts = readmodels.queue_counts(cursor, office_id, filters, now)
         more = len(rows) > query["limit"]
         rows = rows[:query["limit"]]
         lines = self._ask_intake("first_lines", [str(r["case_id"]) for r in rows],

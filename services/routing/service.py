@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.timer import timer
 
-from services.routing import views
+from services.routing import readmodels
 from services.routing.casefile import OPEN_ATTEMPTS, CaseFiles
 from services.routing.console import Console
 from services.routing.deadlines import Policies, policies_from
@@ -163,7 +163,7 @@ class Service(CaseFiles, Sessions, Console, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
 
-    store = EventStore(Routing, projections=views.PROJECTIONS)
+    store = EventStore(Routing, projections=readmodels.PROJECTIONS)
     db = DatabaseProvider(tracking_ddl("routing"))
 
     # -- the directory ---------------------------------------------------------------
@@ -173,7 +173,7 @@ class Service(CaseFiles, Sessions, Console, HealthAndSpec):
         cached = _directory_cache.get("offices")
         if cached is None or time.monotonic() - _directory_cache["at"] > DIRECTORY_SECONDS:
             with self.db.transaction() as cursor:
-                cached = amended(base_directory(), views.load_amendments(cursor))
+                cached = amended(base_directory(), readmodels.load_amendments(cursor))
             _directory_cache.update(offices=cached, at=time.monotonic())
         return cached
 
@@ -251,7 +251,7 @@ class Service(CaseFiles, Sessions, Console, HealthAndSpec):
         the second to record the same breach fails on the case's version and moves on."""
         now = clock.now()
         with self.db.transaction() as cursor:
-            due = views.due_cases(cursor, now, limit=500)
+            due = readmodels.due_cases(cursor, now, limit=500)
         for case_id in due:
             case = self.store.repository.get(case_id)
             case.check_deadlines(now, policies())
