@@ -197,7 +197,7 @@ def test_a_breached_deadline_escalates_by_itself_up_to_national(system):
 
 def test_the_queue_rebuilt_from_events_equals_the_live_queue(system):
     from services.routing import readmodels
-    from services.routing.service import Routing
+    from services.routing.application import Routing
     from shared.config import Postgres
     from shared.db import Database
     from shared.rebuild import rebuild
