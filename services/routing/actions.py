@@ -135,7 +135,7 @@ class Actions:
     def close(self, request, case_id, principal, payload):
         """The ombudsman closes the case after recording findings."""
         with answered_as_http():
-            return state_of(self.store.close(case_id, principal))
+            return state_of(self.store.close_case(case_id, principal))
 
     @endpoint("POST", "/v1/cases/{case_id}/assign", allow=ACTIONS["assign"], body=Assign,
               errors={409: "the case is no longer open, or changed meanwhile"})

@@ -199,7 +199,7 @@ class Routing(CaseStore):
         return self.act(case_id, actor, "findings", lambda case: case.record_findings(
             findings, recommendation, by=actor.id))
 
-    def close(self, case_id, actor: Actor) -> Case:
+    def close_case(self, case_id, actor: Actor) -> Case:
         return self.act(case_id, actor, "close", lambda case: case.close(by=actor.id))
 
     def assign(self, case_id, actor: Actor, staff_id: str) -> Case:
