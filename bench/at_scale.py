@@ -5,7 +5,7 @@ reads, deadline sweep and replays cost there, each beside a raw baseline of the 
    its own (bench/fill.py fills them), measured turn about: one append to each store
    (`store.record` of one new routed case, one per transaction), one raw single-row
    INSERT into a plain table of the same row count beside each, and so on round after
-   round; then likewise the read of one office's queue (`views.read_queue`, an office
+   round; then likewise the read of one office's queue (`readmodels.read_queue`, an office
    of a few hundred open cases whose district gets no other traffic) against a raw
    indexed read of as many rows. Taking the sizes turn about, not one after the other,
    keeps whatever else loads the machine out of the ratio of the 1,000,000 figure to
@@ -17,7 +17,7 @@ then, in the store of a million events:
 3. a case with 200 events (routed, then 199 notes) read back as history
    (`store.events.get`) and as the aggregate (`store.repository.get`), against a raw
    SELECT of its 200 rows;
-4. the deadline sweep: `views.due_cases` over 1,000,000 running deadlines (synthetic
+4. the deadline sweep: `readmodels.due_cases` over 1,000,000 running deadlines (synthetic
    rows, `generate_series`: only the timers table is read) with none due, then with
    1,000 real routed cases overdue among them, and the sweep of those 1,000 as routing's
    timer does it (load, `check_deadlines`, record) against raw read-then-write
@@ -50,7 +50,7 @@ from bench import fill
 from bench.infra import Progress, percentile, phase, scratch_database
 from bench.postgres import ROW_BYTES
 from bench.report import Figure, Results
-from services.routing import views
+from services.routing import readmodels
 from services.routing.domain import Case
 from services.routing.service import Routing, policies
 from shared.chain import verify
@@ -163,7 +163,7 @@ class Site:
             self.stack.callback(self.store.close)
             self.db = Database(pg, max_size=2)
             self.stack.callback(self.db.close)
-            self.db.migrate(FOLLOWERS_DDL, *views.QUEUE_DDL, *views.TIMERS_DDL)
+            self.db.migrate(FOLLOWERS_DDL, *readmodels.QUEUE_DDL, *readmodels.TIMERS_DDL)
             self.raw = psycopg.connect(pg.conninfo(), autocommit=True)
             self.stack.callback(self.raw.close)
             self.raw.execute("CREATE TABLE bench_rows (id bigserial PRIMARY KEY,"
@@ -233,7 +233,7 @@ class Site:
                 filler.close()
             progress.done(f"{done:,} events stored ({cases / (time.perf_counter() - start):,.0f}/s)")
             # The bulk fill wrote the office-queue rows of exactly these events.
-            self.set_position(views.OFFICE_QUEUE, self.head())
+            self.set_position(readmodels.OFFICE_QUEUE, self.head())
         progress = Progress(f"plain table of {events:,} rows, vacuum and analyse")
         progress.update("", force=True)
         if events > self.plain_rows:
@@ -272,7 +272,7 @@ class Site:
         """Seconds and rows of one read, in a transaction as routing's endpoint makes."""
         with self.db.transaction() as cursor:
             t0 = time.perf_counter()
-            rows = views.read_queue(cursor, office, limit=QUEUE_LIMIT)
+            rows = readmodels.read_queue(cursor, office, limit=QUEUE_LIMIT)
             return time.perf_counter() - t0, len(rows)
 
     def raw_read_then_write(self) -> float:
@@ -372,7 +372,7 @@ class AtScale:
             f"{p50(a):.2f}" for a in appends) + " ms; raw INSERT p50 " + ", ".join(
             f"{p50(i):.2f}" for i in inserts) + " ms")
         for site in self.sites:
-            site.catch_up(views.OFFICE_QUEUE)  # the new cases reach the queue, as in service
+            site.catch_up(readmodels.OFFICE_QUEUE)  # the new cases reach the queue, as in service
         reads = reads_turn_about(self.sites, fill.WATCHED_OFFICE, "office queue reads, turn about")
 
         at: list[dict[str, Figure]] = []
@@ -408,7 +408,7 @@ class AtScale:
                                f"plain table of {events:,} rows", p50(reads.raw), "ms",
                                tag=f"R@{tag}")
         figures["read_queue"] = results.add(
-            f"growth.{tag}.read_queue", f"Office queue read p50 (views.read_queue, {reads.shown} "
+            f"growth.{tag}.read_queue", f"Office queue read p50 (readmodels.read_queue, {reads.shown} "
             f"open cases) at {events:,} events", p50(reads.queue), "ms", baseline=raw_read,
             tag=f"Q@{tag}")
         results.details[f"growth.{tag}"] = {
@@ -467,7 +467,7 @@ class AtScale:
             case.add_note(f"{NOTE} ({n + 1})", by="staff-bench")
             site.store.record(case)
             progress.update(f"{n + 2}/{HISTORY} events recorded")
-        site.catch_up(views.OFFICE_QUEUE)
+        site.catch_up(readmodels.OFFICE_QUEUE)
         query = ("SELECT originator_id, originator_version, topic, state, notification_id"
                  " FROM routing_events WHERE originator_id = %s ORDER BY originator_version")
         raw, history, aggregate = [], [], []
@@ -523,20 +523,20 @@ class AtScale:
         empty_read = results.add("sla.raw_read.empty", "Raw indexed read of an empty key range, "
                                  f"plain table of {site.plain_rows:,} rows", p50(empty), "ms",
                                  tag="R0")
-        results.add("sla.due.none", f"Sweep query p50 (views.due_cases), {sizes.deadlines:,} "
+        results.add("sla.due.none", f"Sweep query p50 (readmodels.due_cases), {sizes.deadlines:,} "
                     f"running deadlines, none due (target at most {DUE_TARGET_MS:g} ms)",
                     p50(none_due), "ms", baseline=empty_read)
 
         # Overdue cases, routed and recorded as routing does, their timers set by the real
         # projection from their events.
-        site.set_position(views.DEADLINE_TIMERS, site.head())
+        site.set_position(readmodels.DEADLINE_TIMERS, site.head())
         progress = Progress(f"{sizes.due:,} overdue cases")
         long_ago = datetime.now(UTC) - timedelta(days=60)
         for n in range(sizes.due):
             site.store.record(self.new_case(long_ago - timedelta(minutes=n)))
             progress.update(f"{n + 1:,}/{sizes.due:,} routed")
-        site.catch_up(views.DEADLINE_TIMERS)
-        site.catch_up(views.OFFICE_QUEUE)
+        site.catch_up(readmodels.DEADLINE_TIMERS)
+        site.catch_up(readmodels.OFFICE_QUEUE)
         site.maintain("routing_deadlines")
         with site.db.transaction() as cursor:
             cursor.execute("SELECT count(*) AS rows, count(DISTINCT case_id) AS cases"
@@ -550,7 +550,7 @@ class AtScale:
         ids_read = results.add("sla.raw_read.ids", f"Raw indexed read of {SWEEP_LIMIT} ids, plain "
                                f"table of {site.plain_rows:,} rows", p50(ids), "ms",
                                tag=f"ID{SWEEP_LIMIT}")
-        results.add("sla.due.some", f"Sweep query p50 (views.due_cases), {due['cases']:,} cases "
+        results.add("sla.due.some", f"Sweep query p50 (readmodels.due_cases), {due['cases']:,} cases "
                     f"due among {sizes.deadlines + due['rows']:,} deadlines", p50(some_due), "ms",
                     baseline=ids_read)
         self.sweep(due["cases"])
@@ -567,7 +567,7 @@ class AtScale:
             now = datetime.now(UTC)
             with site.db.transaction() as cursor:
                 t0 = time.perf_counter()
-                found = views.due_cases(cursor, now, limit=SWEEP_LIMIT)
+                found = readmodels.due_cases(cursor, now, limit=SWEEP_LIMIT)
                 elapsed = time.perf_counter() - t0
             if expect is not None and len(found) != expect:
                 raise AssertionError(f"{len(found)} cases due, expected {expect}")
@@ -597,7 +597,7 @@ class AtScale:
             now = datetime.now(UTC)
             t0 = time.perf_counter()
             with site.db.transaction() as cursor:
-                found = views.due_cases(cursor, now, limit=SWEEP_LIMIT)
+                found = readmodels.due_cases(cursor, now, limit=SWEEP_LIMIT)
             sweeping += time.perf_counter() - t0
             for case_id in found:
                 t0 = time.perf_counter()
@@ -612,10 +612,10 @@ class AtScale:
                 break
             passes += 1
             t0 = time.perf_counter()
-            site.catch_up(views.DEADLINE_TIMERS)
+            site.catch_up(readmodels.DEADLINE_TIMERS)
             following += time.perf_counter() - t0
             progress.update(f"{len(swept):,}/{due:,} cases, pass {passes}")
-        site.catch_up(views.OFFICE_QUEUE)
+        site.catch_up(readmodels.OFFICE_QUEUE)
         rate, raw_rate = len(swept) / sweeping, loaded / raw_seconds
         progress.done(f"{len(swept):,} cases in {passes} passes: {rate:,.0f}/s; "
                       f"raw {raw_rate:,.0f}/s")
@@ -677,7 +677,7 @@ class AtScale:
             progress.update(f"{replayed:,}/{head:,} events, "
                             f"{replayed / (last_batch - start):,.0f}/s")
 
-        outcome = rebuild(site.db, site.store, views.OFFICE_QUEUE, swap=False, progress=advance)
+        outcome = rebuild(site.db, site.store, readmodels.OFFICE_QUEUE, swap=False, progress=advance)
         seconds = time.perf_counter() - start
         replay_seconds = (last_batch or time.perf_counter()) - start
         differing = sum(outcome.differences.values())

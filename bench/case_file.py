@@ -12,7 +12,7 @@ office; each reading appends its CaseFileOpened, as in production.
 
 Measured, turn about, READS times each:
 - the raw read: 50 rows of a plain indexed table of 10,000 rows (`id > x ORDER BY id`);
-- the queue's own SQL (`views.read_queue` and `views.queue_counts`) for the first page
+- the queue's own SQL (`readmodels.read_queue` and `readmodels.queue_counts`) for the first page
   and for page 101 (a keyset cursor, not an offset);
 - GET /v1/offices/{office}/queue, first page and page 101, HTTP and intake's first lines;
 - GET /v1/cases/{case_id}: the case file, with intake's RPC and the reading recorded.
@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 from bench import fill
 from bench.infra import Progress, percentile, phase
 from bench.report import Results
-from services.routing import views
+from services.routing import readmodels
 from services.routing.casefile import decode_cursor
 from shared.config import Postgres
 from shared.db import Database
@@ -71,9 +71,9 @@ def fill_office(system: System, cases: int) -> None:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         head = conn.execute("SELECT max(notification_id) FROM routing_events").fetchone()[0]
         # Every follower of routing's log past the copies: nothing publishes or re-applies them.
-        for name in ("relay:routing", f"projection:{views.OFFICE_QUEUE.name}",
-                     f"projection:{views.DEADLINE_TIMERS.name}",
-                     f"projection:{views.OFFICE_AMENDMENTS.name}"):
+        for name in ("relay:routing", f"projection:{readmodels.OFFICE_QUEUE.name}",
+                     f"projection:{readmodels.DEADLINE_TIMERS.name}",
+                     f"projection:{readmodels.OFFICE_AMENDMENTS.name}"):
             conn.execute("INSERT INTO ourvoice_followers (name, position) VALUES (%s, %s)"
                          " ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position",
                          (name, head))
@@ -153,8 +153,8 @@ def measure(system: System, results: Results, token: str, real: list[dict], read
 
     def sql_page(after) -> None:
         with db.transaction() as cur:
-            views.read_queue(cur, OFFICE, PAGE + 1, {}, after, datetime.now(UTC))
-            views.queue_counts(cur, OFFICE, {}, datetime.now(UTC))
+            readmodels.read_queue(cur, OFFICE, PAGE + 1, {}, after, datetime.now(UTC))
+            readmodels.queue_counts(cur, OFFICE, {}, datetime.now(UTC))
 
     def raw_read() -> None:
         start = (int(time.perf_counter_ns()) % max(1, cases - PAGE))
@@ -192,9 +192,9 @@ def measure(system: System, results: Results, token: str, real: list[dict], read
     plans = {}
     for label, where in (("first page", {}), ("status", {"status": "routed"}),
                          ("assignee", {"assignee": "someone"}), ("type", {"type": "complaint"})):
-        clauses, params = views._where(OFFICE, where, datetime.now(UTC))
+        clauses, params = readmodels._where(OFFICE, where, datetime.now(UTC))
         plan = raw.execute(f"EXPLAIN SELECT case_id FROM routing_office_queue WHERE "
-                           f"{' AND '.join(clauses)} ORDER BY {views.SORT_KEY}, case_id LIMIT 51",
+                           f"{' AND '.join(clauses)} ORDER BY {readmodels.SORT_KEY}, case_id LIMIT 51",
                            params).fetchall()
         plans[label] = " / ".join(next(iter(row.values())).strip() for row in plan[:2])
     raw.close()

@@ -34,8 +34,8 @@ from psycopg import sql
 
 from services.intake.application import new_tracking_code
 from services.routing.domain import Case
+from services.routing.readmodels import apply_to_queue
 from services.routing.service import Routing, policies
-from services.routing.views import apply_to_queue
 from shared.categories import Category, categories
 from shared.chain import GENESIS, link
 from shared.tracking import case_id_for

@@ -34,7 +34,7 @@ from bench import fill
 from bench.infra import Progress, phase, scratch_database
 from bench.report import Results
 from services.reporting.commands import verify
-from services.routing import views
+from services.routing import readmodels
 from services.routing.service import Routing
 from shared import checkpoint
 from shared.chain import _walk
@@ -78,7 +78,7 @@ def tamper_evidence(results: Results, events: int) -> None:
     with scratch_database() as pg:
         open_store(Routing, pg).close()
         db = Database(pg, max_size=1)
-        db.migrate(FOLLOWERS_DDL, *views.QUEUE_DDL)
+        db.migrate(FOLLOWERS_DDL, *readmodels.QUEUE_DDL)
         db.close()
         progress = Progress(f"filling a routing store to {events:,} events")
         filler = fill.Filler(pg.conninfo(), fill.Prototypes(

@@ -196,8 +196,8 @@ def test_a_breached_deadline_escalates_by_itself_up_to_national(system):
 
 
 def test_the_queue_rebuilt_from_events_equals_the_live_queue(system):
-    from services.routing import views
-    from services.routing.service import Routing
+    from services.routing import readmodels
+    from services.routing.application import Routing
     from shared.config import Postgres
     from shared.db import Database
     from shared.rebuild import rebuild
@@ -208,13 +208,13 @@ def test_the_queue_rebuilt_from_events_equals_the_live_queue(system):
     pg = Postgres(system.dbname, "127.0.0.1", 5432, "postgres", "")
     db, store = Database(pg, max_size=2), open_store(Routing, pg)
     try:
-        for projection in views.PROJECTIONS:
+        for projection in readmodels.PROJECTIONS:
             outcome = rebuild(db, store, projection, swap=False)
             assert outcome.events > 0
             assert set(outcome.differences.values()) == {0}, (projection.name,
                                                               outcome.differences)
         rows_before = system.scalar("SELECT count(*) FROM routing_office_queue")
-        swapped = rebuild(db, store, views.OFFICE_QUEUE, swap=True)
+        swapped = rebuild(db, store, readmodels.OFFICE_QUEUE, swap=True)
         assert system.scalar("SELECT count(*) FROM routing_office_queue") == rows_before > 0
         assert swapped.position == system.scalar(
             "SELECT position FROM ourvoice_followers WHERE name = 'projection:routing.office_queue'")

@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from functools import cache
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, event
-
+from shared.aggregate import Aggregate, event
 from shared.offices import KINDS, describe, every_office_id
 
 DIRECTORY_ID = UUID("d10ec702-0000-4000-8000-6f7572566f69")
@@ -129,7 +128,9 @@ class Directory(Aggregate):
         return DIRECTORY_ID
 
     @event("DirectoryOpened")
-    def __init__(self) -> None:
+    def __init__(self, context: dict | None = None) -> None:
+        # The directory is about no case: its events' context says nothing (and its
+        # first events, recorded before they had one, none at all).
         self.amendments: dict[str, dict] = {}
 
     @event("OfficeAmended")

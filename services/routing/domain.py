@@ -7,13 +7,11 @@ replay needs no policy file and never fires a timer again."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
-
-from eventsourcing.domain import Aggregate, event
 
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
 from shared.access import someone
+from shared.aggregate import Aggregate, event, id_from
 from shared.categories import SENSITIVE, Category, is_sensitive
 from shared.events import DEADLINES
 from shared.offices import is_ombudsman, office_id, ombudsman_above
@@ -75,23 +73,17 @@ class Case(Aggregate):
     """A case as the offices handle it: its office, its deadlines, its progress."""
 
     class Event(Aggregate.Event):
-        context: dict
-
         def apply(self, aggregate: Case) -> None:
             # After the event's own method: the dated record of what happened, for the
             # case file (the event's instant is known here, not in the method).
             aggregate._remember(self)
 
-    @staticmethod
-    def create_id(case_id: UUID, **_: Any) -> UUID:
-        return case_id
+    create_id = id_from("case_id")
 
-    def trigger_event(self, event_class, **kwargs):
+    def event_context(self) -> dict:
         # Every later event carries where the case is, for the public envelope, and
         # whether it is sensitive (its public events then carry no words).
-        kwargs.setdefault("context", context_of(self.tracking_code, self.commune,
-                                                self.office_id, self.sensitive))
-        return super().trigger_event(event_class, **kwargs)
+        return context_of(self.tracking_code, self.commune, self.office_id, self.sensitive)
 
     # -- arrival -------------------------------------------------------------------
     @event("CaseRouted")
@@ -411,46 +403,12 @@ class Case(Aggregate):
         shown whatever the case."""
         kind, at = type(event).__name__, event.timestamp
         by = getattr(event, "by", None)
-        said = {"by": by, "at": at}
-        summary = {
-            "CaseRouted": f"routed to {getattr(event, 'office_id', '')}",
-            "CaseAcknowledged": "acknowledged",
-            "InformationRequested": "asked the citizen for information",
-            "ClockRestarted": "the citizen answered; the deadline runs again",
-            "CaseNoteAdded": "internal note",
-            "CaseAssigned": f"assigned to {getattr(event, 'staff_id', '')}",
-            "CaseFileOpened": f"case file opened by {someone(getattr(event, 'role', ''))}"
-                              + (f" of {event.office_id}" if getattr(event, "office_id", None)
-                                 else ""),
-            "CaseTransferred": f"transferred to {getattr(event, 'office_id', '')}",
-            "CaseResolved": "resolved",
-            "WithdrawalRecorded": "withdrawn by the citizen",
-            "OmbudsmanFindingsRecorded": "findings recorded",
-            "CaseClosed": f"closed ({getattr(event, 'outcome', '')})",
-            "SlaWarning": f"{getattr(event, 'deadline', '')} deadline near",
-            "SlaBreached": f"{getattr(event, 'deadline', '')} deadline missed",
-            "CaseEscalated": f"escalated to {getattr(event, 'office_id', '')} "
-                             f"({getattr(event, 'reason', '')})",
-        }.get(kind, kind)
-        self.history.append({"event_type": kind, "at": at, "by": by, "summary": summary})
-        if kind == "InformationRequested":
-            self.questions.append({"text": event.question, **said})
-        elif kind == "CaseNoteAdded":
-            self.notes.append({"text": event.text, **said})
-        elif kind == "CaseTransferred":
-            self.transfer_log.append({"from_office_id": event.from_office_id,
-                                      "office_id": event.office_id, "reason": event.reason,
-                                      **said})
-        elif kind == "CaseEscalated":
-            self.escalations.append({"from_office_id": event.from_office_id,
-                                     "office_id": event.office_id, "reason": event.reason,
-                                     "explanation": getattr(event, "explanation", None),
-                                     **said})
-        elif kind == "CaseResolved":
-            self.resolved = {"text": event.resolution, **said}
-        elif kind == "OmbudsmanFindingsRecorded":
-            self.findings_record = {"findings": event.findings,
-                                    "recommendation": event.recommendation, **said}
+        summary = SUMMARIES.get(kind)
+        self.history.append({"event_type": kind, "at": at, "by": by,
+                             "summary": summary(event) if summary else kind})
+        keep = RECORDS.get(kind)
+        if keep is not None:
+            keep(self, event, {"by": by, "at": at})
 
     # -- time ------------------------------------------------------------------------
     def check_deadlines(self, now: datetime, policies: Policies) -> None:
@@ -506,3 +464,65 @@ class Case(Aggregate):
         self.outcomes = {}
         self.deadlines = {}
         self._set_deadlines(deadlines)
+
+
+# -- the case file's record of each event ---------------------------------------------
+# What the timeline says of each kind of event: never anyone's words.
+SUMMARIES = {
+    "CaseRouted": lambda e: f"routed to {getattr(e, 'office_id', '')}",
+    "CaseAcknowledged": lambda e: "acknowledged",
+    "InformationRequested": lambda e: "asked the citizen for information",
+    "ClockRestarted": lambda e: "the citizen answered; the deadline runs again",
+    "CaseNoteAdded": lambda e: "internal note",
+    "CaseAssigned": lambda e: f"assigned to {getattr(e, 'staff_id', '')}",
+    "CaseFileOpened": lambda e: f"case file opened by {someone(getattr(e, 'role', ''))}"
+                                + (f" of {e.office_id}" if getattr(e, "office_id", None) else ""),
+    "CaseTransferred": lambda e: f"transferred to {getattr(e, 'office_id', '')}",
+    "CaseResolved": lambda e: "resolved",
+    "WithdrawalRecorded": lambda e: "withdrawn by the citizen",
+    "OmbudsmanFindingsRecorded": lambda e: "findings recorded",
+    "CaseClosed": lambda e: f"closed ({getattr(e, 'outcome', '')})",
+    "SlaWarning": lambda e: f"{getattr(e, 'deadline', '')} deadline near",
+    "SlaBreached": lambda e: f"{getattr(e, 'deadline', '')} deadline missed",
+    "CaseEscalated": lambda e: f"escalated to {getattr(e, 'office_id', '')} "
+                               f"({getattr(e, 'reason', '')})",
+}
+
+
+def _question(case: Case, event, said: dict) -> None:
+    case.questions.append({"text": event.question, **said})
+
+
+def _note(case: Case, event, said: dict) -> None:
+    case.notes.append({"text": event.text, **said})
+
+
+def _transfer(case: Case, event, said: dict) -> None:
+    case.transfer_log.append({"from_office_id": event.from_office_id,
+                              "office_id": event.office_id, "reason": event.reason, **said})
+
+
+def _escalation(case: Case, event, said: dict) -> None:
+    case.escalations.append({"from_office_id": event.from_office_id,
+                             "office_id": event.office_id, "reason": event.reason,
+                             "explanation": getattr(event, "explanation", None), **said})
+
+
+def _resolution(case: Case, event, said: dict) -> None:
+    case.resolved = {"text": event.resolution, **said}
+
+
+def _findings(case: Case, event, said: dict) -> None:
+    case.findings_record = {"findings": event.findings,
+                            "recommendation": event.recommendation, **said}
+
+
+# The words, who said them and when, that the case file shows of these events.
+RECORDS = {
+    "InformationRequested": _question,
+    "CaseNoteAdded": _note,
+    "CaseTransferred": _transfer,
+    "CaseEscalated": _escalation,
+    "CaseResolved": _resolution,
+    "OmbudsmanFindingsRecorded": _findings,
+}

@@ -3,41 +3,11 @@ console's assignment picker). The accounts themselves are shared/accounts.py's."
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
 from werkzeug.wrappers import Response
 
+from services.routing.schemas import CurrentSession, Login, SessionOut, StaffMember
 from shared import access, accounts
-from shared.web import HttpError, Strict, endpoint, forbidden, not_found
-
-
-class Login(Strict):
-    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=1000))
-    totp = fields.String(validate=validate.Length(min=1, max=16))
-    new_password = fields.String(validate=validate.Length(min=1, max=1000))
-
-
-class AccountOut(Schema):
-    username = fields.String(required=True)
-    name = fields.String(required=True)
-    role = fields.String(required=True)
-    office_id = fields.String(allow_none=True)
-
-
-class SessionOut(Schema):
-    session_token = fields.String(required=True)
-    expires_at = fields.DateTime(required=True)
-    account = fields.Nested(AccountOut, required=True)
-
-
-class CurrentSession(AccountOut):
-    expires_at = fields.DateTime(required=True)
-
-
-class StaffMember(Schema):
-    username = fields.String(required=True)
-    name = fields.String(required=True)
-    role = fields.String(required=True)
+from shared.web import HttpError, endpoint, forbidden, not_found
 
 
 def _refused(refusal: accounts.Refusal) -> HttpError:

@@ -4,7 +4,9 @@ transaction as its position in routing's log, so a rebuild gives the same rows:
 - the office queue: open cases of an office, nearest deadline first;
 - the deadline timers: every running deadline with the next instant something is due
   (a warning or a breach), indexed so the sweep finds what is due without a scan;
-- the directory amendments operators recorded."""
+- the directory amendments operators recorded.
+
+Each projection's `apply` looks up the step for the event's type in its table."""
 
 from __future__ import annotations
 
@@ -61,25 +63,27 @@ def _dues(deadlines: dict) -> tuple:
     return acknowledge, resolve, min(present) if present else None
 
 
-def apply_to_queue(cursor, event) -> None:
-    name = type(event).__name__
-    case_id = event.originator_id
-    if name == "CaseRouted":
+def _queue_routed(cursor, event) -> None:
+    acknowledge, resolve, next_due = _dues(event.deadlines)
+    cursor.execute(
+        """INSERT INTO routing_office_queue (case_id, tracking_code, office_id, status, type,
+               category, routed_at, acknowledge_due, resolve_due, next_due)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        (event.originator_id, event.context["tracking_code"], event.office_id,
+         "escalated" if "ombudsman" in event.office_id else "routed", event.type,
+         event.category, event.timestamp, acknowledge, resolve, next_due),
+    )
+
+
+def _queue_moved(status: str):
+    """The case has new deadlines (at a new office, or the clock runs again)."""
+
+    def apply(cursor, event) -> None:
+        name = type(event).__name__
         acknowledge, resolve, next_due = _dues(event.deadlines)
-        cursor.execute(
-            """INSERT INTO routing_office_queue (case_id, tracking_code, office_id, status, type,
-                   category, routed_at, acknowledge_due, resolve_due, next_due)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (case_id, event.context["tracking_code"], event.office_id,
-             "escalated" if "ombudsman" in event.office_id else "routed", event.type,
-             event.category, event.timestamp, acknowledge, resolve, next_due),
-        )
-    elif name in ("CaseTransferred", "CaseEscalated", "ClockRestarted"):
-        acknowledge, resolve, next_due = _dues(event.deadlines)
-        status = {"CaseTransferred": "routed", "CaseEscalated": "escalated",
-                  "ClockRestarted": "acknowledged"}[name]
+        now = status
         if name == "CaseTransferred" and "ombudsman" in event.office_id:
-            status = "escalated"
+            now = "escalated"
         # A new office decides who works the case: its assignee goes with the move.
         cursor.execute(
             """UPDATE routing_office_queue SET office_id = COALESCE(%s, office_id), status = %s,
@@ -88,31 +92,59 @@ def apply_to_queue(cursor, event) -> None:
                    assignee = CASE WHEN %s = 'ClockRestarted' THEN assignee END,
                    transfers = COALESCE(%s, transfers)
                WHERE case_id = %s""",
-            (getattr(event, "office_id", None), status, acknowledge, resolve, next_due, name,
-             name, getattr(event, "transfers", None), case_id),
+            (getattr(event, "office_id", None), now, acknowledge, resolve, next_due, name,
+             name, getattr(event, "transfers", None), event.originator_id),
         )
-    elif name == "CaseAssigned":
-        cursor.execute("UPDATE routing_office_queue SET assignee = %s WHERE case_id = %s",
-                       (event.staff_id, case_id))
-    elif name == "CaseAcknowledged":
-        cursor.execute(
-            """UPDATE routing_office_queue SET status = 'acknowledged', acknowledge_due = NULL,
-                   next_due = resolve_due WHERE case_id = %s""", (case_id,))
-    elif name == "InformationRequested":
-        # The clock is stopped: no running deadline, so the case sorts after those that have.
-        cursor.execute(
-            """UPDATE routing_office_queue SET status = 'waiting-for-citizen',
-                   acknowledge_due = NULL, resolve_due = NULL, next_due = NULL
-               WHERE case_id = %s""", (case_id,))
-    elif name == "SlaBreached":
-        cursor.execute("UPDATE routing_office_queue SET overdue = true WHERE case_id = %s",
-                       (case_id,))
-    elif name == "CaseResolved":
-        cursor.execute(
-            """UPDATE routing_office_queue SET status = 'resolved', acknowledge_due = NULL,
-                   resolve_due = NULL, next_due = NULL WHERE case_id = %s""", (case_id,))
-    elif name in FINISHED:
-        cursor.execute("DELETE FROM routing_office_queue WHERE case_id = %s", (case_id,))
+
+    return apply
+
+
+def _statement(sql: str, *fields: str):
+    """A projection step that runs one statement: the event's fields, then its case id."""
+
+    def apply(cursor, event) -> None:
+        cursor.execute(sql, (*(getattr(event, f) for f in fields), event.originator_id))
+
+    return apply
+
+
+_QUEUE_DELETE = _statement("DELETE FROM routing_office_queue WHERE case_id = %s")
+QUEUE_STEPS = {
+    "CaseRouted": _queue_routed,
+    "CaseTransferred": _queue_moved("routed"),
+    "CaseEscalated": _queue_moved("escalated"),
+    "ClockRestarted": _queue_moved("acknowledged"),
+    "CaseAssigned": _statement(
+        "UPDATE routing_office_queue SET assignee = %s WHERE case_id = %s", "staff_id"),
+    "CaseAcknowledged": _statement(
+        """UPDATE routing_office_queue SET status = 'acknowledged', acknowledge_due = NULL,
+               next_due = resolve_due WHERE case_id = %s"""),
+    # The clock is stopped: no running deadline, so the case sorts after those that have.
+    "InformationRequested": _statement(
+        """UPDATE routing_office_queue SET status = 'waiting-for-citizen',
+               acknowledge_due = NULL, resolve_due = NULL, next_due = NULL
+           WHERE case_id = %s"""),
+    "SlaBreached": _statement(
+        "UPDATE routing_office_queue SET overdue = true WHERE case_id = %s"),
+    "CaseResolved": _statement(
+        """UPDATE routing_office_queue SET status = 'resolved', acknowledge_due = NULL,
+               resolve_due = NULL, next_due = NULL WHERE case_id = %s"""),
+    **{name: _QUEUE_DELETE for name in FINISHED},
+}
+
+
+def _step_by_type(steps: dict):
+    """A projection's `apply`: the step for the event's type; other events change nothing."""
+
+    def apply(cursor, event) -> None:
+        step = steps.get(type(event).__name__)
+        if step is not None:
+            step(cursor, event)
+
+    return apply
+
+
+apply_to_queue = _step_by_type(QUEUE_STEPS)
 
 
 def _where(office_id: str, filters: dict, now) -> tuple[list[str], dict]:
@@ -191,22 +223,23 @@ def _set_timers(cursor, case_id, deadlines: dict) -> None:
         )
 
 
-def apply_to_timers(cursor, event) -> None:
-    name = type(event).__name__
-    case_id = event.originator_id
-    if name in ("CaseRouted", "CaseTransferred", "CaseEscalated", "ClockRestarted"):
-        _set_timers(cursor, case_id, event.deadlines)
-    elif name == "CaseAcknowledged":
-        cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s "
-                       "AND deadline = 'acknowledge'", (case_id,))
-    elif name == "SlaWarning":
-        cursor.execute("""UPDATE routing_deadlines SET warned = true, next_at = due_at
-                          WHERE case_id = %s AND deadline = %s""", (case_id, event.deadline))
-    elif name == "SlaBreached":
-        cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s AND deadline = %s",
-                       (case_id, event.deadline))
-    elif name in ("InformationRequested", "CaseResolved", *FINISHED):
-        cursor.execute("DELETE FROM routing_deadlines WHERE case_id = %s", (case_id,))
+def _timers_set(cursor, event) -> None:
+    _set_timers(cursor, event.originator_id, event.deadlines)
+
+
+_TIMERS_DELETE = _statement("DELETE FROM routing_deadlines WHERE case_id = %s")
+TIMER_STEPS = {
+    **{name: _timers_set for name in ("CaseRouted", "CaseTransferred", "CaseEscalated",
+                                      "ClockRestarted")},
+    "CaseAcknowledged": _statement("DELETE FROM routing_deadlines WHERE case_id = %s "
+                                   "AND deadline = 'acknowledge'"),
+    "SlaWarning": _statement("""UPDATE routing_deadlines SET warned = true, next_at = due_at
+                                WHERE deadline = %s AND case_id = %s""", "deadline"),
+    "SlaBreached": _statement("DELETE FROM routing_deadlines WHERE deadline = %s "
+                              "AND case_id = %s", "deadline"),
+    **{name: _TIMERS_DELETE for name in ("InformationRequested", "CaseResolved", *FINISHED)},
+}
+apply_to_timers = _step_by_type(TIMER_STEPS)
 
 
 def due_cases(cursor, now, limit: int) -> list:
@@ -232,14 +265,16 @@ AMENDMENTS_DDL = (
 )
 
 
-def apply_to_amendments(cursor, event) -> None:
-    if type(event).__name__ == "OfficeAmended":
-        cursor.execute(
-            """INSERT INTO routing_office_amendments (office_id, changes) VALUES (%s, %s)
-               ON CONFLICT (office_id) DO UPDATE
-               SET changes = routing_office_amendments.changes || EXCLUDED.changes""",
-            (event.office_id, Jsonb(event.changes)),
-        )
+def _amended(cursor, event) -> None:
+    cursor.execute(
+        """INSERT INTO routing_office_amendments (office_id, changes) VALUES (%s, %s)
+           ON CONFLICT (office_id) DO UPDATE
+           SET changes = routing_office_amendments.changes || EXCLUDED.changes""",
+        (event.office_id, Jsonb(event.changes)),
+    )
+
+
+apply_to_amendments = _step_by_type({"OfficeAmended": _amended})
 
 
 def load_amendments(cursor) -> dict[str, dict]:
