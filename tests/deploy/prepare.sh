@@ -127,7 +127,7 @@ build_service_image postgres "$python_image"
 # project's own pip (which trusts this machine's certificates); the image installs from
 # them alone.
 wheels=deploy/wheelhouse
-if ! sha256sum --status -c "$wheels/.made-from" 2>/dev/null; then
+if [ "$(cat "$wheels/.made-from" 2>/dev/null)" != "$(sha256sum requirements.lock)" ]; then
   step "filling the wheelhouse from requirements.lock"
   rm -f "$wheels"/*.whl "$wheels"/*.tar.gz
   .venv/bin/pip download --quiet --require-hashes --only-binary=:all: --dest "$wheels" \
