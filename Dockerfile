@@ -13,14 +13,17 @@ ARG PIP_INSTALL_OPTIONS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python3 -m venv /opt/ourvoice
 COPY deploy/wheelhouse/ /wheelhouse/
-# Dependencies first, from pyproject.toml alone, so that a change to the code reuses
-# this layer instead of installing them again.
+# Dependencies first, from the lock file alone (every package at its version, each file
+# checked against its hashes), so that a change to the code reuses this layer instead of
+# installing them again.
+COPY requirements.lock /src/
+RUN /opt/ourvoice/bin/pip install ${PIP_INSTALL_OPTIONS} --find-links /wheelhouse \
+      --require-hashes -r /src/requirements.lock
 COPY pyproject.toml /src/
-RUN /opt/ourvoice/bin/pip install ${PIP_INSTALL_OPTIONS} --find-links /wheelhouse /src \
- && /opt/ourvoice/bin/pip uninstall --yes ourvoice
 COPY shared/ /src/shared/
 COPY services/ /src/services/
-RUN /opt/ourvoice/bin/pip install ${PIP_INSTALL_OPTIONS} --find-links /wheelhouse --no-deps /src
+# The project alone, built by the locked setuptools installed above.
+RUN /opt/ourvoice/bin/pip install ${PIP_INSTALL_OPTIONS} --no-deps --no-build-isolation /src
 
 # The image that runs: the base, the virtualenv and nothing that compiles.
 FROM ${BASE_IMAGE}

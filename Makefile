@@ -4,15 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run setup test test-faults test-unit lint bench clean
+.PHONY: install lock run setup test test-faults test-unit lint bench clean
 
-$(INSTALLED): pyproject.toml
+# Every package, transitive ones included, at the version and hashes of the lock files:
+# requirements-dev.lock (the project and its dev extra) here, requirements.lock (the
+# project alone) in the image. The project itself goes in without dependencies, built by
+# the locked setuptools.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+
+$(INSTALLED): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(INSTALLED)
+
+# Makes the lock files again from pyproject.toml, after a pin there changed (each package
+# at the newest version the pins allow; commit both). The project's lock is made within
+# the dev lock, so the two never disagree.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet
+
+lock: install
+	$(UV_COMPILE) --extra dev --upgrade -o $(DEV_LOCK)
+	$(UV_COMPILE) --constraint $(DEV_LOCK) --upgrade -o $(LOCK)
 
 setup: install
 	$(BIN)/ourvoice setup

@@ -88,7 +88,6 @@ def document() -> dict:
                     "schema_version": {"type": "integer", "const": version},
                     "data": {"$ref": f"#/components/schemas/{event_type}Data"}}},
             ]},
-            "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": "0.3.0"}},
         }
         messages[event_type] = {"$ref": f"#/components/messages/{event_type}"}
         sensitive_messages[event_type] = {"$ref": f"#/components/messages/{event_type}"}
@@ -104,12 +103,15 @@ def document() -> dict:
     amqp = {"amqp": {"is": "routingKey", "bindingVersion": "0.3.0",
                      "exchange": {"name": EXCHANGE, "type": "topic", "durable": True,
                                   "autoDelete": False}}}
+    # Persistent (delivery mode 2): a property of how the events are published, so of
+    # the operation in AsyncAPI's AMQP binding, not of the message.
+    persistent = {"amqp": {"deliveryMode": 2, "bindingVersion": "0.3.0"}}
     area = {
         "province": {"description": "province code, 2 digits (12 is Phnom Penh)"},
         "district": {"description": "district code, 4 digits, starting with the province's"},
     }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {"title": "Our Voice events", "version": "1.0.0", "description": DESCRIPTION},
         "defaultContentType": "application/json",
         "servers": {"local": {"host": "localhost:5672", "protocol": "amqp",
@@ -134,12 +136,14 @@ def document() -> dict:
             "title": "An office system receives the events of its area",
             "channel": {"$ref": "#/channels/events"},
             "messages": [{"$ref": f"#/channels/events/messages/{t}"} for t in EVENT_TYPES],
+            "bindings": persistent,
         }, "receiveSensitiveEvents": {
             "action": "receive",
             "title": "An ombudsman's system receives the sensitive cases of its area",
             "channel": {"$ref": "#/channels/sensitiveEvents"},
             "messages": [{"$ref": f"#/channels/sensitiveEvents/messages/{t}"}
                          for t in EVENT_TYPES],
+            "bindings": persistent,
         }},
         "components": {"messages": components, "schemas": schemas},
     }

@@ -36,8 +36,8 @@ class Mailbox:
     """An SMTP server that keeps every message. `refuse` answers 451 (try later) to all;
     `delay` slows each message down, to catch a sender in the middle of a batch."""
 
-    def __init__(self):
-        self.port = free_port()
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
         self.mails: list[Mail] = []
         self.refuse = False
         self.delay = 0.0
@@ -90,7 +90,7 @@ class HttpReceiver:
     """Keeps every POST. `status[path]` sets the answer for a path (default 200);
     `hang[path]` makes it wait that many seconds before answering."""
 
-    def __init__(self):
+    def __init__(self, port: int | None = None):
         self.requests: list[Request] = []
         self.status: dict[str, int] = {}
         self.hang: dict[str, float] = {}
@@ -121,7 +121,7 @@ class HttpReceiver:
             request_queue_size = 256  # many senders connect at once
             daemon_threads = True
 
-        self.server = Server(("127.0.0.1", free_port()), Handler)
+        self.server = Server(("127.0.0.1", port or free_port()), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

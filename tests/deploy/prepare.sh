@@ -3,9 +3,10 @@
 # Debian's packages, and every image made on this machine, since no image registry is
 # assumed to be reachable:
 #   - a Debian root with Python (debootstrap), imported as an image: the BASE_IMAGE of the
-#     project's Dockerfile, and the base of the two below;
+#     project's Dockerfile, and the base of PostgreSQL's;
+#   - a Debian trixie root, the base of the broker: RabbitMQ 4 is packaged from trixie on;
 #   - RabbitMQ and PostgreSQL from Debian's packages, in place of the official images;
-#   - the project's image, from a wheelhouse made here with the project's own pip.
+#   - the project's image, from a wheelhouse of the files requirements.lock names.
 # Each image is kept under its tag (and Docker's build cache), so a second run takes
 # seconds. If the engine cannot start, this fails and says so: the tests never pass
 # without having run the stack.
@@ -66,23 +67,28 @@ fi
 # The classic builder: it is what Debian's engine offers without the buildx plugin.
 export DOCKER_BUILDKIT=0
 
-# -- base image: a Debian root with Python ----------------------------------------------
-python_image=$(setting PYTHON_IMAGE)
-if ! has_image "$python_image"; then
-  step "making $python_image with debootstrap"
-  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  # The mirror this machine's apt uses (never a security or third-party source).
-  mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
-           sed -n 's/^URIs: *\([^ ]*\).*/\1/p' | grep -v security | head -n 1 || true)
-  if [ -z "$mirror" ]; then
-    mirror=$(sed -e 's/\[[^]]*\]//' /etc/apt/sources.list 2>/dev/null |
-             awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' || true)
+# -- base images: Debian roots made with debootstrap -----------------------------------
+# The mirror this machine's apt uses (never a security or third-party source).
+mirror() {
+  local uri
+  uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        sed -n 's/^URIs: *\([^ ]*\).*/\1/p' | grep -v security | head -n 1 || true)
+  if [ -z "$uri" ]; then
+    uri=$(sed -e 's/\[[^]]*\]//' /etc/apt/sources.list 2>/dev/null |
+          awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' || true)
   fi
-  [ -n "$mirror" ] || fail "no Debian mirror found in this machine's apt sources"
+  [ -n "$uri" ] || fail "no Debian mirror found in this machine's apt sources"
+  echo "$uri"
+}
+# debian_image IMAGE SUITE [PACKAGE,...]: a minimal root of SUITE, imported as IMAGE.
+debian_image() {
+  local image=$1 suite=$2 include=${3:-} root
+  has_image "$image" && return 0
+  step "making $image with debootstrap ($suite)"
   root=$(mktemp -d)
   trap 'rm -rf "$root"' EXIT
-  debootstrap --variant=minbase --include=python3,python3-venv "$suite" "$root" "$mirror" \
-    > "$root.log" 2>&1 || { tail -n 20 "$root.log" >&2; fail "debootstrap failed"; }
+  debootstrap --variant=minbase ${include:+--include=$include} "$suite" "$root" "$(mirror)" \
+    > "$root.log" 2>&1 || { tail -n 20 "$root.log" >&2; fail "debootstrap $suite failed"; }
   rm -f "$root.log"
   # Installing a package into an image must never start its service (as in Debian's
   # own images): a RabbitMQ started during a build would reach for the host's ports.
@@ -92,36 +98,43 @@ if ! has_image "$python_image"; then
          "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/*
   find "$root/usr/share/doc" -type f ! -name copyright -delete
   tar -C "$root" -c . | docker import --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["/bin/bash"]' - "$python_image" >/dev/null
+    --change 'CMD ["/bin/bash"]' - "$image" >/dev/null
   rm -rf "$root"
   trap - EXIT
-fi
+}
+# The project's base: this machine's Debian with its Python (3.11 on bookworm, the
+# Python the lock file is made for).
+python_image=$(setting PYTHON_IMAGE)
+debian_image "$python_image" "$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")" \
+  python3,python3-venv
+# The broker's base: RabbitMQ 4 (and the Erlang 27 it needs) is packaged from trixie on;
+# bookworm's is 3.10.
+broker_base_image=$(setting RABBITMQ_BASE_IMAGE)
+debian_image "$broker_base_image" trixie
 
 # -- RabbitMQ and PostgreSQL from Debian's packages --------------------------------------
-for service in rabbitmq postgres; do
-  image=$(setting "$(echo "$service" | tr a-z A-Z)_IMAGE")
+build_service_image() {
+  local image
+  image=$(setting "$(echo "$1" | tr a-z A-Z)_IMAGE")
   step "building $image"
-  build --network host --build-arg "BASE_IMAGE=$python_image" -t "$image" "$here/images/$service"
-done
+  build --network host --build-arg "BASE_IMAGE=$2" -t "$image" "$here/images/$1"
+}
+build_service_image rabbitmq "$broker_base_image"
+build_service_image postgres "$python_image"
 
 # -- the project's image ----------------------------------------------------------------
-# Wheels of every dependency and build requirement in pyproject.toml, made with the
+# The very files the lock file names (checked against its hashes), fetched with the
 # project's own pip (which trusts this machine's certificates); the image installs from
 # them alone.
 wheels=deploy/wheelhouse
-if ! sha256sum --status -c "$wheels/.made-from" 2>/dev/null; then
-  step "making the wheelhouse"
-  rm -f "$wheels"/*.whl
-  requirements=$(mktemp)
-  .venv/bin/python - > "$requirements" <<'PYTHON'
-import tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))
-print("\n".join(project["build-system"]["requires"] + project["project"]["dependencies"]))
-PYTHON
-  .venv/bin/pip wheel --quiet --wheel-dir "$wheels" -r "$requirements" > "$wheels.log" 2>&1 ||
-    { grep -v "is ignored" "$wheels.log" >&2; fail "could not make the wheelhouse"; }
-  rm -f "$requirements" "$wheels.log"
-  sha256sum pyproject.toml > "$wheels/.made-from"
+if [ "$(cat "$wheels/.made-from" 2>/dev/null)" != "$(sha256sum requirements.lock)" ]; then
+  step "filling the wheelhouse from requirements.lock"
+  rm -f "$wheels"/*.whl "$wheels"/*.tar.gz
+  .venv/bin/pip download --quiet --require-hashes --only-binary=:all: --dest "$wheels" \
+    -r requirements.lock > "$wheels.log" 2>&1 ||
+    { grep -v "is ignored" "$wheels.log" >&2; fail "could not fill the wheelhouse"; }
+  rm -f "$wheels.log"
+  sha256sum requirements.lock > "$wheels/.made-from"
 fi
 ourvoice_image=$(setting OURVOICE_IMAGE)
 step "building $ourvoice_image on $python_image"

@@ -142,6 +142,18 @@ def test_every_service_is_healthy_after_setup_ran_once(stack):
     assert "water-supply" in {category["code"] for category in categories}
 
 
+def test_the_broker_is_rabbitmq_4_with_its_prometheus_metrics(stack):
+    version = stack.management("overview")["rabbitmq_version"]
+    assert version.startswith("4."), version
+    FIGURES["RabbitMQ"] = version
+    metrics = requests.get(f"http://127.0.0.1:{stack.settings['RABBITMQ_PROMETHEUS_PORT']}"
+                           "/metrics/per-object", timeout=10)
+    assert metrics.status_code == 200
+    # A queue of the services', by name, with its depth.
+    assert re.search(r'^rabbitmq_queue_messages\{.*queue="ourvoice\.notifications"', metrics.text,
+                     re.M), metrics.text[:2000]
+
+
 def with_settings(stack: Stack, path, **changes) -> Stack:
     """The same stack, configured by a copy of its settings with some changed (None
     removes one)."""
@@ -196,8 +208,10 @@ def test_the_operators_files_make_a_valid_stack(stack, tmp_path):
     assert done.returncode == 0, done.stderr
     config = yaml.safe_load(done.stdout)["services"]
     assert set(config) == {"rabbitmq", "postgres", "setup", *SERVICES}
-    assert config["rabbitmq"]["image"].startswith("rabbitmq:")
+    assert config["rabbitmq"]["image"].startswith("rabbitmq:4.")
     assert config["rabbitmq"]["image"].endswith("-management")
+    # Where email and SMS go reaches the service that sends them.
+    assert {"SMTP_HOST", "SMS_GATEWAY_URL"} <= set(config["notifications"]["environment"])
     assert config["postgres"]["image"].startswith("postgres:")
     for service in SERVICES:
         settings = config[service]
