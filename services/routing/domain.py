@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
-from shared.access import someone
+from shared.principals import someone
 from shared.aggregate import Aggregate, event, id_from
 from shared.categories import SENSITIVE, Category, is_sensitive
 from shared.events import DEADLINES
