@@ -40,7 +40,7 @@ from nameko.extensions import DependencyProvider
 from services.notifications import channels, views
 from services.notifications.domain import CHANNELS, CITIZEN, WEBHOOK, Delivery, RetrySchedule
 from services.notifications.messages import Templates
-from shared import clock
+from shared import clock, metrics
 from shared.offices import ombudsman_above
 from shared.phones import NotAPhoneNumber, e164
 
@@ -278,6 +278,7 @@ class Sender(DependencyProvider):
                     delivery.failed(item.error, now, self.settings.retry)
                 outgoing.append(item)
             saved = self.save(store, deliveries)
+            metrics.deliveries_recorded((d.channel, d.state) for d in deliveries if d.id in saved)
             self._remember_done(d.id for d in deliveries if d.finished)
         started = 0
         for item in outgoing:
@@ -394,6 +395,7 @@ class Sender(DependencyProvider):
                             item.delivery.channel, item.delivery.attempts, item.error)
         try:
             self.save(store, [item.delivery for item in done])
+            metrics.deliveries_recorded((item.delivery.channel, item.delivery.state) for item in done)
         finally:
             self._remember_done(item.delivery.id for item in done if item.delivery.finished)
             for item in done:

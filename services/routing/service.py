@@ -27,7 +27,7 @@ from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.domain import ACTIONS, Case, InvalidTransition
 from services.routing.replies import templates
 from services.routing.sessions import Sessions
-from shared import access, clock
+from shared import access, clock, metrics
 from shared.categories import category_of
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
@@ -250,13 +250,15 @@ class Service(CaseFiles, Sessions, Console, HealthAndSpec):
         """Record the warnings and breaches now due. Several instances may sweep at once:
         the second to record the same breach fails on the case's version and moves on."""
         now = clock.now()
+        metrics.count_open_cases(self.db)
         with self.db.transaction() as cursor:
             due = views.due_cases(cursor, now, limit=500)
         for case_id in due:
             case = self.store.repository.get(case_id)
             case.check_deadlines(now, policies())
             try:
-                self.store.record(case)
+                with metrics.deadlines_recorded(case):
+                    self.store.record(case)
             except IntegrityError:
                 pass  # another instance recorded it first
 
