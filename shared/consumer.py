@@ -25,6 +25,7 @@ import json
 import logging
 import random
 import socket
+import threading
 import time
 from datetime import UTC, datetime
 from functools import partial
@@ -37,7 +38,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer, QueueConsumer
 
-from shared import topology
+from shared import metrics, topology
 from shared.config import broker_user
 from shared.db import transient
 from shared.events import MalformedEvent, read_event
@@ -87,6 +88,65 @@ class Waiting:
 # Events waiting now, so that a wait is logged once, not at every one of its tries.
 _waiting: dict[str, None] = {}
 MAX_WAITING_REMEMBERED = 10_000
+
+
+class KeptConnection:
+    """The one AMQP connection a process keeps for looking at the broker (the queue
+    watch, the health probes): opened when first needed and again only after it broke,
+    never one per look, so probing a service often costs the broker nothing."""
+
+    def __init__(self, amqp_uri: str, timeout: float = 2.0):
+        self.amqp_uri = amqp_uri
+        self.timeout = timeout
+        self.connection: kombu.Connection | None = None
+        self.channel = None
+        # Green under eventlet: one look at a time on the channel, the others wait.
+        self.lock = threading.Lock()
+
+    def use(self, look):
+        """`look(channel)`'s answer; a kept connection found broken is opened again once."""
+        with self.lock:
+            for reopened in (False, True):
+                fresh = self.connection is None
+                try:
+                    if fresh:
+                        self._open()
+                    return look(self.channel)
+                except Exception:
+                    self.close()
+                    if fresh or reopened:
+                        raise
+
+    def _open(self) -> None:
+        self.connection = kombu.Connection(
+            self.amqp_uri, connect_timeout=self.timeout, heartbeat=0,
+            transport_options={"read_timeout": self.timeout, "write_timeout": self.timeout})
+        self.connection.ensure_connection(max_retries=1)
+        self.channel = self.connection.channel()
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.release()
+            except Exception:  # already broken; we only want it gone
+                pass
+        self.connection = self.channel = None
+
+
+_kept: dict[str, KeptConnection] = {}
+
+
+def kept_connection(amqp_uri: str) -> KeptConnection:
+    """This process's kept connection to the broker at `amqp_uri`."""
+    if amqp_uri not in _kept:
+        _kept[amqp_uri] = KeptConnection(amqp_uri)
+    return _kept[amqp_uri]
+
+
+def broker_answers(amqp_uri: str) -> None:
+    """Raises unless the broker answers a round trip on the kept connection (basic.qos
+    asks no permission and changes nothing on a channel that consumes nothing)."""
+    kept_connection(amqp_uri).use(lambda channel: channel.basic_qos(0, 0, False))
 
 
 class SettlingQueueConsumer(QueueConsumer):
@@ -172,10 +232,19 @@ class RawQueueConsumer(SettlingQueueConsumer):
             unconsumed = seen
 
     def _queues_without_consumer(self) -> list:
-        with kombu.Connection(self.amqp_uri, connect_timeout=5) as connection:
-            channel = connection.channel()
-            return [provider.queue for provider in self._providers
-                    if provider.queue(channel).queue_declare(passive=True).consumer_count == 0]
+        """The service's queues the broker counts no consumer on; and how many messages
+        wait in each, for the metrics."""
+
+        def look(channel):
+            found = []
+            for provider in self._providers:
+                declared = provider.queue(channel).queue_declare(passive=True)
+                metrics.queue_ready.labels(provider.queue.name).set(declared.message_count)
+                if declared.consumer_count == 0:
+                    found.append(provider.queue)
+            return found
+
+        return kept_connection(self.amqp_uri).use(look)
 
     @staticmethod
     def _drop(connection) -> None:
@@ -207,6 +276,7 @@ class EventConsumer(Consumer):
                 RecursionError) as error:  # RecursionError: JSON nested too deep
             log.warning("dead-lettering a malformed message: %s", str(error)[:300])
             self.queue_consumer.reject_message(message)
+            metrics.event_settled("malformed", "dead-lettered")
             return
         publisher = message.properties.get("user_id")
         source = tracking.application_name
@@ -218,23 +288,47 @@ class EventConsumer(Consumer):
             log.warning("dead-lettering an event claiming source %r published by broker "
                         "user %r", source[:100], str(publisher)[:100])
             self.queue_consumer.reject_message(message)
+            metrics.event_settled(event["event_type"], "refused")
             return
+        unsettled = metrics.unsettled.labels(self.queue.name)
+        unsettled.inc()
         try:
             self.container.spawn_worker(
-                self, (event, tracking), {}, handle_result=partial(self.handle_result, message)
-            )
+                self, (event, tracking), {},
+                handle_result=partial(self.handle_result, message, event, time.perf_counter()))
         except ContainerBeingKilled:
+            unsettled.dec()
             self.queue_consumer.requeue_message(message)
 
-    def handle_message_processed(self, message, result=None, exc_info=None):
+    def handle_result(self, message, event, started, worker_ctx, result=None, exc_info=None):
+        """In the worker's green thread, once the handler returned: settle the message,
+        count it and say so (the event's ids are on the line)."""
+        try:
+            outcome = self.handle_message_processed(message, result, exc_info)
+        finally:
+            metrics.unsettled.labels(self.queue.name).dec()
+        seconds = time.perf_counter() - started
+        metrics.event_settled(event["event_type"], outcome, seconds)
+        # A wait is tried again every moment, and said once already (see _log_wait).
+        log.log(logging.DEBUG if outcome == "waiting" else logging.INFO,
+                "%s %s in %.0f ms", event["event_type"], outcome, seconds * 1000,
+                extra={"event_id": event["event_id"], "case_id": event["case_id"]})
+        return result, exc_info
+
+    def handle_message_processed(self, message, result=None, exc_info=None) -> str:
+        """Settles the message; returns what became of it."""
         if exc_info is None and isinstance(result, Waiting):
             self.queue_consumer.requeue_message(message)
+            return "waiting"
         elif exc_info is None:
             self.queue_consumer.ack_message(message)
+            return "handled"
         elif issubclass(exc_info[0], (ConnectionError, NotYet)) or transient(exc_info[1]):
             self.queue_consumer.requeue_message(message)
+            return "requeued"
         else:
             self.queue_consumer.reject_message(message)
+            return "dead-lettered"
 
 
 def on_events(service: str):

@@ -22,6 +22,7 @@ import psycopg
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from psycopg import sql
 
+from shared import metrics
 from shared.config import Postgres
 from shared.db import TRANSIENT, Database
 
@@ -128,8 +129,24 @@ class LogFollower:
                 )
             return len(done)
 
+    def position(self) -> int:
+        """Where the follower stands, whichever instance moved it last."""
+        return position(self.db, self.name)
+
+    def lag(self) -> int:
+        """How many notifications the store holds beyond the follower's position."""
+        head = self.recorder.max_notification_id() or 0
+        return max(0, head - self.position())
+
     def run(self) -> None:
         """Follow until stopped; outages of the database or broker are waited out."""
+        metrics.follow(self)
+        try:
+            self._follow()
+        finally:
+            metrics.unfollow(self)
+
+    def _follow(self) -> None:
         backoff = 0.5
         while self.running:
             # Cleared before looking: an append during this pass rings again.

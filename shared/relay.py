@@ -22,7 +22,7 @@ import kombu
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
-from shared import topology
+from shared import metrics, topology
 from shared.chain import RelayCheck
 from shared.events import public_event, routing_key
 
@@ -35,6 +35,9 @@ class OutgoingMessage:
     body: bytes
     headers: dict
     message_id: str
+    # What the relay's log line and metrics name (not sent: the body says it all).
+    event_type: str = ""
+    case_id: str = ""
 
 
 class BrokerRefused(ConnectionError):
@@ -131,6 +134,8 @@ def outgoing(source: str, app: Application, notifications: Sequence[Notification
             body=json.dumps(envelope, ensure_ascii=False).encode(),
             headers={"ourvoice-source": source, "ourvoice-position": notification.id},
             message_id=envelope["event_id"],
+            event_type=envelope["event_type"],
+            case_id=envelope["case_id"],
         )
 
 
@@ -147,8 +152,13 @@ class Relay:
         """Publishes the leading notifications whose links hold; returns how many, so
         the follower's position stops before one that does not."""
         held, stop = self.chain.holding(cursor, notifications)
-        self.publisher.publish(list(outgoing(self.source, self.app, held)))
+        messages = list(outgoing(self.source, self.app, held))
+        self.publisher.publish(messages)
         self.chain.record(cursor, held, stop)
+        metrics.published(self.source, (message.event_type for message in messages))
+        for message in messages:
+            log.info("published %s", message.event_type,
+                     extra={"event_id": message.message_id, "case_id": message.case_id})
         return len(held)
 
     def caught_up(self, cursor) -> None:

@@ -1,6 +1,8 @@
 """nameko's RPC between services (an office's contact for notifications, a case file for
 an authorised viewer), on queue consumers that survive a broker restart: see
-`SettlingQueueConsumer`. Services use `rpc` and `RpcProxy` from here.
+`SettlingQueueConsumer`. Services use `rpc` and `RpcProxy` from here. A call carries
+the caller's context, the request id among it (see logcontext.py), so the answering
+service's line names the request that caused it.
 
 Requests and replies carry the broker user they were published as (`user_id`, which
 RabbitMQ checks against the connection's), and an entrypoint answers only the services it
@@ -79,6 +81,13 @@ class Rpc(nameko_rpc.Rpc):
             raise CallerRefused(f"{self.method_name} answers only "
                                 f"{', '.join(self.callers)}; not broker user {caller!r}")
         super().handle_message(body, message)
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        result, exc_info = super().handle_result(message, worker_ctx, result, exc_info)
+        # In the worker's green thread: the line carries the caller's request id.
+        log.info("answered %s%s", self.method_name,
+                 f" with {exc_info[0].__name__}" if exc_info else "")
+        return result, exc_info
 
 
 class ReplyListener(nameko_rpc.ReplyListener):

@@ -24,6 +24,7 @@ import sys  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
+from shared import logcontext  # noqa: E402
 from shared.config import SERVICES, check_production, env, service_amqp_uri  # noqa: E402
 from shared.limits import SettingError  # noqa: E402
 
@@ -41,9 +42,7 @@ def main(service: str) -> None:
     if service not in SERVICES:
         sys.exit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     check_production()
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
-    )
+    logcontext.configure(service, os.environ.get("OURVOICE_LOG_FORMAT") or "text")
     module = importlib.import_module(f"services.{service}.service")
     runner = ServiceRunner(config_for(service))
     runner.add_service(module.Service)

@@ -1,7 +1,9 @@
 """The HTTP edge every service shares: one error format, JSON in and out, validation by
-marshmallow schemas, `/health`, an OpenAPI document generated from the same schemas that
-validate the requests, and the server underneath, which bounds what one client can hold:
-time to send a request, the size of its body, and (for public reads) how often."""
+marshmallow schemas, health probes and `/metrics`, an OpenAPI document generated from the
+same schemas that validate the requests, and the server underneath, which bounds what one
+client can hold: time to send a request, the size of its body, and (for public reads) how
+often. Each request gets a request id (see logcontext.py), returned in `X-Request-Id`,
+and is counted by its route template and status."""
 
 from __future__ import annotations
 
@@ -12,14 +14,15 @@ import inspect
 import io
 import json
 import logging
+import os
 import re
 import secrets
 import socket
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
 import eventlet
-import kombu
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from eventlet import wsgi
@@ -30,8 +33,8 @@ from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from shared import access
-from shared.consumer import refused
+from shared import access, logcontext, metrics
+from shared.consumer import broker_answers, refused
 from shared.db import TRANSIENT
 from shared.limits import RateLimit, retry_after, setting
 
@@ -288,6 +291,11 @@ class BoundedWebServer(WebServer):
     def get_wsgi_app(self):
         return BoundedWsgiApp(self)
 
+    def context_data_from_headers(self, request) -> dict:
+        # nameko passes a worker's context on with every RPC call it makes: so does the
+        # request id, from service to service.
+        return {"request_id": request.environ["ourvoice.request_id"]}
+
     def admit(self, provider: HttpEntrypoint, environ: dict) -> None:
         """Refuse (Refused) what must not reach a worker; else leave the body, read
         whole, in the environ."""
@@ -335,9 +343,17 @@ class BoundedWebServer(WebServer):
 
 class BoundedWsgiApp(WsgiApp):
     def __call__(self, environ, start_response):
+        request_id = logcontext.request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        environ["ourvoice.request_id"] = request_id
+        # Bound in this connection's green thread too, so the access line carries it.
+        logcontext.clear()
+        logcontext.bind(request_id=request_id)
+        started = time.perf_counter()
+        route = "unmatched"
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
+            route = provider.template
             self.server.admit(provider, environ)
             request = Request(environ, shallow=True)
             request.path_values = values
@@ -346,7 +362,19 @@ class BoundedWsgiApp(WsgiApp):
             answer = exc
         except Refused as refusal:
             answer = refusal.response
-        return answer(environ, start_response)
+
+        def answering(status, headers, exc_info=None):
+            metrics.request_answered(route, environ["REQUEST_METHOD"], int(status.split()[0]),
+                                     time.perf_counter() - started)
+            return start_response(status, [*headers, ("X-Request-Id", request_id)], exc_info)
+
+        return answer(environ, answering)
+
+
+def route_template(rule: str) -> str:
+    """A werkzeug rule as the path template OpenAPI and the metrics name it by:
+    `/v1/cases/<string:tracking_code>` is `/v1/cases/{tracking_code}`."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
 
 class HttpEntrypoint(HttpRequestHandler):
@@ -357,6 +385,7 @@ class HttpEntrypoint(HttpRequestHandler):
 
     def __init__(self, method: str, url: str, *, public_read: bool = False, **kwargs):
         self.public_read = public_read
+        self.template = route_template(url)
         super().__init__(method, url, **kwargs)
 
 
@@ -531,35 +560,95 @@ def openapi_document(service_class: type, title: str) -> dict:
     return spec.to_dict()
 
 
-def health(db, amqp_uri: str) -> Response:
-    """200 when both the database and the broker answer, else 503 saying which did not."""
+def _problems(db, amqp_uri: str) -> dict[str, list[str]]:
+    """What of the database and the broker does not answer. The broker is asked on the
+    process's kept connection: a probe never opens one of its own."""
     problems: dict[str, list[str]] = {}
     try:
         db.ping()
     except Exception as error:
         problems["database"] = [str(error)[:200] or type(error).__name__]
     try:
-        with kombu.Connection(amqp_uri, connect_timeout=2) as connection:
-            connection.ensure_connection(max_retries=1)
+        broker_answers(amqp_uri)
     except Exception as error:
         problems["broker"] = [str(error)[:200] or type(error).__name__]
+    return problems
+
+
+def health(db, amqp_uri: str) -> Response:
+    """200 when both the database and the broker answer, else 503 saying which did not."""
+    problems = _problems(db, amqp_uri)
     if problems:
         return error_response(503, problems)
     # Events dead-lettered because the broker did not vouch for their source: forgeries.
     return json_response(200, {"status": "ok", "refused_events": refused["events"]})
 
 
+# Events a relay may have stored and not yet published before its service stops taking
+# traffic: far more than a burst of submissions, far less than an hour of the broker away.
+DEFAULT_READY_MAX_RELAY_LAG = 1000
+
+
+def readiness(db, amqp_uri: str) -> Response:
+    """200 when the database and the broker answer and every relay of the process is
+    less than OURVOICE_READY_MAX_RELAY_LAG events behind its store; else 503 naming what
+    is wrong."""
+    limit = setting("OURVOICE_READY_MAX_RELAY_LAG", DEFAULT_READY_MAX_RELAY_LAG, minimum=1,
+                    meaning="events a relay may be behind its store while the service is ready")
+    problems = _problems(db, amqp_uri)
+    lags: dict[str, int] = {}
+    if "database" not in problems:
+        try:
+            lags = metrics.relay_lags()
+        except Exception as error:
+            problems["relay"] = [f"its lag could not be read: {str(error)[:200]}"]
+        behind = [f"{store}: {lag} events stored and not yet published (at most {limit:g})"
+                  for store, lag in sorted(lags.items()) if lag >= limit]
+        if behind:
+            problems["relay"] = behind
+    if problems:
+        return error_response(503, problems)
+    return json_response(200, {"status": "ready", "relay_lag": lags})
+
+
 class HealthAndSpec:
-    """Mixed into every service: GET /health and GET /openapi.json."""
+    """Mixed into every service: the health probes, GET /metrics, GET /openapi.json, the
+    ids on its log lines."""
 
     title = "Our Voice"
     config = Config()
+    log_context = logcontext.LogContext()
 
     @endpoint("GET", "/health", allow=(access.PUBLIC,),
               summary="200 when broker and database are reachable",
               errors={503: "the database or the broker does not answer"})
     def get_health(self, request):
         return health(self.db, self.config["AMQP_URI"])
+
+    @endpoint("GET", "/health/live", allow=(access.PUBLIC,),
+              summary="200 while the process answers (it asks nothing of anyone)")
+    def get_live(self, request):
+        return {"status": "alive"}
+
+    @endpoint("GET", "/health/ready", allow=(access.PUBLIC,),
+              summary="200 when the service can do its work: database and broker answer, "
+                      "its relays are not far behind",
+              errors={503: "what is not ready: database, broker or relay"})
+    def get_ready(self, request):
+        return readiness(self.db, self.config["AMQP_URI"])
+
+    @endpoint("GET", "/metrics", allow=(access.PUBLIC,),
+              summary="Prometheus metrics, in the text exposition format",
+              errors={401: "OURVOICE_METRICS_TOKEN is set and the bearer token is not it"})
+    def get_metrics(self, request):
+        # Counts only, nothing of a person or a case: open by default, like /health. An
+        # operator whose service port faces the public sets a token for Prometheus.
+        token = os.environ.get("OURVOICE_METRICS_TOKEN", "")
+        given = request.headers.get("Authorization", "")
+        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return error_response(401, {"Authorization": ["the metrics token is required"]})
+        body, content_type = metrics.exposition()
+        return Response(body, status=200, content_type=content_type)
 
     @endpoint("GET", "/openapi.json", allow=(access.PUBLIC,), summary="this document")
     def get_openapi(self, request):

@@ -41,7 +41,7 @@ from services.notifications.addresses import Addresses, LookupFailed
 from services.notifications.application import Try
 from services.notifications.domain import CHANNELS, CITIZEN, Delivery, RetrySchedule
 from services.notifications.messages import Templates
-from shared import clock
+from shared import clock, metrics
 from shared.phones import NotAPhoneNumber, e164
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,8 @@ class Sender(DependencyProvider):
             # start; the claim's row locks are held until then.
             saved = store.start_tries(outgoing, now, timedelta(seconds=self.settings.lease_seconds),
                                       self.settings.retry)
+            metrics.deliveries_recorded((one.delivery.channel, one.delivery.state)
+                                        for one in outgoing if one.delivery.id in saved)
             self._remember_done(d.id for d in deliveries if d.finished)
         started = 0
         for item in outgoing:
@@ -271,6 +273,8 @@ class Sender(DependencyProvider):
             # Sent, or failed: tried again later or, after the last try, dead-lettered.
             store.record_outcomes([(item.delivery, item.error) for item in done], clock.now(),
                                   self.settings.retry)
+            metrics.deliveries_recorded((item.delivery.channel, item.delivery.state)
+                                        for item in done)
         finally:
             self._remember_done(item.delivery.id for item in done if item.delivery.finished)
             for item in done:

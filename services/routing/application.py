@@ -25,6 +25,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.routing.deadlines import Policies, policies_from
 from services.routing.domain import ACTIONS, Case, InvalidTransition
+from shared import metrics
 from shared.categories import category_of
 from shared.store import CaseStore
 
@@ -249,7 +250,8 @@ class Routing(CaseStore):
             case = self.repository.get(case_id)
             case.check_deadlines(now, self.deadline_policies)
             try:
-                self.record(case)
+                with metrics.deadlines_recorded(case):
+                    self.record(case)
             except IntegrityError:
                 pass  # another instance recorded it first
 

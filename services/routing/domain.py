@@ -10,11 +10,11 @@ from datetime import datetime
 from uuid import UUID
 
 from services.routing.deadlines import CALENDARS, Duration, Policies, Policy
-from shared.principals import someone
 from shared.aggregate import Aggregate, event, id_from
 from shared.categories import SENSITIVE, Category, is_sensitive
 from shared.events import DEADLINES
 from shared.offices import is_ombudsman, office_id, ombudsman_above
+from shared.principals import someone
 
 MAX_TRANSFERS = 3
 # An evaluation is feedback on a service, not a complaint: it has no deadlines and is
