@@ -24,14 +24,15 @@ import sys  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from shared.config import SERVICES, check_production, env, service_amqp_uri  # noqa: E402
+from shared.config import SERVICES, check_production, service_amqp_uri  # noqa: E402
 from shared.limits import SettingError  # noqa: E402
+from shared.settings import settings  # noqa: E402
 
 
 def config_for(service: str) -> dict:
     return {
         "AMQP_URI": service_amqp_uri(service),
-        "WEB_SERVER_ADDRESS": env(f"{service.upper()}_ADDRESS"),
+        "WEB_SERVER_ADDRESS": settings().address(service),
         "max_workers": 16,
         "serializer": "json",
     }

@@ -33,7 +33,8 @@ from werkzeug.wrappers import Request, Response
 from shared import access
 from shared.consumer import refused
 from shared.db import TRANSIENT
-from shared.limits import RateLimit, retry_after, setting
+from shared.limits import RateLimit, retry_after
+from shared.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +165,10 @@ def load_form(request: Request, schema: Schema) -> dict:
 
 
 # -- the server: what one client may hold ---------------------------------------------
-# Defaults a phone on a slow network meets with ease: a request of this API is a few
-# kilobytes, sent within a second or two.
-DEFAULT_READ_TIMEOUT_SECONDS = 10.0
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-# Public reads per client address and minute; generous, since many citizens share a
-# carrier's NAT address. Like every limit in shared/limits.py, per instance.
-DEFAULT_PUBLIC_READS_PER_MINUTE = 600
+# Its settings (shared/settings.py) default to what a phone on a slow network meets with
+# ease: a request of this API is a few kilobytes, sent within a second or two. Public
+# reads per client address and minute are generous, since many citizens share a
+# carrier's NAT address; like every limit in shared/limits.py, counted per instance.
 # After refusing a body that is still coming, read and drop what arrives for this long
 # before closing, so the refusal reaches the client instead of a connection reset.
 LINGER_SECONDS = 1.0
@@ -263,16 +261,10 @@ class BoundedWebServer(WebServer):
     workers, so it cannot stall the others (nor /health)."""
 
     def setup(self):
-        # Read at setup, so a wrong setting stops the service before it listens.
-        self.read_timeout = setting(
-            "OURVOICE_HTTP_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS, whole=False,
-            minimum=0.1, meaning="seconds a client has to send a request's headers, and "
-                                 "again its body")
-        self.max_body_bytes = setting("OURVOICE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES,
-                                      minimum=1024)
-        self.public_reads = RateLimit(setting(
-            "OURVOICE_PUBLIC_READS_PER_MINUTE", DEFAULT_PUBLIC_READS_PER_MINUTE,
-            meaning="0 turns the limit off"))
+        current = settings()
+        self.read_timeout = current.http_read_timeout_seconds
+        self.max_body_bytes = current.max_body_bytes
+        self.public_reads = RateLimit(current.public_reads_per_minute)
         super().setup()
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=BoundedProtocol, debug=False):
