@@ -242,6 +242,9 @@ class Setting:
     # Only OURVOICE_ENV: an empty value is refused rather than taken as unset, so that
     # production never falls back to development on a blank.
     blank_is_unset: bool = True
+    # Passed to its readers by deploy/docker-compose.yml; False for what a deployment
+    # does not use (a test's knob, rabbitmqctl where Compose has the management API).
+    compose: bool = True
 
 
 def setting(name: str, kind: Kind, default: str | None, readers: tuple[str, ...],
@@ -272,7 +275,7 @@ def _broker_password(service: str) -> Any:
 
 
 def _address_of(service: str, port: int) -> Any:
-    return setting(f"{service.upper()}_ADDRESS", ADDRESS, f"127.0.0.1:{port}", (service, CLI),
+    return setting(f"{service.upper()}_ADDRESS", ADDRESS, f"127.0.0.1:{port}", (service,),
                    f"where {service} listens (`ourvoice run` prints it)")
 
 
@@ -298,7 +301,7 @@ class Settings:
         "on this machine")
     rabbitmq_nodename: str | None = setting(
         "RABBITMQ_NODENAME", TEXT, None, (CLI,),
-        "the node `rabbitmqctl` manages, when not the default one")
+        "the node `rabbitmqctl` manages, when not the default one", compose=False)
     # -- the database
     postgres_dbname: str = setting("POSTGRES_DBNAME", TEXT, "ourvoice", EVERYONE,
                                    "the database, created if missing")
@@ -404,7 +407,8 @@ class Settings:
         default_in_words="`http://` and `ROUTING_ADDRESS`")
     reports_clock_days: int = setting(
         "OURVOICE_REPORTS_CLOCK_DAYS", WHOLE, "0", (REPORTING,),
-        "for tests only: moves reporting's calendar on by whole days; ignored in production")
+        "for tests only: moves reporting's calendar on by whole days; ignored in production",
+        compose=False)
     # -- limits
     open311_keys: str | None = setting(
         "OURVOICE_OPEN311_KEYS", TEXT, None, (INTAKE,),

@@ -8,8 +8,8 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared.config import env
-from shared.settings import reload, settings
 from shared.db import Database
+from shared.settings import reload, settings
 from shared.web import HttpError, health, load_body
 
 
