@@ -664,11 +664,15 @@ def check_at_start() -> Settings:
     """Every program calls this as it starts: its settings, or it stops (exit status 1)
     naming every wrong one."""
     global _current
-    found = problems()
-    if found:
-        raise SystemExit("\n".join(found))
-    _current = load()
-    return _current
+    try:
+        current = load()
+    except SettingsError as error:
+        raise SystemExit("\n".join(error.problems)) from None
+    weak = production_problems(current)
+    if weak:
+        raise SystemExit("\n".join(weak))
+    _current = current
+    return current
 
 
 # -- showing them -------------------------------------------------------------------------
