@@ -681,12 +681,11 @@ def shown(s: Setting, text: str | None) -> str:
     """A value as it may be printed: secrets masked, a URL's password too."""
     if text is None:
         return "(unset)"
-    if s.secret and s.kind.accepts.endswith("URL"):
+    if s.secret and s.kind.accepts.endswith("URL"):  # only its password is secret
         parts = urlsplit(text)
         if parts.password:
-            login = parts.netloc.rpartition("@")
-            return urlunsplit(parts._replace(
-                netloc=f"{parts.username}:{MASK}@{login[2]}"))
+            host = parts.netloc.rpartition("@")[2]
+            return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
         return text
     if s.secret:
         return MASK if text else "(empty)"
