@@ -118,12 +118,12 @@ def master_key() -> bytes:
     return settings().master_key
 
 
-def check_production() -> None:
+def check_production(program: str | None = None) -> None:
     """Every program checks this as it starts: every setting well formed (OURVOICE_ENV a
     known mode among them), and in production every secret long and random, or anyone
     who read the source (or guessed) could forge what it signs or open what it encrypts.
-    Else it stops, naming each problem."""
-    check_at_start()
+    Else it stops, naming each problem (after the program's name, when given)."""
+    check_at_start(program)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def config_for(service: str) -> dict:
 def main(service: str) -> None:
     if service not in SERVICES:
         sys.exit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    check_production()
+    check_production(service)
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
     )

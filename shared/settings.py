@@ -43,19 +43,14 @@ MASK = "********"
 
 
 # -- what a setting accepts ------------------------------------------------------------
-# Each kind turns the text of a variable into its value, or raises ValueError saying
-# why not (after the variable's name: "OURVOICE_SWEEP_SECONDS='fast' is refused: ...").
+# Each kind turns the text of a variable into its value, or raises ValueError: bare, for
+# "OURVOICE_SWEEP_SECONDS must be a number above 0, not 'fast'", or saying why not after
+# the variable's name and value ("OURVOICE_ENV='prod' is not a mode: ...").
 
 @dataclass(frozen=True)
 class Kind:
     accepts: str  # in words, for the refusal, the README and `ourvoice config check`
-    convert: Callable[[str], Any]
-
-    def parse(self, text: str) -> Any:
-        try:
-            return self.convert(text)
-        except ValueError as error:
-            raise ValueError(str(error) or f"is refused: it must be {self.accepts}") from None
+    parse: Callable[[str], Any]
 
 
 def _whole(minimum: int) -> Kind:
@@ -78,12 +73,12 @@ def _number(minimum: float, *, above: bool = False) -> Kind:
     return Kind(f"a number {'above' if above else 'of at least'} {minimum:g}", convert)
 
 
-def _one_of(*choices: str, refusal: str = "is refused") -> Kind:
+def _one_of(*choices: str, refused: str = "") -> Kind:
     accepts = "exactly " + " or ".join(repr(c) for c in choices)
 
     def convert(text: str) -> str:
         if text not in choices:
-            raise ValueError(f"{refusal}: it must be {accepts}")
+            raise ValueError(f"{refused}: it must be {accepts}" if refused else "")
         return text
     return Kind(accepts, convert)
 
@@ -331,7 +326,7 @@ class Settings:
     reporting_address: str = _address_of(REPORTING, 8004)
     # -- mode and secrets
     env: str = setting(
-        "OURVOICE_ENV", _one_of("development", "production", refusal="is not a mode"),
+        "OURVOICE_ENV", _one_of("development", "production", refused="is not a mode"),
         "development", EVERYONE,
         "`development` or `production`, exactly; anything else stops every service and the "
         "CLI at start. In production every secret must be the hex or base64 of at least 32 "
@@ -546,6 +541,13 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
+def refusal(s: Setting, text: str, why: str) -> str:
+    """What is wrong with a value, naming the variable; a secret's value is never shown."""
+    if why:
+        return f"{s.name}{'' if s.secret else f'={text!r}'} {why}"
+    return f"{s.name} must be {s.kind.accepts}{'' if s.secret else f', not {text!r}'}"
+
+
 def read(environ: Mapping[str, str] = os.environ) -> dict[str, tuple[str | None, str]]:
     """Each variable's text and where it came from (the default or the environment)."""
     found = {}
@@ -564,9 +566,8 @@ def load(environ: Mapping[str, str] = os.environ) -> Settings:
         s = SETTINGS[name]
         try:
             values[ATTRIBUTES[name]] = None if text is None else s.kind.parse(text)
-        except ValueError as why:
-            shown = "" if s.secret else f"={text!r}"
-            problems.append(f"{name}{shown} {why}")
+        except ValueError as error:
+            problems.append(refusal(s, text, str(error)))
     if problems:
         raise SettingsError(problems)
     return Settings(**values, texts={n: t for n, (t, _) in texts.items()},
@@ -660,17 +661,17 @@ def problems(environ: Mapping[str, str] = os.environ) -> list[str]:
         return error.problems
 
 
-def check_at_start() -> Settings:
+def check_at_start(program: str | None = None) -> Settings:
     """Every program calls this as it starts: its settings, or it stops (exit status 1)
-    naming every wrong one."""
+    naming every wrong one (each line after the program's name, when given)."""
     global _current
     try:
         current = load()
+        found = production_problems(current)
     except SettingsError as error:
-        raise SystemExit("\n".join(error.problems)) from None
-    weak = production_problems(current)
-    if weak:
-        raise SystemExit("\n".join(weak))
+        found = error.problems
+    if found:
+        raise SystemExit("\n".join(f"{program}: {p}" if program else p for p in found))
     _current = current
     return current
 

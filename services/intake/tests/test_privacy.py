@@ -22,8 +22,8 @@ def test_a_sealed_contact_opens_only_with_its_own_key_and_case():
 def test_the_master_key_must_be_32_bytes(monkeypatch):
     for bad in (base64.b64encode(b"short").decode(), "not base64 at all!"):
         monkeypatch.setenv("OURVOICE_MASTER_KEY", bad)
-        with pytest.raises(SettingsError, match="OURVOICE_MASTER_KEY is refused: it must be "
-                                                "the base64 of 32 bytes") as refused:
+        with pytest.raises(SettingsError, match="OURVOICE_MASTER_KEY must be the base64 "
+                                                "of 32 bytes") as refused:
             reload()
         assert bad not in str(refused.value)  # a secret is never shown
 
