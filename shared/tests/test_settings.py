@@ -193,3 +193,14 @@ def test_compose_passes_nothing_that_is_not_a_setting():
         unknown = [name for name in environments[service]
                    if ours.match(name) and name not in SETTINGS]
         assert unknown == [], service
+
+
+def test_every_variable_the_code_reads_is_a_setting():
+    """A read of the environment by name anywhere in the services or the kernel names a
+    setting of the module (what a library reads, PSYCOPG_WAIT_FUNC, is set, not read)."""
+    read = re.compile(r"""(?:os\.environ\.get\(|os\.getenv\(|os\.environ\[|\benv\(|\bsetting\()"""
+                      r"""\s*["']([A-Z][A-Z0-9_]+)["']""")
+    found = {name for folder in ("shared", "services")
+             for path in (ROOT / folder).rglob("*.py") if "tests" not in path.parts
+             for name in read.findall(path.read_text(encoding="utf-8"))}
+    assert found and found - set(SETTINGS) == set()
