@@ -53,6 +53,7 @@ from bench.report import Figure, Results
 from services.routing import readmodels
 from services.routing.domain import Case
 from services.routing.service import Routing, policies
+from shared import settings
 from shared.chain import verify
 from shared.db import FOLLOWERS_DDL, Database
 from shared.follower import LogFollower
@@ -140,6 +141,7 @@ def small_pools() -> Iterator[None]:
     and the server's connections are shared with everyone else on it."""
     saved = {name: os.environ.get(name) for name in ("POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW")}
     os.environ.update(POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0")
+    settings.reload()  # read at start, so read again
     try:
         yield
     finally:
@@ -148,6 +150,7 @@ def small_pools() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        settings.reload()
 
 
 class Site:

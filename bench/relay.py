@@ -21,7 +21,7 @@ from bench.cases import COMMUNES, new_case
 from bench.infra import Progress, phase, scratch_database, scratch_vhost
 from bench.report import Results
 from services.intake.application import Intake
-from shared import topology
+from shared import settings, topology
 from shared.consumer import published_by_owner
 from shared.db import FOLLOWERS_DDL, Database
 from shared.events import read_event
@@ -189,6 +189,7 @@ def user_id_cost(results: Results, events: int, rounds: int = 4) -> None:
     best: dict[tuple[str, bool], float] = {}
     # The bench publishes as the operator; here that user is the store's owner.
     owner, os.environ["INTAKE_BROKER_USER"] = os.environ.get("INTAKE_BROKER_USER"), "guest"
+    settings.reload()  # read at start, so read again
     try:
         with scratch_database() as pg, scratch_vhost() as uri:
             store = open_store(Intake, pg)
@@ -226,6 +227,7 @@ def user_id_cost(results: Results, events: int, rounds: int = 4) -> None:
             del os.environ["INTAKE_BROKER_USER"]
         else:
             os.environ["INTAKE_BROKER_USER"] = owner
+        settings.reload()
     for part, label in (("relay", "Relay"), ("consumer", "Consumer (decode, validate, ack)")):
         plain = results.add(f"{part}.without-user-id", f"{label}, no user_id", best[part, False],
                             "/s", tag="baseline")

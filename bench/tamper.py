@@ -36,7 +36,7 @@ from bench.report import Results
 from services.reporting.commands import verify
 from services.routing import readmodels
 from services.routing.service import Routing
-from shared import checkpoint
+from shared import checkpoint, settings
 from shared.chain import _walk
 from shared.db import FOLLOWERS_DDL, Database
 from shared.store import open_store
@@ -49,6 +49,7 @@ def database_of(pg):
     """The command reads its database from the environment, as it does in production."""
     saved = os.environ.get("POSTGRES_DBNAME")
     os.environ["POSTGRES_DBNAME"] = pg.dbname
+    settings.reload()  # read at start, so read again
     try:
         yield
     finally:
@@ -56,6 +57,7 @@ def database_of(pg):
             os.environ.pop("POSTGRES_DBNAME")
         else:
             os.environ["POSTGRES_DBNAME"] = saved
+        settings.reload()
 
 
 def raw_select(conninfo: str) -> tuple[int, float]:

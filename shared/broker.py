@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 import urllib.parse
@@ -22,8 +21,9 @@ import urllib.request
 from dataclasses import dataclass
 
 from shared import topology
-from shared.config import SERVICES, broker_password, broker_user, env
+from shared.config import SERVICES, broker_password, broker_user
 from shared.events import EVENT_TYPES
+from shared.settings import settings
 
 NOTHING = "^$"
 SUBSCRIBER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -108,12 +108,12 @@ def binding_key_problem(key: str, *, ombudsman: bool) -> str | None:
 # -- the two ways to manage users ----------------------------------------------------------
 
 def admin() -> Rabbitmqctl | ManagementApi:
-    url = os.environ.get("RABBITMQ_MANAGEMENT_URL")
+    url = settings().rabbitmq_management_url
     return ManagementApi(url) if url else Rabbitmqctl()
 
 
 def _vhost() -> str:
-    path = urllib.parse.urlsplit(env("AMQP_URI")).path
+    path = urllib.parse.urlsplit(settings().amqp_uri).path
     return urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
 
 
@@ -123,7 +123,7 @@ class Rabbitmqctl:
 
     def __init__(self):
         self.vhost = _vhost()
-        node = os.environ.get("RABBITMQ_NODENAME")
+        node = settings().rabbitmq_nodename
         self.command = ["rabbitmqctl", *(["-n", node] if node else [])]
 
     def _run(self, *args: str) -> str:
@@ -166,7 +166,7 @@ class ManagementApi:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.vhost = _vhost()
-        parts = urllib.parse.urlsplit(env("AMQP_URI"))
+        parts = urllib.parse.urlsplit(settings().amqp_uri)
         login = f"{urllib.parse.unquote(parts.username or '')}:" \
                 f"{urllib.parse.unquote(parts.password or '')}"
         self.auth = "Basic " + base64.b64encode(login.encode()).decode()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import yaml
+
+from shared.settings import settings
 
 CASE_TYPES = ("complaint", "support", "information", "evaluation")
 LEVELS = ("commune", "district", "province")
@@ -29,7 +30,7 @@ class Category:
 
 @cache
 def categories() -> dict[str, Category]:
-    path = Path(os.environ.get("OURVOICE_CATEGORIES", DEFAULT_FILE))
+    path = settings().categories
     rows = yaml.safe_load(path.read_text(encoding="utf-8"))
     found = {}
     for row in rows:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.chain import Head, heads
-from shared.config import env
+from shared.settings import settings
 from shared.topology import AUDIT
 
 KIND = "ourvoice-chain-checkpoint"
@@ -34,8 +34,7 @@ class BadCheckpoint(ValueError):
 
 
 def private_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(_raw(env("OURVOICE_CHECKPOINT_KEY"),
-                                                     "OURVOICE_CHECKPOINT_KEY"))
+    return Ed25519PrivateKey.from_private_bytes(settings().checkpoint_key)
 
 
 def public_key_text(key: Ed25519PublicKey) -> str:

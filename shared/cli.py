@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 
-from shared.config import SERVICES, check_production, env
+from shared.config import SERVICES, check_production
+from shared.settings import command as config_command
+from shared.settings import settings
 
 
 def service_command(service: str) -> list[str]:
@@ -41,7 +43,7 @@ def setup() -> None:
     db.close()
     for store_class in stores:
         open_store(store_class).close()
-    with kombu.Connection(env("AMQP_URI")) as connection:
+    with kombu.Connection(settings().amqp_uri) as connection:
         topology.declare(connection.default_channel)
     broker.put_service_users()
 
@@ -76,7 +78,7 @@ def subscribers(args) -> int:
             print(f"no subscriber {name}", file=sys.stderr)
             return 1
         admin.delete_user(user)
-        with kombu.Connection(env("AMQP_URI")) as connection:
+        with kombu.Connection(settings().amqp_uri) as connection:
             queue(connection.default_channel).delete()
         print(f"subscriber {name} removed: its user and its queue {queue.name}")
         return 0
@@ -90,7 +92,7 @@ def subscribers(args) -> int:
     if user in admin.users():
         print(f"subscriber {name} exists; remove it first to bind it again", file=sys.stderr)
         return 1
-    with kombu.Connection(env("AMQP_URI")) as connection:
+    with kombu.Connection(settings().amqp_uri) as connection:
         topology.EVENTS(connection.default_channel).declare()
         topology.AUDIT(connection.default_channel).declare()
         queue(connection.default_channel).declare()
@@ -110,7 +112,7 @@ def run(services: list[str]) -> int:
     setup()
     processes = {name: subprocess.Popen(service_command(name)) for name in services}
     for name in services:
-        print(f"{name:<14} http://{env(name.upper() + '_ADDRESS')}", flush=True)
+        print(f"{name:<14} http://{settings().address(name)}", flush=True)
     print("Ctrl-C stops them all.", flush=True)
 
     stopping = False
@@ -399,10 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     rebuilding.add_argument("--check", action="store_true",
                             help="compare with the live model row for row, and keep the live one")
     projection_actions.add_parser("status", help="each read model's position and lag")
+    config_command.arguments(commands.add_parser(config_command.name, help=config_command.help))
     run_parser = commands.add_parser("run", help="run services as separate processes")
     run_parser.add_argument("services", nargs="*", metavar="SERVICE",
                             help=f"any of {', '.join(SERVICES)} (default: all)")
     args = parser.parse_args(argv)
+    if args.command == config_command.name:
+        return config_command.run(args)  # it names every problem, and starts nothing
     check_production()  # the same check as every service's, before touching anything
     unknown = set(getattr(args, "services", [])) - set(SERVICES)
     if unknown:

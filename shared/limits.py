@@ -8,9 +8,10 @@ belongs at the proxy in front of them."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
+
+from shared.settings import SETTINGS, SettingsError, settings
 
 # Buckets of clients that have been quiet long enough to be full again are forgotten
 # once this many are kept, so a scan from many addresses cannot grow memory without end.
@@ -63,23 +64,15 @@ def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-class SettingError(ValueError):
-    """A setting in the environment that is not what it must be."""
+# A limit that is not a number of its kind stops the program at start (shared/settings.py).
+SettingError = SettingsError
 
 
-def setting(name: str, default: float, *, whole: bool = True, minimum: float = 0,
-            meaning: str = "") -> float:
-    """A number from the environment; anything else stops the service with a message
-    that says what is expected (a limit silently taken as its default would not hold)."""
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        number = int(value) if whole else float(value)
-    except ValueError:
-        number = None
-    if number is None or not math.isfinite(number) or number < minimum:
-        kind = "a whole number" if whole else "a number"
-        raise SettingError(f"{name} must be {kind} of at least {minimum:g}"
-                         f"{'; ' + meaning if meaning else ''} (given {value!r})")
-    return number
+def setting(name: str, default: float | None = None, *, whole: bool = True,
+            minimum: float = 0, meaning: str = "") -> float:
+    """A limit's value as the settings read and checked it at start. Its default, kind
+    and minimum are the settings module's (KeyError for a name that is no setting); the
+    other arguments are what callers said before, and are not used."""
+    if name not in SETTINGS:
+        raise KeyError(f"{name} is not a setting (see shared/settings.py)")
+    return settings().value(name)

@@ -25,14 +25,15 @@ import sys  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
 from shared import logcontext  # noqa: E402
-from shared.config import SERVICES, check_production, env, service_amqp_uri  # noqa: E402
+from shared.config import SERVICES, check_production, service_amqp_uri  # noqa: E402
 from shared.limits import SettingError  # noqa: E402
+from shared.settings import settings  # noqa: E402
 
 
 def config_for(service: str) -> dict:
     return {
         "AMQP_URI": service_amqp_uri(service),
-        "WEB_SERVER_ADDRESS": env(f"{service.upper()}_ADDRESS"),
+        "WEB_SERVER_ADDRESS": settings().address(service),
         "max_workers": 16,
         "serializer": "json",
     }
@@ -41,8 +42,8 @@ def config_for(service: str) -> dict:
 def main(service: str) -> None:
     if service not in SERVICES:
         sys.exit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    check_production()
-    logcontext.configure(service, os.environ.get("OURVOICE_LOG_FORMAT") or "text")
+    check_production(service)
+    logcontext.configure(service, settings().log_format)
     module = importlib.import_module(f"services.{service}.service")
     runner = ServiceRunner(config_for(service))
     runner.add_service(module.Service)

@@ -14,10 +14,11 @@ from eventsourcing.persistence import ProcessRecorder, Tracking
 from nameko.extensions import DependencyProvider
 
 from shared.chain import ensure_chain
-from shared.config import Postgres, ensure_database, env
+from shared.config import Postgres, ensure_database
 from shared.db import FOLLOWERS_DDL, Database, migration_lock
 from shared.follower import Doorbell, LogFollower
 from shared.relay import ConfirmedPublisher, Relay
+from shared.settings import settings
 
 
 class CaseStore(Application):
@@ -119,7 +120,7 @@ class EventStore(DependencyProvider):
         self.db = Database(max_size=2)
         self.db.migrate(FOLLOWERS_DDL, *[d for p in self.projections for d in p.ddl])
         source = self.store_class.name
-        idle = float(env("OURVOICE_POLL_SECONDS"))
+        idle = settings().poll_seconds
         self.doorbell = Doorbell(Postgres.from_env(), self.store.recorder.channel_name)
         self.publisher = ConfirmedPublisher(self.container.config["AMQP_URI"])
         self.followers = [

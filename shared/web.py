@@ -14,7 +14,6 @@ import inspect
 import io
 import json
 import logging
-import os
 import re
 import secrets
 import socket
@@ -36,7 +35,8 @@ from werkzeug.wrappers import Request, Response
 from shared import access, logcontext, metrics
 from shared.consumer import broker_answers, refused
 from shared.db import TRANSIENT
-from shared.limits import RateLimit, retry_after, setting
+from shared.limits import RateLimit, retry_after
+from shared.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,10 @@ def load_form(request: Request, schema: Schema) -> dict:
 
 
 # -- the server: what one client may hold ---------------------------------------------
-# Defaults a phone on a slow network meets with ease: a request of this API is a few
-# kilobytes, sent within a second or two.
-DEFAULT_READ_TIMEOUT_SECONDS = 10.0
-DEFAULT_MAX_BODY_BYTES = 1 << 20
-# Public reads per client address and minute; generous, since many citizens share a
-# carrier's NAT address. Like every limit in shared/limits.py, per instance.
-DEFAULT_PUBLIC_READS_PER_MINUTE = 600
+# Its settings (shared/settings.py) default to what a phone on a slow network meets with
+# ease: a request of this API is a few kilobytes, sent within a second or two. Public
+# reads per client address and minute are generous, since many citizens share a
+# carrier's NAT address; like every limit in shared/limits.py, counted per instance.
 # After refusing a body that is still coming, read and drop what arrives for this long
 # before closing, so the refusal reaches the client instead of a connection reset.
 LINGER_SECONDS = 1.0
@@ -266,16 +263,10 @@ class BoundedWebServer(WebServer):
     workers, so it cannot stall the others (nor /health)."""
 
     def setup(self):
-        # Read at setup, so a wrong setting stops the service before it listens.
-        self.read_timeout = setting(
-            "OURVOICE_HTTP_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS, whole=False,
-            minimum=0.1, meaning="seconds a client has to send a request's headers, and "
-                                 "again its body")
-        self.max_body_bytes = setting("OURVOICE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES,
-                                      minimum=1024)
-        self.public_reads = RateLimit(setting(
-            "OURVOICE_PUBLIC_READS_PER_MINUTE", DEFAULT_PUBLIC_READS_PER_MINUTE,
-            meaning="0 turns the limit off"))
+        current = settings()
+        self.read_timeout = current.http_read_timeout_seconds
+        self.max_body_bytes = current.max_body_bytes
+        self.public_reads = RateLimit(current.public_reads_per_minute)
         super().setup()
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=BoundedProtocol, debug=False):
@@ -584,17 +575,11 @@ def health(db, amqp_uri: str) -> Response:
     return json_response(200, {"status": "ok", "refused_events": refused["events"]})
 
 
-# Events a relay may have stored and not yet published before its service stops taking
-# traffic: far more than a burst of submissions, far less than an hour of the broker away.
-DEFAULT_READY_MAX_RELAY_LAG = 1000
-
-
 def readiness(db, amqp_uri: str) -> Response:
     """200 when the database and the broker answer and every relay of the process is
     less than OURVOICE_READY_MAX_RELAY_LAG events behind its store; else 503 naming what
     is wrong."""
-    limit = setting("OURVOICE_READY_MAX_RELAY_LAG", DEFAULT_READY_MAX_RELAY_LAG, minimum=1,
-                    meaning="events a relay may be behind its store while the service is ready")
+    limit = settings().ready_max_relay_lag
     problems = _problems(db, amqp_uri)
     lags: dict[str, int] = {}
     if "database" not in problems:
@@ -643,7 +628,7 @@ class HealthAndSpec:
     def get_metrics(self, request):
         # Counts only, nothing of a person or a case: open by default, like /health. An
         # operator whose service port faces the public sets a token for Prometheus.
-        token = os.environ.get("OURVOICE_METRICS_TOKEN", "")
+        token = settings().metrics_token or ""
         given = request.headers.get("Authorization", "")
         if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return error_response(401, {"Authorization": ["the metrics token is required"]})

@@ -9,6 +9,7 @@ from cryptography.exceptions import InvalidTag
 
 from shared import accounts
 from shared.config import StaffLogins, check_production
+from shared.settings import reload
 
 NOW = datetime(2026, 12, 1, 9, 0, 10, tzinfo=UTC)
 
@@ -25,6 +26,7 @@ def test_a_password_needs_the_minimum_length(monkeypatch):
     assert accounts.password_problem("123456789") == "a password needs at least 10 characters"
     assert accounts.password_problem("1234567890") is None
     monkeypatch.setenv("OURVOICE_PASSWORD_MIN_LENGTH", "14")
+    reload()
     assert accounts.password_problem("1234567890") == "a password needs at least 14 characters"
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.config import DEFAULTS, SERVICES, check_production, signing_secrets, weakness
+from shared.settings import reload
 
 OWN_KEYS = {"OURVOICE_SECRET": "2026a:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             "OURVOICE_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
@@ -110,6 +111,7 @@ def test_development_keeps_the_default(monkeypatch):
 def test_the_secret_list_names_who_signs_and_until_when_the_others_verify(monkeypatch):
     monkeypatch.setenv("OURVOICE_SECRET", "2026b:new, 2026a:old:2027-01-31,2025:older:"
                                           "2026-12-01T12:00:00+07:00")
+    reload()
     new, old, older = signing_secrets()
     assert (new.id, new.key, new.until) == ("2026b", b"new", None)
     assert (old.id, old.key) == ("2026a", b"old")

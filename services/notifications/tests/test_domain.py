@@ -14,6 +14,7 @@ from services.notifications.domain import (
     notices_for,
 )
 from services.notifications.messages import Templates
+from shared.settings import reload
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
@@ -207,10 +208,12 @@ def test_the_office_is_sent_to_the_case_s_page_in_the_console(monkeypatch, langu
     case_id = str(uuid.uuid4())
     monkeypatch.delenv("OURVOICE_CONSOLE_URL", raising=False)
     monkeypatch.setenv("ROUTING_ADDRESS", "10.0.0.5:8002")
+    reload()
     rendered = Templates().render("information-provided", language, {"answers_request": True},
                                   "PKG3J-JUT6T", "commune-120101", case_id)
     assert f"http://10.0.0.5:8002/console/#/cases/{case_id}" in rendered.email
     monkeypatch.setenv("OURVOICE_CONSOLE_URL", "https://ourvoice.gov.kh/")
+    reload()
     rendered = Templates().render("information-provided", language, {"answers_request": True},
                                   "PKG3J-JUT6T", "commune-120101", case_id)
     assert f"https://ourvoice.gov.kh/console/#/cases/{case_id}" in rendered.email
