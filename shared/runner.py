@@ -1,15 +1,13 @@
 """Running one service as its own process: `python -m services.<name>`.
 
-This is the single command per service, used alike by `make run`, by the tests and by the
-container image, so what is tested is what runs."""
+This is the single command per service, used alike by `ourvoice run`, by the tests and
+by the container image, so what is tested is what runs. Each service's `__main__`
+patches eventlet first, imports this module (before anything imports psycopg), then its
+own `Service` class, and hands that to `main`."""
 
 from __future__ import annotations
 
 import os
-
-import eventlet
-
-eventlet.monkey_patch()  # before anything opens a socket
 
 # psycopg's default wait function, in C, blocks the whole process on each query; the one
 # built on (green) select cooperates with the other green threads. It is chosen when
@@ -17,14 +15,14 @@ eventlet.monkey_patch()  # before anything opens a socket
 # rebuilds, the tests) there are no green threads and the C one is the faster.
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
-import importlib  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
+import eventlet  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from shared.config import SERVICES, check_production, env, service_amqp_uri  # noqa: E402
+from shared.config import check_production, env, service_amqp_uri  # noqa: E402
 from shared.limits import SettingError  # noqa: E402
 
 
@@ -37,19 +35,26 @@ def config_for(service: str) -> dict:
     }
 
 
-def main(service: str) -> None:
-    if service not in SERVICES:
-        sys.exit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+def main(service_class: type) -> None:
+    service = service_class.name
     check_production()
     logging.basicConfig(
         level=logging.INFO, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
     )
-    module = importlib.import_module(f"services.{service}.service")
+    log = logging.getLogger(service)
     runner = ServiceRunner(config_for(service))
-    runner.add_service(module.Service)
+    runner.add_service(service_class)
+    stopping = False
 
     def shutdown(signum, frame):
-        # Stop in a green thread: the signal handler must not block the hub.
+        # Once: a terminal's Ctrl-C and a supervisor's SIGTERM may both arrive, and
+        # nameko's timers fail when told to stop twice. In a green thread: the signal
+        # handler must not block the hub.
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        log.info("stopping (%s)", signal.Signals(signum).name)
         eventlet.spawn(runner.stop)
 
     signal.signal(signal.SIGTERM, shutdown)
@@ -58,5 +63,5 @@ def main(service: str) -> None:
         runner.start()
     except SettingError as error:
         sys.exit(f"{service}: {error}")
-    logging.getLogger(service).info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
+    log.info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
     runner.wait()

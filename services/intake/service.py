@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from services.intake import open311, privacy, views
 from services.intake.appends import NewCases
+from services.intake.commands import COMMANDS
 from services.intake.domain import (
     FINAL,
     Case,
@@ -144,9 +145,10 @@ def conflict(refusal: NotAllowed) -> HttpError:
 class Service(HealthAndSpec):
     name = "intake"
     title = "Our Voice intake"
+    commands = COMMANDS
 
     store = EventStore(Intake, projections=[views.CASES])
-    db = DatabaseProvider(*views.DDL, *privacy.DDL)
+    db = DatabaseProvider(*privacy.DDL, subscribers=[views.CASE_VIEW])
     routing = RpcProxy("routing")
     limit = IntakeLimitsProvider()
     new_cases = NewCases()

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.db import tracking_ddl
 from shared.events import location_of, status_after
-from shared.store import Projection
+from shared.store import Projection, Subscriber
 
 DDL = (
     tracking_ddl("intake"),
@@ -288,3 +288,8 @@ def gender_counts(cursor, filters: dict[str, Any]) -> list[dict]:
          **location_of(row["commune"]), "cases": row["cases"]}
         for row in cursor.fetchall()
     ]
+
+
+# The citizen's case view, fed by the broker, declared for those who rebuild it.
+CASE_VIEW = Subscriber("intake.case_view", "intake", DDL,
+                       lambda cursor, batch: [apply(cursor, event) for _, event in batch])

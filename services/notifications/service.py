@@ -21,6 +21,7 @@ from marshmallow import Schema, fields
 from nameko.timer import timer
 
 from services.notifications import views
+from services.notifications.commands import COMMANDS
 from services.notifications.domain import (
     CITIZEN_MESSAGES,
     NEVER_NOTIFIED,
@@ -86,6 +87,7 @@ class Requeued(Schema):
 class Service(HealthAndSpec):
     name = "notifications"
     title = "Our Voice notifications"
+    commands = COMMANDS
 
     store = EventStore(Notifications, projections=views.PROJECTIONS)
     db = DatabaseProvider(tracking_ddl("notifications"))

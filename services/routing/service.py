@@ -21,6 +21,7 @@ from nameko.timer import timer
 
 from services.routing import views
 from services.routing.casefile import OPEN_ATTEMPTS, CaseFiles
+from services.routing.commands import COMMANDS
 from services.routing.console import Console
 from services.routing.deadlines import Policies, policies_from
 from services.routing.directory import amended, base_directory, follow_merges
@@ -162,6 +163,7 @@ def name_matches(office, words: str) -> bool:
 class Service(CaseFiles, Sessions, Console, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
+    commands = COMMANDS
 
     store = EventStore(Routing, projections=views.PROJECTIONS)
     db = DatabaseProvider(tracking_ddl("routing"))
