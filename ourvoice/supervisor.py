@@ -94,8 +94,8 @@ class Supervisor:
         self.stopping = True  # a second signal changes nothing: the stop is under way
 
     def run(self) -> int:
-        signal.signal(signal.SIGINT, self.stop_signal)
-        signal.signal(signal.SIGTERM, self.stop_signal)
+        before = {signum: signal.signal(signum, self.stop_signal)
+                  for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             for child in self.children.values():
                 self.start(child)
@@ -107,6 +107,8 @@ class Supervisor:
             return 0
         finally:
             self.stop_all()
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
 
     def watch(self) -> bool:
         """One look at every service; True when one cannot start at all."""
