@@ -17,29 +17,37 @@ def _exists(conn, table: str) -> bool:
 
 
 def _case_of_event(conn, store: str, notification_id: int) -> UUID | None:
-    """The case a stored event is about, from the event itself: the case its context
-    names (a delivery of a notice names its case), else its own stream when that is a
-    case's (intake and routing key a case by its id)."""
+    """The case a stored event is about, as its stream tells: the case its events'
+    context names (a delivery of a notice names its case), else the stream itself when
+    it is a case's (intake and routing key a case by its id). The broken event first;
+    if it was altered past reading, the other events of its stream."""
     from ourvoice import registry
     from shared.logs import COLUMNS, decode
 
-    row = conn.execute(sql.SQL("SELECT " + COLUMNS + " FROM {} WHERE notification_id = %s")
-                       .format(sql.Identifier(f"{store}_events")), (notification_id,)).fetchone()
-    if row is None:
-        return None
+    events = sql.Identifier(f"{store}_events")
+    row = conn.execute(sql.SQL("SELECT originator_id FROM {} WHERE notification_id = %s")
+                       .format(events), (notification_id,)).fetchone()
     store_class = registry.stores().get(store)
-    try:
-        domain_event = decode(store_class, tuple(row)) if store_class else None
-    except Exception:  # an edit that left no event to read: fall back on its stream
-        domain_event = None
-    context = getattr(domain_event, "context", None) or {}
-    named = context.get("case_id") or getattr(domain_event, "case_id", None)
-    if named:
-        return UUID(str(named))
-    if context.get("tracking_code") or (domain_event is None and _exists(conn, "intake_cases")
-                                        and conn.execute("SELECT 1 FROM intake_cases WHERE "
-                                                         "case_id = %s", (row[1],)).fetchone()):
-        return row[1]
+    if row is None or store_class is None:
+        return None
+    stream = row[0]
+    rows = conn.execute(sql.SQL("SELECT " + COLUMNS + " FROM {} WHERE originator_id = %s"
+                                " ORDER BY notification_id = %s DESC, notification_id")
+                        .format(events), (stream, notification_id)).fetchall()
+    for found in rows:
+        try:
+            domain_event = decode(store_class, tuple(found))
+        except Exception:  # this one was altered past reading: its neighbours say it
+            continue
+        context = getattr(domain_event, "context", None) or {}
+        named = context.get("case_id") or getattr(domain_event, "case_id", None)
+        if named:
+            return UUID(str(named))
+        if context.get("tracking_code"):
+            return stream
+    if _exists(conn, "intake_cases") and conn.execute(
+            "SELECT 1 FROM intake_cases WHERE case_id = %s", (stream,)).fetchone():
+        return stream
     return None
 
 

@@ -35,6 +35,11 @@ def config_for(service: str) -> dict:
     }
 
 
+# A stop waits for the workers and threads under way, at most this long: then the process
+# leaves (what it had not acknowledged is delivered again, and does nothing twice).
+STOP_SECONDS = 3.0
+
+
 def main(service_class: type) -> None:
     service = service_class.name
     check_production()
@@ -56,6 +61,12 @@ def main(service_class: type) -> None:
         stopping = True
         log.info("stopping (%s)", signal.Signals(signum).name)
         eventlet.spawn(runner.stop)
+        eventlet.spawn_after(STOP_SECONDS, leave)
+
+    def leave():
+        log.warning("not stopped within %.0f s: leaving now", STOP_SECONDS)
+        logging.shutdown()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
