@@ -22,6 +22,7 @@ RUN /opt/ourvoice/bin/pip install ${PIP_INSTALL_OPTIONS} --find-links /wheelhous
 COPY pyproject.toml /src/
 COPY shared/ /src/shared/
 COPY services/ /src/services/
+COPY ourvoice/ /src/ourvoice/
 # The project alone, built by the locked setuptools installed above.
 RUN /opt/ourvoice/bin/pip install ${PIP_INSTALL_OPTIONS} --no-deps --no-build-isolation /src
 

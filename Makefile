@@ -47,8 +47,12 @@ test-faults: install
 test-unit: install
 	$(BIN)/pytest -m "not e2e and not faults and not chaos"
 
+# Style, then the boundaries between ourvoice/, services/ and shared/ (import-linter's
+# contracts in pyproject.toml, and no import hidden in an importlib call).
 lint: install
-	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff check ourvoice shared services tests bench
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q -p no:cacheprovider ourvoice/tests/test_boundaries.py
 
 bench: install
 	$(BIN)/python -m bench

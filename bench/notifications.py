@@ -32,8 +32,8 @@ from bench.infra import Progress, percentile, phase
 from bench.report import Figure, Results
 from services.notifications.channels import SmtpSettings
 from shared.topology import EVENTS
+from tests.receivers import HttpReceiver, Mailbox
 from tests.system import ROOT, System, complaint, submit, wait_until
-from tests.test_notifications_receivers import HttpReceiver, Mailbox
 
 CONNECTIONS = SmtpSettings.connections  # the service's own number of SMTP connections
 RAW_SECONDS = 3.0

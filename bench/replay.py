@@ -27,6 +27,7 @@ import psycopg
 from bench.cases import COMMUNES, new_case
 from bench.infra import Progress, phase, scratch_database
 from bench.report import Results
+from ourvoice.registry import stores
 from services.intake.application import Intake
 from services.reporting import audit, counts
 from services.routing.domain import Case as RoutedCase
@@ -158,7 +159,8 @@ def replay(results: Results, events: int = 1_000_000) -> None:
                                 f"{done / (time.perf_counter() - started):,.0f} events/s")
 
             started = time.perf_counter()
-            outcome = rebuild_subscriber(db, counts.READ_MODEL, swap=True, progress=advance)
+            outcome = rebuild_subscriber(db, counts.READ_MODEL, list(stores().values()), swap=True,
+                                         progress=advance)
             seconds = time.perf_counter() - started
             progress.done(f"{outcome.events:,} events in {seconds:.1f} s")
             results.add("replay.reports", "Rebuild of the reports' read model (events replayed)",

@@ -8,7 +8,7 @@ turn about (best of REPEATS each):
 
 - the raw baseline: a streaming SELECT of every link joined with its event, in chain
   order (the rows verify reads), doing nothing with them;
-- the command as an auditor runs it (`services.reporting.commands.verify`): the
+- the command as an auditor runs it (`ourvoice.chains.verify`): the
   checkpoint's signature, then every chain walked from the genesis, each link
   recomputed in Python, through the checkpoint's head.
 
@@ -33,7 +33,7 @@ import psycopg
 from bench import fill
 from bench.infra import Progress, phase, scratch_database
 from bench.report import Results
-from services.reporting.commands import verify
+from ourvoice.chains import verify
 from services.routing import readmodels
 from services.routing.service import Routing
 from shared import checkpoint, settings

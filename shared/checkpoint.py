@@ -109,11 +109,12 @@ def publish(publisher, checkpoint: dict) -> None:
 
 
 def all_chains() -> tuple[list[str], tuple]:
-    """The names of every store and every chained table."""
+    """The names of every store (the services that publish, each from its store) and
+    every chained table."""
     from shared import access, accounts
-    from shared.logs import store_classes
+    from shared.topology import PUBLISHERS
 
-    return list(store_classes()), access.CHAINED + accounts.CHAINED
+    return list(PUBLISHERS), access.CHAINED + accounts.CHAINED
 
 
 def take_and_publish(amqp_uri: str) -> dict:

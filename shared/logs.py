@@ -3,12 +3,13 @@ models and for verifying the hash chains.
 
 Stored events are read with plain SQL on the caller's own connection (no event-store
 application and its connection pool per store) and decoded with the store's own mapper,
-the one its service writes with."""
+the one its service writes with. Each function is given the store's class (its `name`
+is its tables' prefix): this kernel knows no service; the `ourvoice` command finds the
+stores through its registry."""
 
 from __future__ import annotations
 
 import heapq
-import importlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -17,29 +18,14 @@ from typing import Any
 from eventsourcing.persistence import Mapper, Notification
 from psycopg import sql
 
-from shared.config import SERVICES
 from shared.events import DATA_SCHEMAS, public_event
 
 
 @cache
-def store_classes() -> dict[str, type]:
-    """Every service's event store, by name, in the order of SERVICES."""
-    from shared.store import EventStore
-
-    found = {}
-    for service in SERVICES:
-        module = importlib.import_module(f"services.{service}.service")
-        for provider in vars(module.Service).values():
-            if isinstance(provider, EventStore):
-                found[provider.store_class.name] = provider.store_class
-    return found
-
-
-@cache
-def mapper(store: str) -> Mapper:
+def mapper(store: type) -> Mapper:
     """The store's mapper, from an in-memory instance of its application: the same
     transcodings, topics and (if configured) cipher and compression, no connections."""
-    return store_classes()[store](env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
+    return store(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
 
 
 COLUMNS = "notification_id, originator_id, originator_version, topic, state"
@@ -51,20 +37,20 @@ def notification(row: tuple) -> Notification:
                         originator_version=version, topic=topic, state=bytes(state))
 
 
-def decode(store: str, row: tuple) -> Any:
+def decode(store: type, row: tuple) -> Any:
     """A row of (notification_id, originator_id, originator_version, topic, state) as
     the domain event it stores."""
     return mapper(store).to_domain_event(notification(row))
 
 
-def stream_events(cursor, store: str, originator_ids: Iterable) -> list[tuple[int, Any]]:
+def stream_events(cursor, store: type, originator_ids: Iterable) -> list[tuple[int, Any]]:
     """(notification id, domain event) of the given aggregates, in log order."""
     ids = list(originator_ids)
     if not ids:
         return []
     cursor.execute(sql.SQL(
         "SELECT " + COLUMNS + " FROM {} WHERE originator_id = ANY(%s) ORDER BY notification_id"
-    ).format(sql.Identifier(f"{store}_events")), (ids,))
+    ).format(sql.Identifier(f"{store.name}_events")), (ids,))
     return [(row[0], decode(store, row)) for row in _tuples(cursor.fetchall())]
 
 
@@ -92,12 +78,12 @@ class Published:
         return public_event(self.source, self.position, self.domain_event)
 
 
-def published(store: str, rows: Iterable[tuple]) -> Iterator[Published]:
+def published(store: type, rows: Iterable[tuple]) -> Iterator[Published]:
     """The public events among a store's rows (in log order); the rest stay inside."""
     for row in rows:
         domain_event = decode(store, tuple(row))
         if type(domain_event).__name__ in DATA_SCHEMAS:
-            yield Published(domain_event.timestamp, store, row[0], domain_event)
+            yield Published(domain_event.timestamp, store.name, row[0], domain_event)
 
 
 def in_time_order(streams: Iterable[Iterator[Published]]) -> Iterator[Published]:
@@ -112,9 +98,9 @@ class StoreLog:
     store's mapper: enough of an event-store application for a `LogFollower` and for
     `rebuild`, without opening the store's own connection pool."""
 
-    def __init__(self, db, store: str):
+    def __init__(self, db, store: type):
         self.db = db
-        self.name = store
+        self.name = store.name
         self.mapper = mapper(store)
         self.recorder = self
 

@@ -12,12 +12,12 @@ replace the old. Two kinds of read model:
   as the relays publish them, in time order; it is paused by locking its service's
   tracking table, and caught up to exactly the events that table says it applied.
 
-`read_models()` names them all, for `ourvoice projections rebuild` and `status`."""
+The read models and the stores are given by the caller (the `ourvoice` command finds
+them through its registry, `ourvoice/projections.py`): this kernel knows no service."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +27,7 @@ from psycopg import sql
 
 from shared.db import Database
 from shared.events import DATA_SCHEMAS, envelope_of
-from shared.logs import COLUMNS, Published, StoreLog, in_time_order, published, store_classes
+from shared.logs import COLUMNS, Published, in_time_order, published
 from shared.store import CaseStore, Projection, Subscriber
 
 BATCH = 1000
@@ -204,30 +204,31 @@ def _apply_stream(db_cursor, subscriber: Subscriber, schema: str, in_schema, eve
     return count
 
 
-def existing_stores(db: Database) -> list[str]:
+def existing_stores(db: Database, stores: Sequence[type[CaseStore]]) -> list[type[CaseStore]]:
     """The stores whose tables exist (a service that never ran has none)."""
     with db.transaction() as cursor:
-        return [store for store in store_classes()
-                if cursor.execute("SELECT to_regclass(%s) AS t", (f"{store}_events",))
+        return [store for store in stores
+                if cursor.execute("SELECT to_regclass(%s) AS t", (f"{store.name}_events",))
                 .fetchone()["t"] is not None]
 
 
-def rebuild_subscriber(db: Database, subscriber: Subscriber, *, swap: bool,
-                       progress: Callable[[int], None] | None = None) -> Outcome:
-    """Replay every public event the live model applied, beside it, in time order;
-    then, with the live model paused, the ones it applied meanwhile; compare; swap."""
+def rebuild_subscriber(db: Database, subscriber: Subscriber, stores: Sequence[type[CaseStore]],
+                       *, swap: bool, progress: Callable[[int], None] | None = None) -> Outcome:
+    """Replay every public event of the `stores` the live model applied, beside it, in
+    time order; then, with the live model paused, the ones it applied meanwhile;
+    compare; swap."""
     schema, in_schema = _fresh_schema(db, subscriber.name, subscriber.ddl)
     live_tracking = sql.Identifier("public", f"{subscriber.consumer}_tracking")
-    stores = existing_stores(db)
+    stores = existing_stores(db, stores)
     total = 0
     # The bulk, while the live model goes on: one reading connection streams the three
     # logs (a server-side cursor each), another writes.
     with db.pool.connection() as reader, reader.transaction(), \
             db.pool.connection() as writer:
-        cursors = [reader.cursor(name=f"replay_{store}") for store in stores]
+        cursors = [reader.cursor(name=f"replay_{store.name}") for store in stores]
         for cursor in cursors:
             cursor.itersize = 5000
-        streams = [published(store, _applied(cursor, store, live_tracking))
+        streams = [published(store, _applied(cursor, store.name, live_tracking))
                    for store, cursor in zip(stores, cursors, strict=True)]
         merged = in_time_order(streams)
         while True:
@@ -248,8 +249,9 @@ def rebuild_subscriber(db: Database, subscriber: Subscriber, *, swap: bool,
                  mine=sql.Identifier(schema, f"{subscriber.consumer}_tracking")))
         missing = {row["store"]: row["positions"] for row in cursor.fetchall()}
         if missing:
-            rows = {store: list(_applied(cursor, store, live_tracking, only=positions))
-                    for store, positions in missing.items() if store in stores}
+            by_name = {store.name: store for store in stores}
+            rows = {by_name[name]: list(_applied(cursor, name, live_tracking, only=positions))
+                    for name, positions in missing.items() if name in by_name}
             late = list(in_time_order(published(store, r) for store, r in rows.items()))
             total += _apply_stream(cursor, subscriber, schema, in_schema, late, progress)
         cursor.execute("SET LOCAL search_path TO public")
@@ -261,154 +263,3 @@ def rebuild_subscriber(db: Database, subscriber: Subscriber, *, swap: bool,
         position = cursor.fetchone()["n"]
         cursor.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     return Outcome(events=total, position=position, differences=differences)
-
-
-# -- every read model, for operators ----------------------------------------------------
-def read_models() -> dict[str, tuple[str | None, Projection | Subscriber]]:
-    """Name -> (store it follows, or None when fed by the broker; the model)."""
-    from services.intake import views as intake_views
-    from services.reporting.audit import STREAMS
-    from services.reporting.counts import READ_MODEL as reports
-    from shared.store import EventStore
-
-    found: dict[str, tuple[str | None, Projection | Subscriber]] = {}
-    for store, store_class in store_classes().items():
-        module = __import__(store_class.__module__, fromlist=["Service"])
-        for provider in vars(module.Service).values():
-            if isinstance(provider, EventStore):
-                for projection in provider.projections:
-                    found[projection.name] = (store, projection)
-        found[STREAMS[store].name] = (store, STREAMS[store])
-    case_view = Subscriber(
-        "intake.case_view", "intake", intake_views.DDL,
-        lambda cursor, batch: [intake_views.apply(cursor, event) for _, event in batch])
-    for subscriber in (case_view, reports):
-        found[subscriber.name] = (None, subscriber)
-    return dict(sorted(found.items()))
-
-
-def status(db: Database) -> list[dict]:
-    """Each read model's position and how far behind its events it is."""
-    from shared.events import EVENT_TYPES
-
-    public = r"\.(" + "|".join(EVENT_TYPES) + ")$"
-    rows = []
-    with db.transaction() as cursor:
-        heads, published_counts = {}, {}
-        for store in existing_stores(db):
-            cursor.execute(sql.SQL("SELECT coalesce(max(notification_id), 0) AS head,"
-                                   " count(*) FILTER (WHERE topic ~ %s) AS public FROM {}")
-                           .format(sql.Identifier(f"{store}_events")), (public,))
-            row = cursor.fetchone()
-            heads[store], published_counts[store] = row["head"], row["public"]
-        for name, (store, model) in read_models().items():
-            if store is not None:
-                cursor.execute("SELECT position FROM ourvoice_followers WHERE name = %s",
-                               (f"projection:{name}",))
-                found = cursor.fetchone()
-                position = found["position"] if found else 0
-                cursor.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE notification_id > %s")
-                               .format(sql.Identifier(f"{store}_events")), (position,))
-                rows.append({"name": name, "fed_by": f"{store} log", "position": position,
-                             "head": heads[store], "behind": cursor.fetchone()["n"]})
-            else:
-                cursor.execute(sql.SQL("SELECT application_name AS store, count(*) AS n"
-                                       " FROM {} GROUP BY 1")
-                               .format(sql.Identifier(f"{model.consumer}_tracking")))
-                applied = {r["store"]: r["n"] for r in cursor.fetchall()}
-                rows.append({"name": name, "fed_by": "public events",
-                             "position": sum(applied.get(s, 0) for s in heads),
-                             "head": sum(published_counts.values()),
-                             "behind": sum(max(published_counts[s] - applied.get(s, 0), 0)
-                                           for s in heads),
-                             "per_store": {s: {"applied": applied.get(s, 0),
-                                               "published": published_counts[s]}
-                                           for s in heads}})
-    return rows
-
-
-def rebuild_model(db: Database, name: str, *, swap: bool,
-                  progress: Callable[[int], None] | None = None) -> Outcome:
-    store_name, model = read_models()[name]
-    if store_name is None:
-        return rebuild_subscriber(db, model, swap=swap, progress=progress)
-    return rebuild(db, StoreLog(db, store_name), model, swap=swap, progress=progress)
-
-
-def expected_events(db: Database, name: str) -> int:
-    """Roughly how many events a rebuild replays, for its progress bar."""
-    for row in status(db):
-        if row["name"] == name:
-            return row["position"]
-    return 0
-
-
-# -- `ourvoice projections` -------------------------------------------------------------
-def command(args) -> int:
-    """`projections status` and `projections rebuild [NAME...|--all] [--check]`."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-    from rich.table import Table
-    from rich.text import Text
-
-    class EventsPerSecond(ProgressColumn):
-        def render(self, task) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} events/s" if speed else "… events/s")
-
-    console = Console()
-    db = Database(max_size=2)
-    try:
-        models = read_models()
-        if args.action == "status":
-            table = Table("read model", "fed by", "position", "of", "behind")
-            for row in status(db):
-                table.add_row(row["name"], row["fed_by"], f"{row['position']:,}",
-                              f"{row['head']:,}", f"{row['behind']:,}")
-            console.print(table)
-            from shared.chain import relay_alarms
-
-            with db.transaction() as cursor:
-                alarms = relay_alarms(cursor)
-            for store, notification_id, reason, since in alarms:
-                console.print(f"relay {store}: STOPPED at notification {notification_id} since "
-                              f"{since.isoformat(timespec='seconds')}: {reason}", style="red",
-                              soft_wrap=True)
-            return 1 if alarms else 0
-        names = list(models) if args.all else args.names
-        unknown = [n for n in names if n not in models]
-        if unknown or not names:
-            console.print(f"name read models to rebuild, or --all; known: {', '.join(models)}"
-                          if not unknown else f"no such read model: {', '.join(unknown)}",
-                          style="red")
-            return 2
-        failed = False
-        for name in names:
-            expected = expected_events(db, name)
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          EventsPerSecond(), TimeElapsedColumn(), console=console) as bar:
-                task = bar.add_task(name, total=expected or None)
-                started = time.monotonic()
-                outcome = rebuild_model(db, name, swap=not args.check,
-                                        progress=lambda n, task=task: bar.advance(task, n))
-                bar.update(task, total=max(expected, outcome.events), completed=outcome.events)
-            seconds = time.monotonic() - started
-            differing = sum(outcome.differences.values())
-            rate = outcome.events / seconds if seconds else 0.0
-            verb = "compared with" if args.check else "swapped in for"
-            tables = ", ".join(f"{t}: {n}" for t, n in outcome.differences.items() if n)
-            console.print(f"{name}: {outcome.events:,} events replayed in {seconds:.1f} s "
-                          f"({rate:,.0f} events/s), {verb} the live model; "
-                          + (f"{differing} rows differed ({tables})" if differing
-                             else "the same row for row"), soft_wrap=True)
-            failed = failed or (args.check and differing > 0)
-        return 1 if failed else 0
-    finally:
-        db.close()

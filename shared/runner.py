@@ -1,7 +1,10 @@
 """Running one service as its own process: `python -m services.<name>`.
 
-This is the single command per service, used alike by `make run`, by the tests and by the
-container image, so what is tested is what runs."""
+This is the single command per service, used alike by `ourvoice run`, by the tests and
+by the container image, so what is tested is what runs. Each service's `__main__`
+imports this module first (it makes the process green, before anything opens a socket or
+imports psycopg), `check`s the settings, then imports its own `Service` class and hands
+it to `main`."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ eventlet.monkey_patch()  # before anything opens a socket
 # rebuilds, the tests) there are no green threads and the C one is the faster.
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
-import importlib  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -25,7 +27,7 @@ import sys  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
 from shared import logcontext  # noqa: E402
-from shared.config import SERVICES, check_production, service_amqp_uri  # noqa: E402
+from shared.config import check_production, service_amqp_uri  # noqa: E402
 from shared.limits import SettingError  # noqa: E402
 from shared.settings import settings  # noqa: E402
 
@@ -39,18 +41,42 @@ def config_for(service: str) -> dict:
     }
 
 
-def main(service: str) -> None:
-    if service not in SERVICES:
-        sys.exit(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+# A stop waits for the workers and threads under way, at most this long: then the process
+# leaves (what it had not acknowledged is delivered again, and does nothing twice).
+STOP_SECONDS = 3.0
+
+
+def check(service: str) -> None:
+    """Before the service's own modules are imported (some read settings as they load):
+    every setting well formed, else the process stops naming each problem; then its logs."""
     check_production(service)
     logcontext.configure(service, settings().log_format)
-    module = importlib.import_module(f"services.{service}.service")
+
+
+def main(service_class: type) -> None:
+    """Run the service, `check`ed already, until it is told to stop."""
+    service = service_class.name
+    log = logging.getLogger(service)
     runner = ServiceRunner(config_for(service))
-    runner.add_service(module.Service)
+    runner.add_service(service_class)
+    stopping = False
 
     def shutdown(signum, frame):
-        # Stop in a green thread: the signal handler must not block the hub.
+        # Once: a terminal's Ctrl-C and a supervisor's SIGTERM may both arrive, and
+        # nameko's timers fail when told to stop twice. In a green thread: the signal
+        # handler must not block the hub.
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        log.info("stopping (%s)", signal.Signals(signum).name)
         eventlet.spawn(runner.stop)
+        eventlet.spawn_after(STOP_SECONDS, leave)
+
+    def leave():
+        log.warning("not stopped within %.0f s: leaving now", STOP_SECONDS)
+        logging.shutdown()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
@@ -58,5 +84,5 @@ def main(service: str) -> None:
         runner.start()
     except SettingError as error:
         sys.exit(f"{service}: {error}")
-    logging.getLogger(service).info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
+    log.info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
     runner.wait()

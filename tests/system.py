@@ -21,7 +21,7 @@ import requests
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from shared.cli import service_command
+from ourvoice.supervisor import service_command
 from shared.config import SERVICES, amqp_uri_as
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import uuid
 import pytest
 import requests
 
-from shared.cli import service_command
+from ourvoice.supervisor import service_command
 from tests.system import ROOT, complaint, free_port, submit, wait_until
 from tests.test_intake_lifecycle import citizen, office, view, view_in
 

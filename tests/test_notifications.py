@@ -17,13 +17,13 @@ from services.notifications.channels import message_id
 from services.notifications.messages import DEFAULT_DIRECTORY, Templates
 from services.notifications.segments import segments
 from shared.topology import EVENTS, dead_letter_queue_name
-from tests.system import ROOT, complaint, submit, wait_until
-from tests.test_notifications_receivers import (
+from tests.receivers import (
     HttpReceiver,
     Mailbox,
     basic_auth,
     signed_correctly,
 )
+from tests.system import ROOT, complaint, submit, wait_until
 
 pytestmark = pytest.mark.e2e
 

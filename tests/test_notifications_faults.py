@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from shared.cli import service_command
+from ourvoice.supervisor import service_command
+from tests.receivers import HttpReceiver, Mailbox
 from tests.system import ROOT, complaint, free_port, submit, wait_until
-from tests.test_notifications_receivers import HttpReceiver, Mailbox
 
 pytestmark = pytest.mark.faults
 

@@ -162,7 +162,7 @@ def test_a_breached_deadline_escalates_by_itself_up_to_national(system):
     A second routing instance sweeps at the same time: each breach is recorded once."""
     import subprocess
 
-    from shared.cli import service_command
+    from ourvoice.supervisor import service_command
     from tests.system import ROOT, free_port
 
     second = subprocess.Popen(

@@ -16,8 +16,8 @@ import requests
 from kombu import Queue
 
 from shared.topology import EVENTS
+from tests.receivers import HttpReceiver, Mailbox, signed_correctly
 from tests.system import ROOT, citizen_view, complaint, submit, wait_until
-from tests.test_notifications_receivers import HttpReceiver, Mailbox, signed_correctly
 
 pytestmark = pytest.mark.e2e
 

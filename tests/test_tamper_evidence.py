@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from ourvoice.registry import stores
 from services.routing.domain import Case
 from shared.chain import GENESIS, link
 from shared.logs import decode, mapper
@@ -80,10 +81,10 @@ def forged_resolution(system, case: dict) -> dict:
                         " ORDER BY originator_version", (case["case_id"],))
     aggregate = None
     for row in rows:
-        aggregate = decode("routing", tuple(row.values())).mutate(aggregate)
+        aggregate = decode(stores()["routing"], tuple(row.values())).mutate(aggregate)
     assert isinstance(aggregate, Case) and aggregate.status == "acknowledged"
     aggregate.resolve("Closed: the complaint was unfounded.", by=str(uuid.uuid4()))
-    stored = mapper("routing").to_stored_event(aggregate.collect_events()[0])
+    stored = mapper(stores()["routing"]).to_stored_event(aggregate.collect_events()[0])
     return {"originator_id": stored.originator_id, "version": stored.originator_version,
             "topic": stored.topic, "state": stored.state}
 

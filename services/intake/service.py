@@ -11,6 +11,7 @@ from services.intake import privacy, readmodels
 from services.intake.appends import NewCases
 from services.intake.application import NOT_YET_VIEWED, Intake
 from services.intake.citizens import Citizens
+from services.intake.commands import COMMANDS
 from services.intake.limits import IntakeLimitsProvider
 from services.intake.open311 import Open311
 from services.intake.rpc import Rpc
@@ -26,6 +27,7 @@ __all__ = ["Intake", "Service"]
 class Service(Citizens, Open311, Rpc, HealthAndSpec):
     name = "intake"
     title = "Our Voice intake"
+    commands = COMMANDS
 
     store = EventStore(Intake, projections=[readmodels.CASES])
     db = DatabaseProvider(*privacy.DDL, subscribers=(readmodels.CASE_VIEW,))

@@ -23,6 +23,7 @@ from services.notifications.application import (
     SubmissionNotRead,
     UnknownDelivery,
 )
+from services.notifications.commands import COMMANDS
 from services.notifications.domain import NotDue
 from services.notifications.schemas import DeadLetter, Requeued
 from services.notifications.sender import Sender
@@ -38,6 +39,7 @@ SEND_INTERVAL = float(os.environ.get("NOTIFICATIONS_SEND_INTERVAL", "0.05"))
 class Service(HealthAndSpec):
     name = "notifications"
     title = "Our Voice notifications"
+    commands = COMMANDS
 
     store = EventStore(Notifications, projections=readmodels.PROJECTIONS)
     db = DatabaseProvider(tracking_ddl("notifications"))

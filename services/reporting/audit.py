@@ -28,13 +28,16 @@ from shared.events import DATA_SCHEMAS, status_after
 from shared.follower import LogFollower
 from shared.logs import StoreLog, stream_events
 from shared.offices import describe
-from shared.store import Projection
+from shared.store import CaseStore, Projection
 from shared.tracking import case_id_for, normalise_tracking_code
 
 log = logging.getLogger(__name__)
 
 # Store order breaks ties of time: a case is submitted before it is routed.
 STORES = ("intake", "routing", "notifications")
+# Every store writes with the mapper of CaseStore (none configures its own), so its
+# events are read here without importing the service that keeps it.
+_LOGS = {store: type(store.title(), (CaseStore,), {"name": store}) for store in STORES}
 FINAL = ("closed", "withdrawn")
 CAMBODIA = ZoneInfo("Asia/Phnom_Penh")
 # What a citizen does is recorded by intake; intake's other events name who did them.
@@ -95,7 +98,7 @@ STREAMS = {store: Projection(f"reporting.audit_streams.{store}", _streams_ddl(st
 def followers(db: Database) -> list[LogFollower]:
     found = []
     for store, projection in STREAMS.items():
-        store_log = StoreLog(db, store)
+        store_log = StoreLog(db, _LOGS[store])
         found.append(LogFollower(f"projection:{projection.name}", db, store_log.recorder,
                                  projection.handler(store_log)))
     return found
@@ -226,7 +229,7 @@ def history(cursor, tracking_code: str, as_of: datetime | None = None) -> dict |
     events = []
     for store, ids in streams.items():
         events += [(store, position, event) for position, event in
-                   stream_events(cursor, store, ids)]
+                   stream_events(cursor, _LOGS[store], ids)]
     if not events:
         return None
     events.sort(key=lambda e: (e[2].timestamp, STORES.index(e[0]) if e[0] in STORES

@@ -225,7 +225,7 @@ class Service(HealthAndSpec):
     name = "reporting"
     title = "Our Voice reporting"
 
-    db = DatabaseProvider(*counts.DDL)
+    db = DatabaseProvider(subscribers=[counts.READ_MODEL])
     intake = RpcProxy("intake")
     streams = audit.StreamIndex()
 

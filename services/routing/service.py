@@ -18,6 +18,7 @@ from services.routing import readmodels
 from services.routing.actions import Actions
 from services.routing.application import NotRoutedYet, Routing, policies
 from services.routing.casefile import CaseFiles
+from services.routing.commands import COMMANDS
 from services.routing.console import Console
 from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.rpc import Answers
@@ -50,6 +51,7 @@ def name_matches(office, words: str) -> bool:
 class Service(Actions, CaseFiles, Sessions, Console, Answers, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
+    commands = COMMANDS
 
     store = EventStore(Routing, projections=readmodels.PROJECTIONS)
     db = DatabaseProvider(tracking_ddl("routing"))

@@ -150,7 +150,7 @@ def test_a_service_in_production_without_its_secret_exits_before_listening():
     assert "OURVOICE_SECRET" in finished.stderr and "OURVOICE_MASTER_KEY" in finished.stderr
 
 
-@pytest.mark.parametrize("module", [["services.routing"], ["shared.cli", "projections", "status"]])
+@pytest.mark.parametrize("module", [["services.routing"], ["ourvoice", "projections", "status"]])
 def test_services_and_the_cli_refuse_prod_and_a_weak_secret(module):
     misspelt = run(module, OURVOICE_ENV="prod", **OWN_KEYS)
     assert misspelt.returncode == 1 and "OURVOICE_ENV='prod'" in misspelt.stderr

@@ -16,7 +16,7 @@ import time
 import requests
 import yaml
 
-from shared.cli import service_command
+from ourvoice.supervisor import service_command
 from shared.config import DEFAULTS
 from shared.topology import dead_letter_queue_name, queue_name
 from tests.deploy.stack import (

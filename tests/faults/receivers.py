@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.test_notifications_receivers import HttpReceiver, Mailbox
+from tests.receivers import HttpReceiver, Mailbox
 
 
 class Receivers:

@@ -1,5 +1,5 @@
-"""The other ends of the channels, for the notifications tests: a real SMTP server
-(aiosmtpd) and a small HTTP server that plays the SMS gateway and the office systems'
+"""The other ends of the channels, for the notifications tests and the benchmarks: a real SMTP
+server (aiosmtpd) and a small HTTP server that plays the SMS gateway and the office systems'
 webhook receivers. Both listen on 127.0.0.1 only and keep everything they received."""
 
 from __future__ import annotations

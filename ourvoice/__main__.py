@@ -1,0 +1,5 @@
+import sys
+
+from ourvoice.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""The supervisor with small stand-ins for services (a process that listens on a port for
+a while, or one that fails at once); the real services are in tests/test_supervisor.py."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+from ourvoice import supervisor
+from ourvoice.supervisor import Supervisor, next_wait
+
+
+def test_the_wait_doubles_from_one_second_to_thirty_and_starts_again_after_a_minute_up():
+    waits, wait = [], None
+    for _ in range(8):
+        wait = next_wait(wait, seconds_up=2)
+        waits.append(wait)
+    assert waits == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert next_wait(30, seconds_up=61) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening(port: int, seconds: float, status: int = 5) -> list[str]:
+    """A stand-in service: up on its port for `seconds`, then it exits with `status`."""
+    return [sys.executable, "-c",
+            "import socket, sys, time\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('127.0.0.1', {port})); s.listen()\n"
+            f"time.sleep({seconds}); sys.exit({status})"]
+
+
+def run_for(watched: Supervisor, seconds: float) -> int:
+    threading.Timer(seconds, lambda: setattr(watched, "stopping", True)).start()
+    return watched.run()
+
+
+def test_a_service_that_exits_is_started_again_and_the_others_go_on(monkeypatch):
+    monkeypatch.setattr(supervisor, "FIRST_WAIT", 0.2)
+    said = []
+    steady, fragile = free_port(), free_port()
+    watched = Supervisor({"steady": (listening(steady, 60), f"127.0.0.1:{steady}"),
+                          "fragile": (listening(fragile, 0.6), f"127.0.0.1:{fragile}")},
+                         say=said.append)
+    first_steady = []
+    original = watched.start
+
+    def start(child):
+        original(child)
+        if child.name == "steady":
+            first_steady.append(child.process.pid)
+
+    watched.start = start
+    assert run_for(watched, 3.5) == 0
+    assert watched.children["fragile"].starts >= 2
+    assert watched.children["steady"].starts == 1 and len(first_steady) == 1
+    assert any(line.startswith("fragile exited with status 5") for line in said), said
+    assert any("fragile: up again" in line for line in said), said
+    assert all(c.process.poll() is not None for c in watched.children.values())
+
+
+def test_a_service_that_cannot_start_stops_the_run_with_status_1():
+    said = []
+    steady, broken = free_port(), free_port()
+    watched = Supervisor({"steady": (listening(steady, 60), f"127.0.0.1:{steady}"),
+                          "broken": ([sys.executable, "-c", "raise SystemExit('bad setting')"],
+                                     f"127.0.0.1:{broken}")}, say=said.append)
+    started = time.monotonic()
+    assert watched.run() == 1
+    assert time.monotonic() - started < 10
+    assert "broken could not start (exit status 1); stopping the others" in said
+    assert watched.children["steady"].process.poll() is not None
+
+
+@pytest.mark.parametrize("stubborn", [False, True])
+def test_a_stop_ends_every_service_within_the_stop_time(stubborn):
+    port = free_port()
+    ignore = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if stubborn else ""
+    command = listening(port, 60)
+    command[2] = ignore + command[2]
+    said = []
+    watched = Supervisor({"one": (command, f"127.0.0.1:{port}")}, say=said.append)
+    asked = []
+
+    def stop():
+        asked.append(time.monotonic())
+        watched.stopping = True
+
+    threading.Timer(1.0, stop).start()
+    watched.run()
+    assert watched.children["one"].process.poll() is not None
+    assert time.monotonic() - asked[0] < (supervisor.STOP_SECONDS + 0.5 if stubborn else 1)
+    assert ("one did not stop within 4 s; killed" in said) == stubborn
