@@ -33,14 +33,14 @@ def _webhooks_arguments(parser: argparse.ArgumentParser) -> None:
 
 def webhooks(args: argparse.Namespace) -> int:
     """Register a webhook, list them, remove one; see or send again the dead letters."""
+    from eventsourcing.persistence import IntegrityError
+
     from services.notifications import readmodels as views
-    from services.notifications.application import Notifications
-    from services.notifications.domain import Webhook
-    from services.notifications.service import requeue
+    from services.notifications.application import Notifications, UnknownDelivery
+    from services.notifications.domain import NotDue, Webhook
     from services.notifications.webhooks import seal_secret
     from shared.db import Database
     from shared.store import open_store
-    from shared.web import HttpError
 
     store = open_store(Notifications)
     db = Database(max_size=1)
@@ -87,11 +87,17 @@ def webhooks(args: argparse.Namespace) -> int:
             return 0
         if args.retry:
             try:
-                done = requeue(store, args.retry, by="operator")
-            except HttpError as refusal:
-                print(next(iter(refusal.errors.values()))[0], file=sys.stderr)
+                done = store.requeue(args.retry, by="operator")
+            except UnknownDelivery:
+                print("delivery not found", file=sys.stderr)
                 return 1
-            print(f"delivery {done['delivery_id']} queued again")
+            except NotDue as refusal:
+                print(refusal, file=sys.stderr)
+                return 1
+            except IntegrityError:
+                print("changed at the same moment; try again", file=sys.stderr)
+                return 1
+            print(f"delivery {done.id} queued again")
             return 0
         with db.transaction() as cursor:
             rows = views.dead_letters(cursor)
