@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from shared.config import SERVICES
+from tests.receivers import HttpReceiver, Mailbox
 from tests.system import complaint, submit, wait_until
-from tests.test_notifications_receivers import HttpReceiver, Mailbox
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.deploy.stack import FIGURES, Stack, wait_until
-from tests.test_notifications_receivers import HttpReceiver, Mailbox, basic_auth, signed_correctly
+from tests.receivers import HttpReceiver, Mailbox, basic_auth, signed_correctly
 
 PHONE, E164 = "012 555 014", "+85512555014"
 EMAIL = "citizen14@example.org"
