@@ -8,7 +8,6 @@ events and the clock start, and the directory they all read."""
 
 from __future__ import annotations
 
-import os
 import time
 import unicodedata
 
@@ -27,12 +26,12 @@ from services.routing.sessions import Sessions
 from shared import access, clock, metrics
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
+from shared.settings import settings
 from shared.store import EventStore
 from shared.web import HealthAndSpec, endpoint
 
 __all__ = ["Routing", "Service", "policies"]
 
-SWEEP_SECONDS = float(os.environ.get("OURVOICE_SWEEP_SECONDS", "1"))
 DIRECTORY_SECONDS = 2.0
 _directory_cache: dict = {}
 # Built now, as the service starts, rather than on the first case it routes (building the
@@ -91,7 +90,8 @@ class Service(Actions, CaseFiles, Sessions, Console, Answers, HealthAndSpec):
             raise NotYet(str(waiting)) from None
 
     # -- time ------------------------------------------------------------------------
-    @timer(interval=SWEEP_SECONDS)
+    # The runner checked the settings before this module was imported.
+    @timer(interval=settings().sweep_seconds)
     def sweep_deadlines(self):
         """Record the warnings and breaches now due (the deadline timers say which)."""
         now = clock.now()
