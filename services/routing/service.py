@@ -23,7 +23,7 @@ from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.rpc import Answers
 from services.routing.schemas import OfficeOut, OfficesQuery
 from services.routing.sessions import Sessions
-from shared import access, clock, metrics
+from shared import access, clock
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.settings import settings
@@ -95,7 +95,7 @@ class Service(Actions, CaseFiles, Sessions, Console, Answers, HealthAndSpec):
     def sweep_deadlines(self):
         """Record the warnings and breaches now due (the deadline timers say which)."""
         now = clock.now()
-        metrics.count_open_cases(self.db)
+        readmodels.count_open_cases(self.db)
         with self.db.transaction() as cursor:
             due = readmodels.due_cases(cursor, now, limit=500)
         self.store.check_deadlines(due, now)
