@@ -1,11 +1,15 @@
 """What the services count for their operators: labels from small fixed sets (route
 templates, never a path with someone's tracking code in it), gauges read when scraped."""
 
+import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
 
 from shared import metrics
 from shared.web import HttpEntrypoint, route_template
@@ -137,3 +141,51 @@ def test_a_reading_given_again_under_its_key_replaces_the_first():
         assert sample("ourvoice_open_cases", office_kind="commune", level="commune") == 2
     finally:
         metrics.scraped.forget("ourvoice_open_cases", "test")
+
+
+# -- the Grafana dashboard in deploy/ ----------------------------------------------------
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "ourvoice.json"
+# What Prometheus calls the series of each kind of metric.
+SERIES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+          "gauge": ("",)}
+
+
+def exposed_series() -> set[str]:
+    """Every series name shared/metrics.py gives Prometheus."""
+    names = set()
+    for metric in vars(metrics).values():
+        if isinstance(metric, MetricWrapperBase):
+            kind, base = metric._type, metric._name
+            names |= {base.removesuffix("_total") + suffix for suffix in SERIES[kind]}
+    names |= set(metrics.scraped.readers)  # the gauges read when scraped
+    return names
+
+
+def queries(node) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["expr"]] if isinstance(node.get("expr"), str) else []
+        if isinstance(node.get("definition"), str):
+            found.append(node["definition"])
+        return found + [q for value in node.values() for q in queries(value)]
+    if isinstance(node, list):
+        return [q for value in node for q in queries(value)]
+    return []
+
+
+def test_the_dashboard_is_json_and_each_metric_it_asks_for_is_one_the_services_expose():
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    asked = {name for query in queries(dashboard) for name in re.findall(r"\bourvoice_\w+", query)}
+    assert asked and asked <= exposed_series(), sorted(asked - exposed_series())
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_the_dashboard_shows_every_figure_the_operators_were_promised():
+    asked = " ".join(queries(json.loads(DASHBOARD.read_text(encoding="utf-8"))))
+    for series in ("ourvoice_http_requests_total", "ourvoice_http_request_seconds_bucket",
+                   "ourvoice_events_consumed_total", "ourvoice_consumer_queue_ready_messages",
+                   "ourvoice_relay_lag_events", "ourvoice_follower_position",
+                   "ourvoice_deliveries_total", "ourvoice_dead_letters_total",
+                   "ourvoice_deadlines_total", "ourvoice_open_cases"):
+        assert series in asked
+    assert "histogram_quantile(0.5," in asked and "histogram_quantile(0.99," in asked
