@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from shared.config import env
+from shared.settings import settings
 
 
 def principal(args) -> int:
@@ -134,7 +134,7 @@ def subscribers(args) -> int:
             print(f"no subscriber {name}", file=sys.stderr)
             return 1
         admin.delete_user(user)
-        with kombu.Connection(env("AMQP_URI")) as connection:
+        with kombu.Connection(settings().amqp_uri) as connection:
             queue(connection.default_channel).delete()
         print(f"subscriber {name} removed: its user and its queue {queue.name}")
         return 0
@@ -148,7 +148,7 @@ def subscribers(args) -> int:
     if user in admin.users():
         print(f"subscriber {name} exists; remove it first to bind it again", file=sys.stderr)
         return 1
-    with kombu.Connection(env("AMQP_URI")) as connection:
+    with kombu.Connection(settings().amqp_uri) as connection:
         topology.EVENTS(connection.default_channel).declare()
         topology.AUDIT(connection.default_channel).declare()
         queue(connection.default_channel).declare()

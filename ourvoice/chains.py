@@ -130,8 +130,9 @@ def verify(args) -> int:
 def make_checkpoint(args) -> int:
     """Sign the chains' heads, print the checkpoint, write it to --out and publish it."""
     from shared import checkpoint
-    from shared.config import Postgres, env
+    from shared.config import Postgres
     from shared.relay import ConfirmedPublisher
+    from shared.settings import settings
 
     stores, tables = checkpoint.all_chains()
     with psycopg.connect(Postgres.from_env().conninfo()) as conn:
@@ -142,7 +143,7 @@ def make_checkpoint(args) -> int:
             file.write(text + "\n")
     print(text)
     if not args.no_publish:
-        publisher = ConfirmedPublisher(env("AMQP_URI"), exchange=checkpoint.AUDIT)
+        publisher = ConfirmedPublisher(settings().amqp_uri, exchange=checkpoint.AUDIT)
         try:
             checkpoint.publish(publisher, made)
         finally:

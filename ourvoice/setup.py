@@ -10,8 +10,8 @@ def setup() -> None:
 
     from ourvoice import registry
     from shared import access, accounts, broker, topology
-    from shared.config import env
     from shared.db import FOLLOWERS_DDL, Database
+    from shared.settings import settings
     from shared.store import open_store
 
     db = Database(max_size=1)
@@ -19,6 +19,6 @@ def setup() -> None:
     db.close()
     for store_class in registry.stores().values():
         open_store(store_class).close()
-    with kombu.Connection(env("AMQP_URI")) as connection:
+    with kombu.Connection(settings().amqp_uri) as connection:
         topology.declare(connection.default_channel)
     broker.put_service_users()

@@ -156,10 +156,10 @@ class Supervisor:
 def run(services: Sequence[str]) -> int:
     """`ourvoice run`: the set-up, then the services until Ctrl-C or SIGTERM."""
     from ourvoice.setup import setup
-    from shared.config import env
+    from shared.settings import settings
 
     setup()
-    children = {name: (service_command(name), env(name.upper() + "_ADDRESS")) for name in services}
+    children = {name: (service_command(name), settings().address(name)) for name in services}
     for name, (_, address) in children.items():
         print(f"{name:<14} http://{address}", flush=True)
     print("Ctrl-C stops them all.", flush=True)

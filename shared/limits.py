@@ -1,5 +1,5 @@
 """Limits on what one client may ask of a service: token buckets per client address, in
-this process's memory, and the settings that size them and the HTTP edge.
+this process's memory (their sizes are settings, shared/settings.py).
 
 Each instance of a service keeps its own buckets, so with N instances behind a balancer a
 client may go up to N times a configured rate; a limit that must hold across instances
@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-
-from shared.settings import SETTINGS, SettingsError, settings
 
 # Buckets of clients that have been quiet long enough to be full again are forgotten
 # once this many are kept, so a scan from many addresses cannot grow memory without end.
@@ -63,16 +61,3 @@ def retry_after(seconds: float) -> str:
     """The Retry-After header's value: whole seconds, at least one."""
     return str(max(1, math.ceil(seconds)))
 
-
-# A limit that is not a number of its kind stops the program at start (shared/settings.py).
-SettingError = SettingsError
-
-
-def setting(name: str, default: float | None = None, *, whole: bool = True,
-            minimum: float = 0, meaning: str = "") -> float:
-    """A limit's value as the settings read and checked it at start. Its default, kind
-    and minimum are the settings module's (KeyError for a name that is no setting); the
-    other arguments are what callers said before, and are not used."""
-    if name not in SETTINGS:
-        raise KeyError(f"{name} is not a setting (see shared/settings.py)")
-    return settings().value(name)

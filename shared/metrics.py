@@ -111,14 +111,6 @@ def deadlines_recorded(case) -> Iterator[None]:
             deadlines.labels(deadline, outcome).inc()
 
 
-def office_kind(office_id: str | None) -> str:
-    """`commune`, `owso`, `district-ombudsman`, ... : the office id without its area."""
-    if not office_id:
-        return "none"
-    kind, _, area = office_id.rpartition("-")
-    return kind if area.isdigit() else office_id
-
-
 # -- read when scraped ------------------------------------------------------------------
 class ScrapedGauges(Collector):
     """Gauges whose values are read at scrape time by functions registered by the parts
@@ -161,7 +153,7 @@ scraped.gauge("ourvoice_follower_lag_events", "Notifications stored beyond a fol
 scraped.gauge("ourvoice_relay_lag_events", "Events stored but not yet published by the "
               "store's relay", ("store",))
 scraped.gauge("ourvoice_open_cases", "Cases in an office's queue, not resolved, by office "
-              "kind and level", ("office_kind", "level"))
+              "kind and level (read by routing)", ("office_kind", "level"))
 REGISTRY.register(scraped)
 
 
@@ -196,28 +188,12 @@ def relay_lags() -> dict[str, int]:
             for (store,), value in reader()}
 
 
-OPEN_CASES_QUERY = ("SELECT office_id, count(*) AS n FROM routing_office_queue "
-                    "WHERE status <> 'resolved' GROUP BY office_id")
-LEVELS = {"commune": "commune", "owso": "district", "district-ombudsman": "district",
-          "owsu": "province", "provincial-ombudsman": "province",
-          "national-ombudsman": "national"}
-
-
-def count_open_cases(db) -> None:
-    """Open cases by office kind, read from routing's office queue at scrape time."""
-
-    def read():
-        counts: dict[str, int] = {}
-        with db.transaction() as cursor:
-            for row in cursor.execute(OPEN_CASES_QUERY):
-                kind = office_kind(row["office_id"])
-                counts[kind] = counts.get(kind, 0) + row["n"]
-        for kind in LEVELS:
-            yield (kind, LEVELS[kind]), counts.pop(kind, 0)
-        for kind, n in counts.items():
-            yield (kind, "unknown"), n
-
-    scraped.read("ourvoice_open_cases", "routing", read)
+def read_when_scraped(gauge: str, key: str,
+                      reader: Callable[[], Iterable[tuple[tuple, float]]]) -> None:
+    """A part of a service gives one of the gauges above its values when scraped:
+    `reader()` yields (label values, value), read from the service's own tables (the
+    kernel knows none of them). Registering again under the same key replaces it."""
+    scraped.read(gauge, key, reader)
 
 
 # -- exposition -------------------------------------------------------------------------

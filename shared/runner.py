@@ -22,13 +22,11 @@ os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 import logging  # noqa: E402
 import signal  # noqa: E402
-import sys  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
 from shared import logcontext  # noqa: E402
 from shared.config import check_production, service_amqp_uri  # noqa: E402
-from shared.limits import SettingError  # noqa: E402
 from shared.settings import settings  # noqa: E402
 
 
@@ -80,9 +78,6 @@ def main(service_class: type) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    try:
-        runner.start()
-    except SettingError as error:
-        sys.exit(f"{service}: {error}")
+    runner.start()
     log.info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
     runner.wait()

@@ -10,32 +10,27 @@ from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from services.intake.domain import MessageLimits
-from shared.limits import RateLimit, retry_after, setting
+from shared.limits import RateLimit, retry_after
+from shared.settings import settings
 from shared.web import json_response
 
-# Many citizens reach the internet through one carrier-grade NAT address, so the default
-# is a guard against floods, not a limit on one person.
-DEFAULT_PER_MINUTE = 600
-# A wrong api_key is either a misconfigured client, which a few tries reveal, or a guess.
-DEFAULT_KEY_FAILURES_PER_MINUTE = 10
-# A case's messages are the citizen's additions between the office's answers; a hundred
-# (twenty a day) is more than any real exchange needs and keeps the case's view and every
-# command on it small.
-DEFAULT_MESSAGES_PER_CASE = 100
-DEFAULT_MESSAGES_PER_DAY = 20
+# The defaults are the settings' (shared/settings.py). Many citizens reach the internet
+# through one carrier-grade NAT address, so the submissions' one is a guard against
+# floods, not a limit on one person; a wrong api_key is either a misconfigured client,
+# which a few tries reveal, or a guess; a case's messages are the citizen's additions
+# between the office's answers, and a hundred (twenty a day) is more than any real
+# exchange needs and keeps the case's view and every command on it small.
 TOO_MANY = "too many submissions from this address"
 
 
 def configured_per_minute() -> int:
-    return setting("OURVOICE_SUBMISSIONS_PER_MINUTE", DEFAULT_PER_MINUTE,
-                   meaning="0 turns the limit off")
+    """Submissions per client address and minute (0: no limit)."""
+    return settings().submissions_per_minute
 
 
 def message_limits() -> MessageLimits:
-    return MessageLimits(
-        per_case=setting("OURVOICE_MESSAGES_PER_CASE", DEFAULT_MESSAGES_PER_CASE, minimum=1),
-        per_day=setting("OURVOICE_MESSAGES_PER_DAY", DEFAULT_MESSAGES_PER_DAY, minimum=1),
-    )
+    current = settings()
+    return MessageLimits(per_case=current.messages_per_case, per_day=current.messages_per_day)
 
 
 @dataclass(frozen=True)
@@ -56,9 +51,7 @@ class IntakeLimitsProvider(DependencyProvider):
     def setup(self) -> None:
         self.limits = IntakeLimits(
             submissions=RateLimit(configured_per_minute()),
-            key_failures=RateLimit(setting(
-                "OURVOICE_OPEN311_KEY_FAILURES_PER_MINUTE", DEFAULT_KEY_FAILURES_PER_MINUTE,
-                meaning="0 turns the limit off")),
+            key_failures=RateLimit(settings().open311_key_failures_per_minute),
             messages=message_limits(),
         )
 

@@ -13,7 +13,6 @@ translate between GeoReport v2 and our cases; the schemas are in schemas.py."""
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -39,6 +38,7 @@ from shared.categories import Category, categories
 from shared.config import environment
 from shared.limits import RateLimit, retry_after
 from shared.offices import describe
+from shared.settings import settings
 from shared.tracking import normalise_tracking_code
 from shared.web import HttpError, endpoint, field_errors, not_found
 
@@ -220,7 +220,7 @@ def check_api_key(given: str, keys: Mapping[str, frozenset[str]], failures: Rate
 def open311_keys() -> dict[str, frozenset[str]]:
     """The Open311 api_keys, each with what it is granted beyond submitting: an entry
     `KEY:read-descriptions` also reads the descriptions of ordinary cases."""
-    configured = os.environ.get("OURVOICE_OPEN311_KEYS")
+    configured = settings().open311_keys
     if configured is None:
         if environment() != "production":
             return {DEVELOPMENT_OPEN311_KEY: frozenset()}

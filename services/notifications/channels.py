@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import queue
 import smtplib
 import socket
@@ -21,15 +20,13 @@ from email.utils import formatdate
 
 import requests
 
+from shared.settings import DEFAULT_SMS_BODY, settings
+
 DELIVERY_HEADER = "X-OurVoice-Delivery"
 EVENT_HEADER = "X-OurVoice-Event"
 TIMESTAMP_HEADER = "X-OurVoice-Timestamp"
 SIGNATURE_HEADER = "X-OurVoice-Signature"
 MESSAGE_ID_DOMAIN = "notifications.ourvoice"
-
-
-def setting(name: str, default: str) -> str:
-    return os.environ.get(name, default)
 
 
 class SendFailed(Exception):
@@ -59,14 +56,13 @@ class SmtpSettings:
 
     @classmethod
     def from_env(cls) -> SmtpSettings:
+        current = settings()
         return cls(
-            host=setting("SMTP_HOST", cls.host), port=int(setting("SMTP_PORT", str(cls.port))),
-            sender=setting("SMTP_FROM", cls.sender), user=setting("SMTP_USER", ""),
-            password=setting("SMTP_PASSWORD", ""),
-            starttls=setting("SMTP_STARTTLS", "no").lower() in ("yes", "true", "1"),
-            timeout=float(setting("NOTIFICATIONS_SEND_TIMEOUT", str(cls.timeout))),
-            connections=int(setting("SMTP_CONNECTIONS", str(cls.connections))),
-            helo=setting("SMTP_HELO_NAME", socket.gethostname()),
+            host=current.smtp_host, port=current.smtp_port, sender=current.smtp_from,
+            user=current.smtp_user, password=current.smtp_password,
+            starttls=current.smtp_starttls, timeout=current.notifications_send_timeout,
+            connections=current.smtp_connections,
+            helo=current.smtp_helo_name or socket.gethostname(),
         )
 
 
@@ -140,9 +136,6 @@ class Email:
 
 # -- SMS -------------------------------------------------------------------------------
 
-DEFAULT_SMS_BODY = '{"to": "$to", "text": "$text", "sender": "$sender", "reference": "$reference"}'
-
-
 @dataclass(frozen=True)
 class SmsSettings:
     url: str = "http://127.0.0.1:1026/sms"
@@ -156,13 +149,12 @@ class SmsSettings:
 
     @classmethod
     def from_env(cls) -> SmsSettings:
+        current = settings()
         return cls(
-            url=setting("SMS_GATEWAY_URL", cls.url), user=setting("SMS_GATEWAY_USER", ""),
-            password=setting("SMS_GATEWAY_PASSWORD", ""), token=setting("SMS_GATEWAY_TOKEN", ""),
-            body=setting("SMS_GATEWAY_BODY", cls.body),
-            form=setting("SMS_GATEWAY_FORMAT", "json").lower() == "form",
-            sender=setting("SMS_SENDER", cls.sender),
-            timeout=float(setting("NOTIFICATIONS_SEND_TIMEOUT", str(cls.timeout))),
+            url=current.sms_gateway_url, user=current.sms_gateway_user,
+            password=current.sms_gateway_password, token=current.sms_gateway_token,
+            body=current.sms_gateway_body, form=current.sms_gateway_format == "form",
+            sender=current.sms_sender, timeout=current.notifications_send_timeout,
         )
 
 

@@ -9,7 +9,6 @@ keeps each SMS within its number of parts."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ import yaml
 from services.notifications import segments
 from shared.config import console_url
 from shared.offices import describe, ombudsman_above
+from shared.settings import settings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,6 @@ FALLBACK = "en"
 PHNOM_PENH = ZoneInfo("Asia/Phnom_Penh")
 # What people wrote that a message repeats; the SMS shortens these to fit.
 WRITTEN = ("resolution", "question", "transfer_reason")
-DEFAULT_SMS_SEGMENTS = 3
 
 MONTHS = {
     "en": ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -92,10 +91,6 @@ def office_name(office_id: str | None, language: str, names: OfficeNames = known
     return found[1] if language == "km" else found[0]
 
 
-def sms_segments() -> int:
-    return int(os.environ.get("NOTIFICATIONS_SMS_SEGMENTS", DEFAULT_SMS_SEGMENTS))
-
-
 @jinja2.pass_context
 def _when(context, value) -> str:
     return local_time(value, context["language"])
@@ -103,9 +98,8 @@ def _when(context, value) -> str:
 
 class Templates:
     def __init__(self, directory: Path | None = None, sms_limit: int | None = None):
-        self.directory = Path(directory or os.environ.get("NOTIFICATIONS_TEMPLATES")
-                              or DEFAULT_DIRECTORY)
-        self.sms_limit = sms_limit or sms_segments()
+        self.directory = Path(directory or settings().notifications_templates)
+        self.sms_limit = sms_limit or settings().notifications_sms_segments
         # StrictUndefined: a template naming a variable the message does not have fails
         # that delivery (recorded, retried, then dead-lettered) instead of sending a gap.
         self.jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False,

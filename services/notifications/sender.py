@@ -24,7 +24,6 @@ which receivers use to drop the copy. Nothing else is ever sent twice."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -43,12 +42,9 @@ from services.notifications.domain import CHANNELS, CITIZEN, Delivery, RetrySche
 from services.notifications.messages import Templates
 from shared import clock, metrics
 from shared.phones import NotAPhoneNumber, e164
+from shared.settings import settings
 
 log = logging.getLogger(__name__)
-
-
-def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
 
 
 @dataclass(frozen=True)
@@ -61,14 +57,14 @@ class SenderSettings:
 
     @classmethod
     def from_env(cls) -> SenderSettings:
+        current = settings()
         return cls(
-            concurrency=int(os.environ.get("NOTIFICATIONS_CONCURRENCY", cls.concurrency)),
-            lease_seconds=_float("NOTIFICATIONS_LEASE_SECONDS", cls.lease_seconds),
-            lookup_timeout=_float("NOTIFICATIONS_LOOKUP_TIMEOUT", cls.lookup_timeout),
-            office_language=os.environ.get("NOTIFICATIONS_OFFICE_LANGUAGE", cls.office_language),
-            retry=RetrySchedule(
-                base_seconds=_float("NOTIFICATIONS_RETRY_BASE_SECONDS", 5.0),
-                attempts=int(os.environ.get("NOTIFICATIONS_MAX_ATTEMPTS", 8))),
+            concurrency=current.notifications_concurrency,
+            lease_seconds=current.notifications_lease_seconds,
+            lookup_timeout=current.notifications_lookup_timeout,
+            office_language=current.notifications_office_language,
+            retry=RetrySchedule(base_seconds=current.notifications_retry_base_seconds,
+                                attempts=current.notifications_max_attempts),
         )
 
 
@@ -89,7 +85,7 @@ class Sender(DependencyProvider):
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=self.settings.concurrency)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        timeout = _float("NOTIFICATIONS_SEND_TIMEOUT", 10.0)
+        timeout = settings().notifications_send_timeout
         self.email = channels.Email(channels.SmtpSettings.from_env())
         self.sms = channels.Sms(channels.SmsSettings.from_env(), session)
         self.webhooks = channels.Webhooks(session, timeout)

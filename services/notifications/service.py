@@ -12,8 +12,6 @@ What each does is in application.py; this is the nameko adapter around it."""
 
 from __future__ import annotations
 
-import os
-
 from eventsourcing.persistence import IntegrityError
 from nameko.timer import timer
 
@@ -30,10 +28,9 @@ from services.notifications.sender import Sender
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.rpc import RpcProxy
+from shared.settings import settings
 from shared.store import EventStore
 from shared.web import HealthAndSpec, HttpError, endpoint, not_found
-
-SEND_INTERVAL = float(os.environ.get("NOTIFICATIONS_SEND_INTERVAL", "0.05"))
 
 
 class Service(HealthAndSpec):
@@ -68,7 +65,8 @@ class Service(HealthAndSpec):
         channels = self.sender.office_channels(self.routing, notice.recipient)
         return channels is None or notice.channel in channels
 
-    @timer(interval=SEND_INTERVAL)
+    # The runner checked the settings before this module was imported.
+    @timer(interval=settings().notifications_send_interval)
     def send_due(self):
         """Send what is due; see sender.py."""
         self.sender.deliver(self.store, self.db, self.intake, self.routing)

@@ -10,7 +10,6 @@ auditors and admins only."""
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,11 +24,11 @@ from services.reporting import audit, counts
 from services.reporting import summary as report
 from shared import access, checkpoint, clock
 from shared.categories import categories
-from shared.config import env
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
 from shared.offices import describe
 from shared.rpc import RpcProxy
+from shared.settings import settings
 from shared.web import HealthAndSpec, HttpError, Strict, endpoint, not_found
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,6 @@ DASHBOARD = Path(__file__).resolve().parent / "dashboard"
 # Roles whose work is to check the figures themselves.
 UNSUPPRESSED = ("auditor", "admin")
 GENDER_TIMEOUT_SECONDS = 5.0
-# How often the hash chains' heads are signed and published for auditors.
-CHECKPOINT_SECONDS = float(env("OURVOICE_CHECKPOINT_SECONDS"))
 
 
 class Moment(fields.Field):
@@ -108,9 +105,8 @@ def _next_month(day: date) -> date:
 def today() -> date:
     """Today in Cambodia. Tests may move reporting's calendar on by whole days
     (OURVOICE_REPORTS_CLOCK_DAYS) to read this month as an ended one; production ignores it."""
-    days = int(os.environ.get("OURVOICE_REPORTS_CLOCK_DAYS", "0") or 0)
-    if os.environ.get("OURVOICE_ENV", "development") == "production":
-        days = 0
+    current = settings()
+    days = 0 if current.env == "production" else current.reports_clock_days
     return (clock.now() + timedelta(days=days)).astimezone(ZoneInfo(report.ZONE)).date()
 
 
@@ -234,7 +230,9 @@ class Service(HealthAndSpec):
         with self.db.tracked("reporting", tracking) as cursor:
             counts.apply(cursor, [(tracking.application_name, event)])
 
-    @timer(interval=CHECKPOINT_SECONDS)
+    # How often the hash chains' heads are signed and published for auditors (the runner
+    # checked the settings before this module was imported).
+    @timer(interval=settings().checkpoint_seconds)
     def checkpoint_chains(self):
         """Checkpoints exist without an operator: whatever is cut from or rewritten in a
         chain after one is made no longer matches it (see shared/checkpoint.py)."""

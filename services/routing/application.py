@@ -9,13 +9,11 @@ one of the unit tests included."""
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import cache
-from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -27,9 +25,9 @@ from services.routing.deadlines import Policies, policies_from
 from services.routing.domain import ACTIONS, Case, InvalidTransition
 from shared import metrics
 from shared.categories import category_of
+from shared.settings import settings
 from shared.store import CaseStore
 
-DEFAULT_POLICIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "sla.yaml"
 # How often a command or a reading is tried again when the case changed meanwhile.
 OPEN_ATTEMPTS = 20
 
@@ -37,7 +35,7 @@ OPEN_ATTEMPTS = 20
 @cache
 def policies() -> Policies:
     """The SLA policies in force, from the file operators edit."""
-    path = Path(os.environ.get("OURVOICE_SLA_POLICIES", DEFAULT_POLICIES))
+    path = settings().sla_policies
     return policies_from(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 

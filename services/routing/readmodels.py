@@ -4,7 +4,9 @@ transaction as its position in routing's log, so a rebuild gives the same rows:
 - the office queue: open cases of an office, nearest deadline first;
 - the deadline timers: every running deadline with the next instant something is due
   (a warning or a breach), indexed so the sweep finds what is due without a scan;
-- the directory amendments operators recorded.
+- the directory amendments operators recorded;
+
+and, from the office queue, the open cases by office kind for the operators' metrics.
 
 Each projection's `apply` looks up the step for the event's type in its table."""
 
@@ -14,6 +16,7 @@ from datetime import timedelta
 
 from psycopg.types.json import Jsonb
 
+from shared import metrics
 from shared.store import Projection
 
 # -- office queue ------------------------------------------------------------------
@@ -194,6 +197,45 @@ def queue_counts(cursor, office_id: str, filters: dict, now) -> dict[str, int]:
 
 
 OFFICE_QUEUE = Projection("routing.office_queue", QUEUE_DDL, apply_to_queue)
+
+# -- open cases, for the metrics -----------------------------------------------------
+
+OPEN_CASES_QUERY = ("SELECT office_id, count(*) AS n FROM routing_office_queue "
+                    "WHERE status <> 'resolved' GROUP BY office_id")
+# The level of each kind of office, as the categories and the dashboard name them.
+LEVELS = {"commune": "commune", "owso": "district", "district-ombudsman": "district",
+          "owsu": "province", "provincial-ombudsman": "province",
+          "national-ombudsman": "national"}
+
+
+def office_kind(office_id: str | None) -> str:
+    """`commune`, `owso`, `district-ombudsman`, ... : the office id without its area."""
+    if not office_id:
+        return "none"
+    kind, _, area = office_id.rpartition("-")
+    return kind if area.isdigit() else office_id
+
+
+def open_cases(cursor) -> list[tuple[tuple[str, str], int]]:
+    """((office kind, level), open cases) for every known kind (0 when none), then any
+    other kind found, at level `unknown`."""
+    counts: dict[str, int] = {}
+    for row in cursor.execute(OPEN_CASES_QUERY):
+        kind = office_kind(row["office_id"])
+        counts[kind] = counts.get(kind, 0) + row["n"]
+    found = [((kind, level), counts.pop(kind, 0)) for kind, level in LEVELS.items()]
+    return found + [((kind, "unknown"), n) for kind, n in counts.items()]
+
+
+def count_open_cases(db) -> None:
+    """`ourvoice_open_cases` read from the office queue whenever the metrics are scraped."""
+
+    def read():
+        with db.transaction() as cursor:
+            return open_cases(cursor)
+
+    metrics.read_when_scraped("ourvoice_open_cases", "routing", read)
+
 
 # -- deadline timers ---------------------------------------------------------------
 

@@ -1,16 +1,16 @@
 """Standard replies offices send citizens, from the data file operators edit: a question
-or a resolution, each in Khmer and English. Pure: reads only the file it is given."""
+or a resolution, each in Khmer and English. Reads only the file OURVOICE_REPLY_TEMPLATES
+names."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import yaml
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "reply-templates.yaml"
+from shared.settings import settings
+
 KINDS = ("question", "resolution")
 LANGUAGES = ("km", "en")
 
@@ -53,5 +53,5 @@ def read_templates(rows: list) -> dict[str, ReplyTemplate]:
 
 @cache
 def templates() -> dict[str, ReplyTemplate]:
-    path = Path(os.environ.get("OURVOICE_REPLY_TEMPLATES", DEFAULT_FILE))
+    path = settings().reply_templates
     return read_templates(yaml.safe_load(path.read_text(encoding="utf-8")))

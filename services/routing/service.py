@@ -8,7 +8,6 @@ events and the clock start, and the directory they all read."""
 
 from __future__ import annotations
 
-import os
 import time
 import unicodedata
 
@@ -24,15 +23,15 @@ from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.rpc import Answers
 from services.routing.schemas import OfficeOut, OfficesQuery
 from services.routing.sessions import Sessions
-from shared import access, clock, metrics
+from shared import access, clock
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
+from shared.settings import settings
 from shared.store import EventStore
 from shared.web import HealthAndSpec, endpoint
 
 __all__ = ["Routing", "Service", "policies"]
 
-SWEEP_SECONDS = float(os.environ.get("OURVOICE_SWEEP_SECONDS", "1"))
 DIRECTORY_SECONDS = 2.0
 _directory_cache: dict = {}
 # Built now, as the service starts, rather than on the first case it routes (building the
@@ -91,11 +90,12 @@ class Service(Actions, CaseFiles, Sessions, Console, Answers, HealthAndSpec):
             raise NotYet(str(waiting)) from None
 
     # -- time ------------------------------------------------------------------------
-    @timer(interval=SWEEP_SECONDS)
+    # The runner checked the settings before this module was imported.
+    @timer(interval=settings().sweep_seconds)
     def sweep_deadlines(self):
         """Record the warnings and breaches now due (the deadline timers say which)."""
         now = clock.now()
-        metrics.count_open_cases(self.db)
+        readmodels.count_open_cases(self.db)
         with self.db.transaction() as cursor:
             due = readmodels.due_cases(cursor, now, limit=500)
         self.store.check_deadlines(due, now)

@@ -42,11 +42,11 @@ def test_the_submission_limit_refills_over_a_minute():
 
 
 def test_the_limit_comes_from_the_environment(monkeypatch):
-    from services.intake.limits import DEFAULT_PER_MINUTE, configured_per_minute
+    from services.intake.limits import configured_per_minute
 
     monkeypatch.delenv("OURVOICE_SUBMISSIONS_PER_MINUTE", raising=False)
     reload()
-    assert configured_per_minute() == DEFAULT_PER_MINUTE
+    assert configured_per_minute() == 600
     monkeypatch.setenv("OURVOICE_SUBMISSIONS_PER_MINUTE", "12")
     reload()
     assert configured_per_minute() == 12
