@@ -356,10 +356,11 @@ def test_the_text_history_says_where_a_case_went_and_why(system):
 
 
 def test_verify_names_the_case_of_a_broken_notice(system, worked):
-    """A notice is a stream of its own: the case is found through the audit's index."""
+    """A notice is a stream of its own: the case is found through notifications' index
+    of its case streams."""
     target = system.query(
         "SELECT e.notification_id, e.state FROM notifications_events e"
-        " JOIN reporting_audit_streams_notifications s ON s.stream_id = e.originator_id"
+        " JOIN notifications_case_streams s ON s.stream_id = e.originator_id"
         " WHERE s.case_id = %s AND e.originator_id <> %s"
         " ORDER BY e.notification_id LIMIT 1", (worked["case_id"], worked["case_id"]))[0]
     system.query("UPDATE notifications_events SET state = state || '\\x00'::bytea"
