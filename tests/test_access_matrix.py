@@ -1,4 +1,5 @@
-"""Every endpoint of every service against every kind of caller, from one table.
+"""Every endpoint of every service against every kind of caller, from one table, and
+the RPC that answers one service only against every service's broker user.
 
 The table below is the whole access policy in one place. The test reads each service's
 OpenAPI document, so an endpoint added without a row here fails it."""
@@ -7,6 +8,7 @@ import uuid
 
 import pytest
 import requests
+from nameko.exceptions import RemoteError
 
 from shared.config import SERVICES
 from tests.system import complaint, submit, wait_until
@@ -178,3 +180,24 @@ def test_each_caller_gets_what_the_table_says(system, tokens, endpoint):
         if not passed:
             wrong[caller] = f"{status} (expected {expected[caller]})"
     assert not wrong, wrong
+
+
+# (service, method) -> the one service whose broker user it answers; called with a case id.
+RPC = {
+    ("intake", "case_history"): "reporting",
+    ("routing", "case_history"): "reporting",
+    ("notifications", "case_history"): "reporting",
+}
+
+
+@pytest.mark.parametrize("method", sorted(RPC), ids=".".join)
+def test_each_rpc_answers_only_the_service_the_table_says(system, method):
+    service, name = method
+    case = fresh_case(system)
+    for caller in SERVICES:
+        if caller == RPC[method]:
+            answer = system.rpc(caller, service, name, case["case_id"])
+            assert isinstance(answer, list), answer
+        else:
+            with pytest.raises(RemoteError, match="CallerRefused"):
+                system.rpc(caller, service, name, case["case_id"])

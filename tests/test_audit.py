@@ -383,3 +383,21 @@ def test_verify_names_the_case_of_a_broken_notice(system, worked):
 
         wait_until(restored, timeout=120, interval=1, what="the notice restored")
     assert ourvoice(system, "audit", "verify").returncode == 0
+
+
+def test_a_service_that_cannot_give_its_part_makes_it_503_and_the_cli_reads_the_stores(
+        system, worked):
+    """Never a history with a gap: a service that does not answer is named; the CLI reads
+    each service's part from its store, with the services stopped."""
+    whole = history(system, worked).json()
+    system.stop("notifications")
+    try:
+        response = history(system, worked)
+        assert response.status_code == 503, response.text
+        assert "notifications" in response.text and "intake" not in response.text
+        done = ourvoice(system, "audit", "history", worked["tracking_code"], "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["events"] == whole["events"]
+    finally:
+        system.start("notifications")
+    assert history(system, worked).json()["events"] == whole["events"]
