@@ -27,11 +27,13 @@ import psycopg
 from bench.cases import COMMUNES, new_case
 from bench.infra import Progress, phase, scratch_database
 from bench.report import Results
+from ourvoice import audit
 from ourvoice.registry import stores
 from services.intake.application import Intake
-from services.reporting import audit, counts
+from services.reporting import readmodels
 from services.routing.domain import Case as RoutedCase
 from services.routing.service import Routing, policies
+from shared import access
 from shared.categories import categories
 from shared.db import FOLLOWERS_DDL, Database
 from shared.events import EVENT_TYPES
@@ -120,8 +122,7 @@ def replay(results: Results, events: int = 1_000_000) -> None:
         code = long_case(pg)
         db = Database(pg, max_size=2)
         try:
-            db.migrate(FOLLOWERS_DDL, *counts.DDL, *[d for p in audit.STREAMS.values()
-                                                     for d in p.ddl])
+            db.migrate(FOLLOWERS_DDL, *readmodels.DDL, *access.DDL)
             with db.transaction() as cursor:
                 # As if the live model had applied every public event: the rebuild replays
                 # exactly what its tracking table lists.
@@ -159,7 +160,7 @@ def replay(results: Results, events: int = 1_000_000) -> None:
                                 f"{done / (time.perf_counter() - started):,.0f} events/s")
 
             started = time.perf_counter()
-            outcome = rebuild_subscriber(db, counts.READ_MODEL, list(stores().values()), swap=True,
+            outcome = rebuild_subscriber(db, readmodels.READ_MODEL, list(stores().values()), swap=True,
                                          progress=advance)
             seconds = time.perf_counter() - started
             progress.done(f"{outcome.events:,} events in {seconds:.1f} s")
@@ -170,10 +171,9 @@ def replay(results: Results, events: int = 1_000_000) -> None:
                 cases = cursor.fetchone()["n"]
             durations = []
             for _ in range(30):
-                with db.transaction() as cursor:
-                    begun = time.perf_counter()
-                    found = audit.history(cursor, code)
-                    durations.append((time.perf_counter() - begun) * 1000)
+                begun = time.perf_counter()
+                found = audit.history(db, code)
+                durations.append((time.perf_counter() - begun) * 1000)
             results.add("audit.history.200",
                         f"History of a case with {len(found['events'])} events (median of 30)",
                         statistics.median(durations), "ms")

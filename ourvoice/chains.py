@@ -19,8 +19,10 @@ def _exists(conn, table: str) -> bool:
 def _case_of_event(conn, store: str, notification_id: int) -> UUID | None:
     """The case a stored event is about, as its stream tells: the case its events'
     context names (a delivery of a notice names its case), else the stream itself when
-    it is a case's (intake and routing key a case by its id). The broken event first;
-    if it was altered past reading, the other events of its stream."""
+    it is a case's (intake and routing key a case by its id). A store that keeps an
+    index of its case streams (notifications' `notifications_case_streams`) says it
+    even of an event altered past reading; else the broken event first, then the other
+    events of its stream."""
     from ourvoice import registry
     from shared.logs import COLUMNS, decode
 
@@ -31,6 +33,11 @@ def _case_of_event(conn, store: str, notification_id: int) -> UUID | None:
     if row is None or store_class is None:
         return None
     stream = row[0]
+    index = f"{store}_case_streams"  # notifications' notices are streams of their own
+    if _exists(conn, index) and (found := conn.execute(
+            sql.SQL("SELECT case_id FROM {} WHERE stream_id = %s").format(sql.Identifier(index)),
+            (stream,)).fetchone()):
+        return found[0]
     rows = conn.execute(sql.SQL("SELECT " + COLUMNS + " FROM {} WHERE originator_id = %s"
                                 " ORDER BY notification_id = %s DESC, notification_id")
                         .format(events), (stream, notification_id)).fetchall()

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 def operations() -> dict:
     """The commands of the whole system, by name (the services' own are in the registry)."""
     from ourvoice import access, chains, projections
-    from services.reporting.commands import history
+    from ourvoice.audit import command as history
 
     def audit(args) -> int:
         return {"history": history, "verify": chains.verify, "checkpoint": chains.make_checkpoint,

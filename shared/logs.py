@@ -1,5 +1,5 @@
-"""Reading the services' event stores from outside them: for audits, for rebuilding read
-models and for verifying the hash chains.
+"""Reading event stores with plain SQL: a service's own for its part of a case's history
+(see history.py), every store's for rebuilding read models and verifying the hash chains.
 
 Stored events are read with plain SQL on the caller's own connection (no event-store
 application and its connection pool per store) and decoded with the store's own mapper,

@@ -1,4 +1,5 @@
-"""Every endpoint of every service against every kind of caller, from one table.
+"""Every endpoint of every service against every kind of caller, from one table, and
+the RPC that answers one service only against every service's broker user.
 
 The table below is the whole access policy in one place. The test reads each service's
 OpenAPI document, so an endpoint added without a row here fails it."""
@@ -7,6 +8,7 @@ import uuid
 
 import pytest
 import requests
+from nameko.exceptions import RemoteError
 
 from shared.config import SERVICES
 from tests.system import complaint, submit, wait_until
@@ -46,6 +48,9 @@ MATRIX_LOGIN = {"username": "matrix.staff", "password": "the matrix's own passwo
 # (service, method, path) -> (expected answer by caller, request body)
 MATRIX = {
     ("intake", "GET", "/health"): (PUBLIC, None),
+    ("intake", "GET", "/health/live"): (PUBLIC, None),
+    ("intake", "GET", "/health/ready"): (PUBLIC, None),
+    ("intake", "GET", "/metrics"): (PUBLIC, None),
     ("intake", "GET", "/openapi.json"): (PUBLIC, None),
     ("intake", "GET", "/v1/categories"): (PUBLIC, None),
     ("intake", "POST", "/v1/cases"): (PUBLIC, complaint()),
@@ -61,6 +66,9 @@ MATRIX = {
     ("intake", "POST", "/open311/v2/requests.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/requests/{service_request_id}.json"): (PUBLIC, None),
     ("routing", "GET", "/health"): (PUBLIC, None),
+    ("routing", "GET", "/health/live"): (PUBLIC, None),
+    ("routing", "GET", "/health/ready"): (PUBLIC, None),
+    ("routing", "GET", "/metrics"): (PUBLIC, None),
     ("routing", "GET", "/openapi.json"): (PUBLIC, None),
     ("routing", "GET", "/v1/offices"): (PUBLIC, None),
     ("routing", "GET", "/v1/offices/{office_id}/queue"): (QUEUE, None),
@@ -89,10 +97,16 @@ MATRIX = {
     ("routing", "DELETE", "/v1/sessions/current"): (only(), None),
     ("routing", "GET", "/v1/offices/{office_id}/staff"): (QUEUE, None),
     ("notifications", "GET", "/health"): (PUBLIC, None),
+    ("notifications", "GET", "/health/live"): (PUBLIC, None),
+    ("notifications", "GET", "/health/ready"): (PUBLIC, None),
+    ("notifications", "GET", "/metrics"): (PUBLIC, None),
     ("notifications", "GET", "/openapi.json"): (PUBLIC, None),
     ("notifications", "GET", "/v1/notifications/dead-letters"): (ADMIN, None),
     ("notifications", "POST", "/v1/notifications/dead-letters/{delivery_id}/retry"): (ADMIN, None),
     ("reporting", "GET", "/health"): (PUBLIC, None),
+    ("reporting", "GET", "/health/live"): (PUBLIC, None),
+    ("reporting", "GET", "/health/ready"): (PUBLIC, None),
+    ("reporting", "GET", "/metrics"): (PUBLIC, None),
     ("reporting", "GET", "/openapi.json"): (PUBLIC, None),
     ("reporting", "GET", "/dashboard"): (PUBLIC, None),
     ("reporting", "GET", "/dashboard/dashboard.js"): (PUBLIC, None),
@@ -178,3 +192,24 @@ def test_each_caller_gets_what_the_table_says(system, tokens, endpoint):
         if not passed:
             wrong[caller] = f"{status} (expected {expected[caller]})"
     assert not wrong, wrong
+
+
+# (service, method) -> the one service whose broker user it answers; called with a case id.
+RPC = {
+    ("intake", "case_history"): "reporting",
+    ("routing", "case_history"): "reporting",
+    ("notifications", "case_history"): "reporting",
+}
+
+
+@pytest.mark.parametrize("method", sorted(RPC), ids=".".join)
+def test_each_rpc_answers_only_the_service_the_table_says(system, method):
+    service, name = method
+    case = fresh_case(system)
+    for caller in SERVICES:
+        if caller == RPC[method]:
+            answer = system.rpc(caller, service, name, case["case_id"])
+            assert isinstance(answer, list), answer
+        else:
+            with pytest.raises(RemoteError, match="CallerRefused"):
+                system.rpc(caller, service, name, case["case_id"])

@@ -356,10 +356,11 @@ def test_the_text_history_says_where_a_case_went_and_why(system):
 
 
 def test_verify_names_the_case_of_a_broken_notice(system, worked):
-    """A notice is a stream of its own: the case is found through the audit's index."""
+    """A notice is a stream of its own: the case is found through notifications' index
+    of its case streams."""
     target = system.query(
         "SELECT e.notification_id, e.state FROM notifications_events e"
-        " JOIN reporting_audit_streams_notifications s ON s.stream_id = e.originator_id"
+        " JOIN notifications_case_streams s ON s.stream_id = e.originator_id"
         " WHERE s.case_id = %s AND e.originator_id <> %s"
         " ORDER BY e.notification_id LIMIT 1", (worked["case_id"], worked["case_id"]))[0]
     system.query("UPDATE notifications_events SET state = state || '\\x00'::bytea"
@@ -382,3 +383,21 @@ def test_verify_names_the_case_of_a_broken_notice(system, worked):
 
         wait_until(restored, timeout=120, interval=1, what="the notice restored")
     assert ourvoice(system, "audit", "verify").returncode == 0
+
+
+def test_a_service_that_cannot_give_its_part_makes_it_503_and_the_cli_reads_the_stores(
+        system, worked):
+    """Never a history with a gap: a service that does not answer is named; the CLI reads
+    each service's part from its store, with the services stopped."""
+    whole = history(system, worked).json()
+    system.stop("notifications")
+    try:
+        response = history(system, worked)
+        assert response.status_code == 503, response.text
+        assert "notifications" in response.text and "intake" not in response.text
+        done = ourvoice(system, "audit", "history", worked["tracking_code"], "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["events"] == whole["events"]
+    finally:
+        system.start("notifications")
+    assert history(system, worked).json()["events"] == whole["events"]

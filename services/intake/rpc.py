@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from services.intake import readmodels
+from services.intake import history, readmodels
 from services.intake.domain import first_line
 from shared.rpc import rpc
 
@@ -98,3 +98,9 @@ class Rpc:
         suppresses small cells before anything is shown)."""
         with self.db.transaction() as cursor:
             return readmodels.gender_counts(cursor, filters or {})
+
+    @rpc(callers=("reporting",))
+    def case_history(self, case_id: str) -> list[dict]:
+        """Intake's part of the case's history, for an audit (see shared/history.py)."""
+        with self.db.transaction() as cursor:
+            return history.case_history(cursor, case_id)

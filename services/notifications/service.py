@@ -15,7 +15,7 @@ from __future__ import annotations
 from eventsourcing.persistence import IntegrityError
 from nameko.timer import timer
 
-from services.notifications import readmodels
+from services.notifications import history, readmodels
 from services.notifications.application import (
     Notifications,
     SubmissionNotRead,
@@ -27,7 +27,7 @@ from services.notifications.schemas import DeadLetter, Requeued
 from services.notifications.sender import Sender
 from shared.consumer import NotYet, on_events
 from shared.db import DatabaseProvider, tracking_ddl
-from shared.rpc import RpcProxy
+from shared.rpc import RpcProxy, rpc
 from shared.settings import settings
 from shared.store import EventStore
 from shared.web import HealthAndSpec, HttpError, endpoint, not_found
@@ -38,7 +38,7 @@ class Service(HealthAndSpec):
     title = "Our Voice notifications"
     commands = COMMANDS
 
-    store = EventStore(Notifications, projections=readmodels.PROJECTIONS)
+    store = EventStore(Notifications, projections=(*readmodels.PROJECTIONS, history.CASE_STREAMS))
     db = DatabaseProvider(tracking_ddl("notifications"))
     sender = Sender()
     intake = RpcProxy("intake")
@@ -52,6 +52,13 @@ class Service(HealthAndSpec):
                                       reachable=self._reachable)
         except SubmissionNotRead as waiting:
             raise NotYet(str(waiting)) from None
+
+    @rpc(callers=("reporting",))
+    def case_history(self, case_id: str) -> list[dict]:
+        """Notifications' part of the case's history, for an audit (see
+        shared/history.py)."""
+        with self.db.transaction() as cursor:
+            return history.case_history(cursor, case_id)
 
     def _subscriptions(self):
         with self.db.transaction() as cursor:

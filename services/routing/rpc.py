@@ -1,8 +1,10 @@
 """What routing answers other services: how to reach an office, for notifications to its
-staff, and the words a sensitive case's citizen alone may read, for intake."""
+staff, the words a sensitive case's citizen alone may read, for intake, and its part of
+a case's history, for reporting's audit."""
 
 from __future__ import annotations
 
+from services.routing import history
 from shared.rpc import rpc
 
 
@@ -25,3 +27,9 @@ class Answers:
         sensitive case, whose public events carry no words: for intake, which shows them
         to the citizen alone. None for any other case."""
         return self.store.words_for_citizen(case_id)
+
+    @rpc(callers=("reporting",))
+    def case_history(self, case_id: str) -> list[dict]:
+        """Routing's part of the case's history, for an audit (see shared/history.py)."""
+        with self.db.transaction() as cursor:
+            return history.case_history(cursor, case_id)

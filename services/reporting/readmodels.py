@@ -193,49 +193,70 @@ OFFICE_COLUMNS = ("arrived_at", "acknowledge_due", "resolve_due", "acknowledged_
                   "resolved_at", "acknowledge_breached_at", "resolve_breached_at")
 
 
+def _submitted(data: dict, at) -> dict:
+    return {"type": data["type"], "category": data.get("category"), "channel": data["channel"],
+            "evaluation_rating": data.get("rating") if data["type"] == "evaluation" else None,
+            "submitted_at": at}
+
+
+def _arrived(data: dict, at) -> dict:
+    return {"office_id": data["office_id"], "office_at": at}
+
+
+# What each kind of event says of the case itself (its status aside: see status_after).
+CASE_FACTS = {
+    "CaseSubmitted": _submitted,
+    "CaseRouted": lambda data, at: {**_arrived(data, at), "first_office_id": data["office_id"],
+                                    "first_office_at": at},
+    "CaseTransferred": _arrived,
+    "CaseEscalated": _arrived,
+    "CaseAcknowledged": lambda data, at: {"acknowledged_at": at},
+    "CaseResolved": lambda data, at: {"resolved_at": at},
+}
+
+
 def _case_row(event: dict) -> dict:
     kind, data, at = event["event_type"], event["data"], event["occurred_at"]
     row = dict.fromkeys(CASE_COLUMNS)
     row.update(case_id=event["case_id"], **event["location"])
     row["sensitive"] = bool(event.get("sensitive") or data.get("sensitive"))
-    if kind == "CaseSubmitted":
-        row.update(type=data["type"], category=data.get("category"), channel=data["channel"],
-                   evaluation_rating=data.get("rating") if data["type"] == "evaluation" else None,
-                   submitted_at=at)
-    if kind in ARRIVALS:
-        row.update(office_id=data["office_id"], office_at=at)
-    if kind == "CaseRouted":
-        row.update(first_office_id=data["office_id"], first_office_at=at)
+    if facts := CASE_FACTS.get(kind):
+        row.update(facts(data, at))
     status = status_after(kind, data)
     if status in FINAL:
         row.update(final_status=status, final_at=at)
     elif status is not None:
         row.update(status=status, status_at=at)
-    if kind == "CaseAcknowledged":
-        row["acknowledged_at"] = at
-    elif kind == "CaseResolved":
-        row["resolved_at"] = at
     # The event is kept only beside the instant it breaks ties for.
     for name in ("first_office", "office", "status"):
         row[f"{name}_event"] = event["event_id"] if row[f"{name}_at"] else None
     return row
 
 
+def _arrival(event: dict) -> dict:
+    data = event["data"]
+    return {"office_id": data["office_id"], "arrived_at": event["occurred_at"],
+            "acknowledge_due": data.get("acknowledge_due"),
+            "resolve_due": data.get("resolve_due")}
+
+
+# What each kind of event says of the case at one office (the office it names or is at).
+OFFICE_FACTS = {
+    **dict.fromkeys(ARRIVALS, _arrival),
+    "CaseAcknowledged": lambda e: {"office_id": e["office_id"],
+                                   "acknowledged_at": e["occurred_at"]},
+    "CaseResolved": lambda e: {"office_id": e["office_id"], "resolved_at": e["occurred_at"]},
+    "SlaBreached": lambda e: {"office_id": e["office_id"],
+                              f"{e['data']['deadline']}_breached_at": e["occurred_at"]},
+}
+
+
 def _office_row(event: dict) -> dict | None:
-    kind, data, at = event["event_type"], event["data"], event["occurred_at"]
-    row = dict.fromkeys(OFFICE_COLUMNS)
-    if kind in ARRIVALS:
-        row.update(office_id=data["office_id"], arrived_at=at,
-                   acknowledge_due=data.get("acknowledge_due"),
-                   resolve_due=data.get("resolve_due"))
-    elif kind == "CaseAcknowledged":
-        row.update(office_id=event["office_id"], acknowledged_at=at)
-    elif kind == "CaseResolved":
-        row.update(office_id=event["office_id"], resolved_at=at)
-    elif kind == "SlaBreached":
-        row.update(office_id=event["office_id"], **{f"{data['deadline']}_breached_at": at})
-    else:
+    facts = OFFICE_FACTS.get(event["event_type"])
+    if facts is None:
         return None
+    row = dict.fromkeys(OFFICE_COLUMNS)
+    row.update(facts(event))
     if row["office_id"] is None:
         return None
     row["case_id"] = event["case_id"]
@@ -281,13 +302,33 @@ def _merge_offices(a: dict, b: dict) -> dict:
     return merged
 
 
-def apply(cursor, batch: Sequence[tuple[str, dict]]) -> None:
-    """Apply (source, envelope) pairs. The rows of one case are merged here first, by the
-    same rules the statements merge them with in the table, so a batch (a rebuild
-    replays thousands at once) writes each case once."""
+# The events kept one row each, by table: the statement and the row's own columns.
+def _feedback(event: dict) -> dict:
+    return {"satisfied": event["data"]["satisfied"], "rating": event["data"].get("rating")}
+
+
+def _escalation(event: dict) -> dict:
+    data = event["data"]
+    return {"office_id": data["office_id"], "from_office_id": data["from_office_id"],
+            "reason": data["reason"]}
+
+
+ONE_ROW_EACH = {
+    "FeedbackReceived": (FEEDBACK_INSERT, _feedback),
+    "CaseEscalated": (ESCALATION_INSERT, _escalation),
+    "OmbudsmanFindingsRecorded": (OMBUDSMAN_INSERT, lambda event: {"outcome": "findings"}),
+    "CaseClosed": (OMBUDSMAN_INSERT, lambda event: {"outcome": "closed"}),
+}
+
+
+def rows(batch: Sequence[tuple[str, dict]]) -> list[tuple[str, list[dict]]]:
+    """The rows a batch of (source, envelope) pairs writes, by statement. The rows of one
+    case are merged here first, by the same rules the statements merge them with in the
+    table, so a batch (a rebuild replays thousands at once) writes each case once."""
     cases: dict = {}
     offices: dict = {}
-    feedback, escalations, outcomes = [], [], []
+    single: dict[str, list[dict]] = {FEEDBACK_INSERT: [], ESCALATION_INSERT: [],
+                                     OMBUDSMAN_INSERT: []}
     for _source, event in batch:
         kind = event["event_type"]
         if kind in NOT_ABOUT_THE_CASE:
@@ -299,23 +340,20 @@ def apply(cursor, batch: Sequence[tuple[str, dict]]) -> None:
             where = (office["case_id"], office["office_id"])
             known = offices.get(where)
             offices[where] = office if known is None else _merge_offices(known, office)
-        common = {"event_id": event["event_id"], "case_id": event["case_id"],
-                  "office_id": event["office_id"], "occurred_at": event["occurred_at"]}
-        if kind == "FeedbackReceived":
-            feedback.append({**common, "satisfied": event["data"]["satisfied"],
-                             "rating": event["data"].get("rating")})
-        elif kind == "CaseEscalated":
-            escalations.append({**common, "office_id": event["data"]["office_id"],
-                                "from_office_id": event["data"]["from_office_id"],
-                                "reason": event["data"]["reason"]})
-        elif kind in ("OmbudsmanFindingsRecorded", "CaseClosed"):
-            outcomes.append({**common, "outcome": "findings" if kind != "CaseClosed" else "closed"})
-    for statement, rows in ((CASE_UPSERT, list(cases.values())),
-                            (OFFICE_UPSERT, list(offices.values())),
-                            (FEEDBACK_INSERT, feedback), (ESCALATION_INSERT, escalations),
-                            (OMBUDSMAN_INSERT, outcomes)):
-        if rows:
-            cursor.executemany(statement, rows)
+        if kind in ONE_ROW_EACH:
+            statement, columns = ONE_ROW_EACH[kind]
+            single[statement].append({"event_id": event["event_id"], "case_id": event["case_id"],
+                                      "office_id": event["office_id"],
+                                      "occurred_at": event["occurred_at"], **columns(event)})
+    return [(CASE_UPSERT, list(cases.values())), (OFFICE_UPSERT, list(offices.values())),
+            *single.items()]
+
+
+def apply(cursor, batch: Sequence[tuple[str, dict]]) -> None:
+    """Apply (source, envelope) pairs: each statement once, with all its rows."""
+    for statement, found in rows(batch):
+        if found:
+            cursor.executemany(statement, found)
 
 
 # The reports' tables, rebuilt together by `ourvoice projections rebuild reporting`.
