@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from nameko.extensions import DependencyProvider
 
+from shared import migrations
 from shared.db import FOLLOWERS_DDL, Database
 from shared.events import DATA_SCHEMAS, status_after
 from shared.follower import LogFollower
@@ -118,10 +119,12 @@ class StreamIndex(DependencyProvider):
     know each case's streams. One green thread and two connections for all three."""
 
     idle_seconds = 0.5
+    # Its tables, part of reporting's schema (shared/migrations.py finds them here).
+    ddl = tuple(d for p in STREAMS.values() for d in p.ddl)
 
     def setup(self) -> None:
         self.db = Database(max_size=2)
-        self.db.migrate(FOLLOWERS_DDL, *[d for p in STREAMS.values() for d in p.ddl])
+        migrations.bring_up_to_date(self.container, self.db.pg)
         self.followers = followers(self.db)
         self.running = True
 
