@@ -12,7 +12,7 @@ from shared.settings import command as config_command
 # The commands of the whole system; the others are the services' own, found through the
 # registry, which imports every service (a couple of seconds): only done when one of
 # theirs, or the help, is asked for.
-OWN = ("setup", "principal", "staff", "subscribers", "audit", "projections", "config", "run")
+OWN = ("setup", "migrate", "principal", "staff", "subscribers", "audit", "projections", "config", "run")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ourvoice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="create the database, tables, exchanges and queues")
+    migrating = commands.add_parser(
+        "migrate", help="bring the tables up to date; `migrate status`: what is applied, "
+        "what is pending (exit 1 if any is)")
+    migrating.add_argument("action", nargs="?", choices=("up", "status"), default="up")
     principals = commands.add_parser("principal", help="tokens for staff, ombudsmen, auditors, admins")
     actions = principals.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="make a principal and print its token (last line)")
@@ -137,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         setup()
         print("database, tables, exchanges, queues and the services' broker users are in place")
         return 0
+    if args.command == "migrate":
+        from ourvoice.setup import migrate
+
+        return migrate(args)
     if args.command == "run":
         from ourvoice.supervisor import run
 

@@ -4,7 +4,8 @@
   follow the store's log;
 - `DatabaseProvider(*ddl, subscribers=...)`: its tables and the read models the broker
   feeds it;
-- `commands`: the operator commands it offers (`shared.operations.Command`).
+- `commands`: the operator commands it offers (`shared.operations.Command`);
+- `migrations`: the later migrations of its part of the schema (`shared.migrations`).
 
 The four services are imported here by name, once: this is the one place that knows
 them all."""
@@ -18,6 +19,7 @@ from services.intake import service as intake
 from services.notifications import service as notifications
 from services.reporting import service as reporting
 from services.routing import service as routing
+from shared import migrations
 from shared.db import DatabaseProvider
 from shared.operations import Command
 from shared.store import CaseStore, EventStore, Projection, Subscriber
@@ -55,14 +57,14 @@ def subscribers() -> list[Subscriber]:
     return [subscriber for _, p in _providers(DatabaseProvider) for subscriber in p.subscribers]
 
 
-def ddl() -> list[str]:
-    """Every table of every service: its own, its projections' and its subscribers'."""
-    found = [d for _, p in _providers(DatabaseProvider) for d in p.ddl]
-    found += [d for _, projection in projections() for d in projection.ddl]
-    return found
-
-
 def commands() -> list[Command]:
     """The operator commands the services offer, in the services' order."""
     return [command for service in SERVICES.values()
             for command in getattr(service, "commands", ())]
+
+
+def parts() -> list[migrations.Part]:
+    """The schema's parts, in the order they are migrated: the kernel's, then each
+    service's."""
+    return [migrations.kernel(),
+            *(migrations.service_part(name, service) for name, service in SERVICES.items())]

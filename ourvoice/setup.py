@@ -1,6 +1,7 @@
 """`ourvoice setup`: the database, every service's tables, the broker's exchanges and
 queues and each service's broker user, so that services started together find them in
-place. The tables are those the services declare (see the registry)."""
+place. `ourvoice migrate`: the tables alone, brought up to date by their migrations
+(shared/migrations.py), and `ourvoice migrate status`, what each part has taken."""
 
 from __future__ import annotations
 
@@ -8,17 +9,37 @@ from __future__ import annotations
 def setup() -> None:
     import kombu
 
-    from ourvoice import registry
-    from shared import access, accounts, broker, topology
-    from shared.db import FOLLOWERS_DDL, Database
+    from shared import broker, topology
     from shared.settings import settings
-    from shared.store import open_store
 
-    db = Database(max_size=1)
-    db.migrate(FOLLOWERS_DDL, *access.DDL, *accounts.DDL, *registry.ddl())
-    db.close()
-    for store_class in registry.stores().values():
-        open_store(store_class).close()
+    migrate_all()
     with kombu.Connection(settings().amqp_uri) as connection:
         topology.declare(connection.default_channel)
     broker.put_service_users()
+
+
+def migrate_all() -> list:
+    from ourvoice import registry
+    from shared import migrations
+
+    return migrations.apply(registry.parts())
+
+
+def migrate(args) -> int:
+    from ourvoice import registry
+    from shared import migrations
+
+    if args.action == "status":
+        pending = 0
+        for part, migration, applied_at in migrations.status(registry.parts()):
+            when = applied_at.isoformat(timespec="seconds") if applied_at else "pending"
+            pending += applied_at is None
+            print(f"{part:<14} {migration.version:>3}  {migration.name:<40} {when}")
+        if pending:
+            print(f"{pending} pending: run `ourvoice migrate`")
+        return 1 if pending else 0
+    ran = migrate_all()
+    for part, migration in ran:
+        print(f"{part} {migration.version}: {migration.name}")
+    print(f"{len(ran)} migration(s) applied; the schema is up to date")
+    return 0

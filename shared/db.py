@@ -14,7 +14,6 @@ from nameko.extensions import DependencyProvider
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from shared import access, accounts
 from shared.config import Postgres, ensure_database
 
 # Errors after which the same work can simply be tried again once the database is back
@@ -128,8 +127,12 @@ class DatabaseProvider(DependencyProvider):
         self.db: Database | None = None
 
     def setup(self) -> None:
+        from shared import migrations
+
         self.db = Database()
-        self.db.migrate(FOLLOWERS_DDL, *access.DDL, *accounts.DDL, *self.ddl)
+        # A service brings its own part of the schema (and the kernel's) up to date as it
+        # starts, as `ourvoice migrate` would: see shared/migrations.py.
+        migrations.bring_up_to_date(self.container, self.db.pg)
 
     def stop(self) -> None:
         if self.db is not None:

@@ -15,7 +15,7 @@ from nameko.extensions import DependencyProvider
 
 from shared.chain import ensure_chain
 from shared.config import Postgres, ensure_database
-from shared.db import FOLLOWERS_DDL, Database, migration_lock
+from shared.db import Database, migration_lock
 from shared.follower import Doorbell, LogFollower
 from shared.relay import ConfirmedPublisher, Relay
 from shared.settings import settings
@@ -116,9 +116,13 @@ class EventStore(DependencyProvider):
         self.followers: list[LogFollower] = []
 
     def setup(self) -> None:
+        from shared import migrations
+
+        pg = Postgres.from_env()
+        ensure_database(pg)
+        migrations.bring_up_to_date(self.container, pg)
         self.store = open_store(self.store_class)
         self.db = Database(max_size=2)
-        self.db.migrate(FOLLOWERS_DDL, *[d for p in self.projections for d in p.ddl])
         source = self.store_class.name
         idle = settings().poll_seconds
         self.doorbell = Doorbell(Postgres.from_env(), self.store.recorder.channel_name)

@@ -13,6 +13,7 @@ from services.intake.application import NOT_YET_VIEWED, Intake
 from services.intake.citizens import Citizens
 from services.intake.commands import COMMANDS
 from services.intake.limits import IntakeLimitsProvider
+from services.intake.migrations import MIGRATIONS
 from services.intake.open311 import Open311
 from services.intake.rpc import Rpc
 from shared.consumer import on_events
@@ -28,6 +29,7 @@ class Service(Citizens, Open311, Rpc, HealthAndSpec):
     name = "intake"
     title = "Our Voice intake"
     commands = COMMANDS
+    migrations = MIGRATIONS
 
     store = EventStore(Intake, projections=[readmodels.CASES])
     db = DatabaseProvider(*privacy.DDL, subscribers=(readmodels.CASE_VIEW,))

@@ -23,6 +23,7 @@ from services.notifications.application import (
 )
 from services.notifications.commands import COMMANDS
 from services.notifications.domain import NotDue
+from services.notifications.migrations import MIGRATIONS
 from services.notifications.schemas import DeadLetter, Requeued
 from services.notifications.sender import Sender
 from shared.consumer import NotYet, on_events
@@ -37,6 +38,7 @@ class Service(HealthAndSpec):
     name = "notifications"
     title = "Our Voice notifications"
     commands = COMMANDS
+    migrations = MIGRATIONS
 
     store = EventStore(Notifications, projections=(*readmodels.PROJECTIONS, history.CASE_STREAMS))
     db = DatabaseProvider(tracking_ddl("notifications"))

@@ -1,0 +1,10 @@
+"""Intake's migrations after the first (which makes its tables as declared; see
+shared/migrations.py). Each statement here is also in the declared DDL, so a new
+database and an upgraded one end the same."""
+
+from services.intake import readmodels
+from shared.migrations import Migration
+
+MIGRATIONS = (
+    Migration(2, "index the case list by category", (readmodels.CATEGORY_INDEX,)),
+)
