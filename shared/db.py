@@ -14,7 +14,9 @@ from nameko.extensions import DependencyProvider
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from shared import migrations
 from shared.config import Postgres, ensure_database
+from shared.migrations import FOLLOWERS_DDL, MIGRATION_LOCK  # noqa: F401  (also taken from here)
 
 # Errors after which the same work can simply be tried again once the database is back
 # (psycopg's own, and eventsourcing's wrappers of them; a pool timeout is one of them).
@@ -34,12 +36,6 @@ def transient(error: BaseException) -> bool:
     return isinstance(error, stale) or (isinstance(error, persistence.ProgrammingError)
                                         and isinstance(error.__cause__, stale))
 
-FOLLOWERS_DDL = """
-CREATE TABLE IF NOT EXISTS ourvoice_followers (
-    name text PRIMARY KEY,
-    position bigint NOT NULL DEFAULT 0
-)"""
-
 
 def tracking_ddl(consumer: str) -> str:
     """The same layout as eventsourcing's multi-row tracking table, so a consumer that
@@ -49,9 +45,6 @@ def tracking_ddl(consumer: str) -> str:
         "application_name text, notification_id bigint, "
         "PRIMARY KEY (application_name, notification_id))"
     )
-
-
-MIGRATION_LOCK = "SELECT pg_advisory_lock(hashtext('ourvoice.migrate'))"
 
 
 @contextmanager
@@ -127,8 +120,6 @@ class DatabaseProvider(DependencyProvider):
         self.db: Database | None = None
 
     def setup(self) -> None:
-        from shared import migrations
-
         self.db = Database()
         # A service brings its own part of the schema (and the kernel's) up to date as it
         # starts, as `ourvoice migrate` would: see shared/migrations.py.

@@ -22,7 +22,14 @@ from typing import Any
 import psycopg
 
 from shared.config import Postgres, ensure_database
-from shared.db import FOLLOWERS_DDL, MIGRATION_LOCK
+
+FOLLOWERS_DDL = """
+CREATE TABLE IF NOT EXISTS ourvoice_followers (
+    name text PRIMARY KEY,
+    position bigint NOT NULL DEFAULT 0
+)"""
+
+MIGRATION_LOCK = "SELECT pg_advisory_lock(hashtext('ourvoice.migrate'))"
 
 VERSIONS_DDL = """CREATE TABLE IF NOT EXISTS ourvoice_schema_migrations (
     part text NOT NULL,
