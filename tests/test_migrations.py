@@ -116,6 +116,8 @@ def test_migrate_takes_the_previous_schema_and_status_is_then_clean(upgraded):
     assert before.returncode == 1 and "pending" in before.stdout, before.stdout
     assert "intake 2: index the case list by category" in migrated.stdout, migrated.stdout
     assert "notifications 2: index each case's streams" in migrated.stdout, migrated.stdout
+    assert "reporting 2: retire the audit's indexes of the other stores" in migrated.stdout, \
+        migrated.stdout
     assert status.returncode == 0, status.stdout
     assert "pending" not in status.stdout, status.stdout
     assert system.scalar("SELECT count(*) FROM pg_indexes"

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 
 from services.reporting import audit, readmodels
 from services.reporting import summary as report
+from services.reporting.migrations import MIGRATIONS
 from services.reporting.schemas import AuditQuery, History, OfficesQuery, Summary, SummaryQuery
 from shared import access, checkpoint, clock
 from shared.categories import categories
@@ -95,6 +96,7 @@ class Service(HealthAndSpec):
     name = "reporting"
     title = "Our Voice reporting"
 
+    migrations = MIGRATIONS
     db = DatabaseProvider(subscribers=[readmodels.READ_MODEL])
     intake = RpcProxy("intake")
     routing = RpcProxy("routing")
