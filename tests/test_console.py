@@ -278,7 +278,7 @@ def test_staff_ask_the_citizen_read_the_answer_and_resolve(system, browser, acco
                                                            templates):
     oldest = routed(system, complaint(description="ទឹកស្អាតមិនហូរអស់រយៈពេលបីថ្ងៃហើយ។ "
                                                   "សូមជួយពិនិត្យម៉ាស៊ីនបូមទឹកនៅភូមិថ្មី។"))
-    routed(system, complaint(category="local-roads", description="ផ្លូវខូចខាតខ្លាំង។"))
+    other = routed(system, complaint(category="local-roads", description="ផ្លូវខូចខាតខ្លាំង។"))
 
     open_console(browser, system)
     log_in(browser, "sokha", accounts["sokha"]["password"], new_password=SOKHA)
@@ -286,7 +286,12 @@ def test_staff_ask_the_citizen_read_the_answer_and_resolve(system, browser, acco
     assert "Sok Sokha" in text(browser, "#who")
     rows = browser.evaluate("[...document.querySelectorAll('[data-case]')].map("
                             "row => row.dataset.case)")
-    assert rows[0] == oldest["case_id"]
+    # The queue's own order: nearest deadline first. Outside working hours both cases'
+    # deadlines fall at the same opening hour, and then the order is the case ids'.
+    queue = system.call("GET", "routing", f"/v1/offices/{OFFICE}/queue",
+                        system.principal("staff", OFFICE)).json()
+    assert rows == [case["case_id"] for case in queue["cases"]]
+    assert set(rows) == {oldest["case_id"], other["case_id"]}
     assert "ករណីសរុប 2" in text(browser, "[data-count=total]")
     queue_shot = screenshot(browser, "queue-km", PHONE)
     screenshot(browser, "queue-km", DESKTOP)
