@@ -119,14 +119,19 @@ def test_a_request_is_counted_under_its_route_template_with_its_status(system, f
 def test_events_consumed_are_counted_by_type_with_their_processing_time(system, flowed):
     for service, event_type in (("routing", "CaseSubmitted"), ("notifications", "CaseRouted"),
                                 ("reporting", "CaseRouted"), ("intake", "CaseRouted")):
-        after, before = scrape(system, service), flowed["before"][service]
-        name = "ourvoice_events_consumed_total"
-        assert value(after, name, event_type=event_type, outcome="handled") > \
-            value(before, name, event_type=event_type, outcome="handled"), service
+        def settled(service=service, event_type=event_type, before=flowed["before"][service],
+                    name="ourvoice_events_consumed_total", queue=f"ourvoice.{service}"):
+            # Each service takes the case's events in its own time: wait for this one's.
+            after = scrape(system, service)
+            counted = value(after, name, event_type=event_type, outcome="handled") > \
+                value(before, name, event_type=event_type, outcome="handled")
+            return counted and value(after, "ourvoice_consumer_unsettled_messages",
+                                     queue=queue) == 0 and after
+
+        after = wait_until(settled, timeout=30, interval=0.5,
+                           what=f"{service} counted {event_type}")
         assert value(after, "ourvoice_event_processing_seconds_count",
                      event_type=event_type) >= 1, service
-        queue = f"ourvoice.{service}"
-        assert value(after, "ourvoice_consumer_unsettled_messages", queue=queue) == 0
 
 
 def test_a_delivery_is_counted_by_channel_and_outcome(system, flowed):
