@@ -103,6 +103,11 @@ class HttpReceiver:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away in the middle of its request (killed): like a
+                    # real gateway, take nothing; the sender tries the delivery again.
+                    self.close_connection = True
+                    return
                 path = self.path
                 if receiver.hang.get(path):
                     time.sleep(receiver.hang[path])
