@@ -103,7 +103,9 @@ def _duration(text: str) -> timedelta:
 
 def _address(text: str) -> str:
     host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    # Port 0 is the kernel's choice: replicas sharing one network each get a port of
+    # their own (the health check finds it).
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError
     return text
 
