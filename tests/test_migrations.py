@@ -16,18 +16,21 @@ from tests.system import ROOT, System, act, citizen_view, complaint, rabbitmqctl
 pytestmark = pytest.mark.e2e
 
 PREVIOUS = "v0.1.0"
+RELEASED = "59785bdb5057e4a5b32a2e22b74e37daae079329"  # the commit tagged v0.1.0
 SERVICES = ("intake", "routing", "notifications", "reporting")
 
 
 def previous_release(folder: Path) -> Path:
-    """The code of the previous release, from its git tag; without the tag there is no
-    upgrade to test, and that is a failure of the clone, not a reason to pass."""
-    tagged = subprocess.run(["git", "-C", str(ROOT), "tag", "-l", PREVIOUS],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    if not tagged:
-        pytest.fail(f"git tag {PREVIOUS} is missing from this clone: the upgrade from the "
-                    f"previous release cannot be tested (git fetch --tags)")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", PREVIOUS],
+    """The code of the previous release, from its commit: a clone carries the history of
+    main but not always its tags, so the release is named by the commit it tagged. Without
+    that commit (a shallow clone) there is no upgrade to test, and that is a failure of the
+    clone, not a reason to pass."""
+    found = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{RELEASED}^{{commit}}"],
+                           capture_output=True)
+    if found.returncode != 0:
+        pytest.fail(f"commit {RELEASED} ({PREVIOUS}) is missing from this clone: the upgrade "
+                    f"from the previous release cannot be tested (git fetch --unshallow)")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", RELEASED],
                              capture_output=True, check=True).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(folder, filter="data")
