@@ -18,7 +18,7 @@ from eventlet import tpool
 from eventlet.semaphore import Semaphore
 from marshmallow import fields, validate
 from nameko.timer import timer
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.formparser import parse_form_data
 from werkzeug.wrappers import Response
 
@@ -94,7 +94,7 @@ def the_file(request) -> BinaryIO:
     except RequestEntityTooLarge:
         raise HttpError(413, {"file": ["the form's fields beside the file are too large"]}) \
             from None
-    except ValueError:
+    except (ValueError, HTTPException):
         raise HttpError(400, {"file": ["the multipart body cannot be read"]}) from None
     chosen = files.getlist("file")
     if len(chosen) != 1 or len(files) != 1 or form:
