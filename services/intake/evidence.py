@@ -10,12 +10,17 @@ them raises is turned into a 415: a hostile file is a refusal, never a server er
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
 KINDS = ("photo", "document", "voice")
+
+# pypdf logs what it repairs in a broken file with pieces of the file itself: a citizen's
+# document must not reach the logs.
+logging.getLogger("pypdf").setLevel(logging.CRITICAL)
 
 
 class Refused(Exception):
@@ -311,17 +316,29 @@ def _thumbnail(image) -> bytes:
 
 # --- PDF -------------------------------------------------------------------------------
 
-# Annotations that carry a file, a player or a 3D scene: dropped with their content.
+# What is kept of a page and of its annotations: anything else (actions, scripts, page
+# XMP, private application data, a file attached) is left behind, recognised or not.
+PAGE_KEYS = {"/Type", "/Parent", "/Resources", "/MediaBox", "/CropBox", "/BleedBox",
+             "/TrimBox", "/ArtBox", "/Contents", "/Rotate", "/Group", "/UserUnit"}
+RESOURCE_KEYS = ("/ExtGState", "/ColorSpace", "/Pattern", "/Shading", "/XObject", "/Font",
+                 "/ProcSet", "/Properties")
+ANNOTATIONS_KEPT = {"/Link", "/Text", "/FreeText", "/Line", "/Square", "/Circle", "/Polygon",
+                    "/PolyLine", "/Highlight", "/Underline", "/Squiggly", "/StrikeOut",
+                    "/Stamp", "/Caret", "/Ink", "/Widget"}
+# Drawn as they are; neither the author's name (/T), dates, replies nor links to other
+# objects (a page to clone, a parent field) are kept. Links inside the document are lost
+# with /Dest: only a web or mail link stays, as a new action.
+ANNOTATION_KEYS = ("/Type", "/Subtype", "/Rect", "/Contents", "/F", "/AP", "/AS", "/Border",
+                   "/C", "/BS", "/QuadPoints", "/InkList", "/L", "/LE", "/Vertices", "/IC",
+                   "/DA", "/Q", "/Open", "/Name", "/CA", "/BE", "/RD", "/DS", "/FT", "/V",
+                   "/Ff", "/MK", "/DR", "/H")
+LINK_SCHEMES = ("http://", "https://", "mailto:")
 ACTIVE_ANNOTATIONS = {"/FileAttachment", "/RichMedia", "/Screen", "/Movie", "/Sound", "/3D"}
-# The only actions a kept annotation may keep: going to a page of the document or a web link.
-HARMLESS_ACTIONS = {"/GoTo", "/URI"}
-DOCUMENT_INFO = ("/Author", "/Creator", "/Producer", "/Title", "/Subject", "/Keywords",
-                 "/CreationDate", "/ModDate")
 
 
 def _clean_pdf(form: str, data: bytes, limits: Limits) -> Cleaned:
     from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, NameObject
+    from pypdf.generic import DictionaryObject, NameObject
 
     # A file that is a PDF to one reader and an archive or a web page to another.
     if b"PK\x03\x04" in data or b"PK\x05\x06" in data:
@@ -342,28 +359,70 @@ def _clean_pdf(form: str, data: bytes, limits: Limits) -> Cleaned:
 
     writer = PdfWriter()
     for page in reader.pages:
-        kept = writer.add_page(page)
-        for key in ("/AA", "/Metadata", "/PieceInfo"):
-            if key in kept:
-                found.add("JavaScript removed" if key == "/AA" else "XMP metadata removed")
-                del kept[NameObject(key)]
-        if "/Annots" in kept:
-            annotations = ArrayObject()
-            for reference in kept["/Annots"].get_object():
-                annotation = reference.get_object()
-                if not hasattr(annotation, "get"):
-                    continue
-                if annotation.get("/Subtype") in ACTIVE_ANNOTATIONS:
-                    found.add("embedded files removed")
-                    continue
-                _disarm(annotation, found)
-                annotations.append(reference)
-            kept[NameObject("/Annots")] = annotations
+        left = [key for key in page.keys() if key not in PAGE_KEYS]
+        for key in left:
+            if key in ("/AA", "/JS", "/A"):
+                found.add("JavaScript removed")
+            elif key in ("/Metadata", "/PieceInfo"):
+                found.add("XMP metadata removed")
+        kept = writer.add_page(page, excluded_keys=left + ["/Annots", "/Resources"])
+        resources = page.get("/Resources")
+        resources = resources.get_object() if resources is not None else None
+        if hasattr(resources, "get"):
+            kept[NameObject("/Resources")] = DictionaryObject({
+                NameObject(key): resources[key].clone(writer)
+                for key in RESOURCE_KEYS if key in resources})
+        for annotation in _annotations(page, found):
+            writer.add_annotation(kept, _annotation_copy(annotation, writer, found))
         _drop_resource_metadata(kept.get("/Resources"), found, set())
     writer.metadata = None                       # not even "pypdf" as the producer
+    writer.compress_identical_objects(remove_duplicates=False, remove_unreferenced=True)
     out = io.BytesIO()
     writer.write(out)
     return Cleaned("document", "application/pdf", out.getvalue(), _ordered(list(found)))
+
+
+def _annotations(page, found: set[str]):
+    annotations = page.get("/Annots")
+    annotations = annotations.get_object() if annotations is not None else []
+    for reference in annotations if isinstance(annotations, list) else []:
+        annotation = reference.get_object()
+        if not hasattr(annotation, "get"):
+            continue
+        subtype = annotation.get("/Subtype")
+        if subtype in ANNOTATIONS_KEPT:
+            yield annotation
+        elif subtype in ACTIVE_ANNOTATIONS:
+            found.add("embedded files removed")
+
+
+def _annotation_copy(annotation, writer, found: set[str]):
+    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+    copy = DictionaryObject()
+    for key in ANNOTATION_KEYS:
+        if key in annotation:
+            copy[NameObject(key)] = annotation[key].clone(writer)
+    if "/T" in annotation and annotation.get("/Subtype") != "/Widget":
+        found.add("author removed")
+    if "/AA" in annotation:
+        found.add("JavaScript removed")
+    action = annotation.get("/A")
+    action = action.get_object() if action is not None else None
+    if hasattr(action, "get"):
+        target = action.get("/URI")
+        target = str(target.get_object()) if action.get("/S") == "/URI" and target else ""
+        if target.strip().lower().startswith(LINK_SCHEMES):
+            copy[NameObject("/A")] = DictionaryObject({
+                NameObject("/S"): NameObject("/URI"), NameObject("/URI"): TextStringObject(target)})
+        elif _has_script(action) or "/JS" in action:
+            found.add("JavaScript removed")
+        elif action.get("/S") != "/GoTo":
+            found.add("actions removed")
+    return copy
+
+
+DOCUMENT_INFO = ("/Author", "/Creator", "/Producer", "/Title", "/Subject", "/Keywords",
+                 "/CreationDate", "/ModDate")
 
 
 def _document_facts(reader, root, found: set[str]) -> None:
@@ -398,22 +457,6 @@ def _has_script(action) -> bool:
     return hasattr(action, "get") and action.get("/S") in ("/JavaScript", "/Launch")
 
 
-def _disarm(annotation, found: set[str]) -> None:
-    from pypdf.generic import NameObject
-    if "/AA" in annotation:
-        del annotation[NameObject("/AA")]
-        found.add("JavaScript removed")
-    action = annotation.get("/A")
-    if action is not None:
-        action = action.get_object()
-        if not hasattr(action, "get") or action.get("/S") not in HARMLESS_ACTIONS:
-            del annotation[NameObject("/A")]
-            found.add("JavaScript removed" if _has_script(action) else "actions removed")
-        elif "/Next" in action:                  # a chain may lead to a script
-            del action[NameObject("/Next")]
-            found.add("actions removed")
-
-
 def _drop_resource_metadata(resources, found: set[str], seen: set[int]) -> None:
     """Images and drawn forms may carry their own XMP (a camera's, an editor's)."""
     from pypdf.generic import NameObject
@@ -438,6 +481,9 @@ def _drop_resource_metadata(resources, found: set[str], seen: set[int]) -> None:
 
 
 # --- Voice notes -----------------------------------------------------------------------
+# Each is re-made from its sound alone (MPEG frames, Ogg pages, MP4 boxes) rather than
+# by asking a tag reader to remove what it recognises: a tag a reader does not recognise
+# (damaged, or of a kind it does not know) would otherwise pass through untouched.
 
 DATE_TAGS = ("TDRC", "TYER", "TDAT", "TIME", "TDOR", "TORY", "TDRL", "TDEN", "©day")
 LOCATION_TAGS = ("©xyz", "location", "geo", "gps")
@@ -464,110 +510,226 @@ def _tag_facts(keys) -> list[str]:
     return facts
 
 
+# MPEG audio frames' bit rates (kbit/s) by (version 1 or 2, layer) and index.
+MPEG_BITRATES = {
+    (1, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (1, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (1, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (2, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (2, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (2, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame(data: bytes, at: int) -> tuple[int, tuple] | None:
+    """(length, what must stay the same from frame to frame) of an MPEG audio frame at `at`."""
+    if at + 4 > len(data) or data[at] != 0xFF or data[at + 1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (data[at + 1] >> 3) & 3, (data[at + 1] >> 1) & 3
+    rate_index, bitrate_index = (data[at + 2] >> 2) & 3, data[at + 2] >> 4
+    if version == 1 or layer_bits == 0 or rate_index == 3 or bitrate_index in (0, 15):
+        return None
+    layer = 4 - layer_bits
+    bitrate = MPEG_BITRATES[(1 if version == 3 else 2, layer)][bitrate_index] * 1000
+    rate = MPEG_RATES[version][rate_index]
+    padding = (data[at + 2] >> 1) & 1
+    if layer == 1:
+        length = (12 * bitrate // rate + padding) * 4
+    elif layer == 3 and version != 3:
+        length = 72 * bitrate // rate + padding
+    else:
+        length = 144 * bitrate // rate + padding
+    return length, (version, layer, rate)
+
+
+def _adts_frame(data: bytes, at: int) -> tuple[int, tuple] | None:
+    if at + 7 > len(data) or data[at] != 0xFF or data[at + 1] & 0xF6 != 0xF0:
+        return None
+    length = (data[at + 3] & 3) << 11 | data[at + 4] << 3 | data[at + 5] >> 5
+    header = 7 if data[at + 1] & 1 else 9
+    if length < header or (data[at + 2] >> 2) & 0x0F > 12:
+        return None
+    return length, (data[at + 1] & 0x08, data[at + 2] >> 2 & 0x0F)
+
+
+def _frames_only(data: bytes, frame) -> bytes:
+    """The consecutive frames of the stream, found again after anything between them only
+    where two frames alike follow each other; tags and the rest are left behind."""
+    at, kept, same = 0, [], None
+    while _id3v2_length(data[at:at + 10]) and at < len(data):
+        at += _id3v2_length(data[at:at + 10])
+    while at < len(data):
+        found = frame(data, at)
+        if found and at + found[0] <= len(data) and (same is None or found[1] == same):
+            following = frame(data, at + found[0])
+            if same is not None or at + found[0] == len(data) or (following and following[1] == found[1]):
+                same = found[1]
+                kept.append(data[at:at + found[0]])
+                at += found[0]
+                continue
+        at = data.find(b"\xff", at + 1)
+        if at < 0:
+            break
+    return b"".join(kept)
+
+
 def _clean_mpeg(form: str, data: bytes) -> Cleaned:
-    """MP3 and AAC's ADTS: frames after an ID3v2 tag, perhaps APE and ID3v1 tags at the end."""
-    import mutagen.apev2
+    """MP3 and AAC's ADTS: the frames alone, without the ID3 and APE tags around them."""
     import mutagen.id3
     if form == "mp3":
         from mutagen.mp3 import MP3 as Reader
-        media_type = "audio/mpeg"
+        frame, media_type = _mp3_frame, "audio/mpeg"
     else:
         from mutagen.aac import AAC as Reader
-        media_type = "audio/aac"
-    audio = Reader(io.BytesIO(data))
-    if not audio.info.length and form == "mp3":
+        frame, media_type = _adts_frame, "audio/aac"
+    cleaned = _frames_only(data, frame)
+    if not cleaned:
+        raise Refused(415, NOT_A_VOICE_NOTE)
+    audio = Reader(io.BytesIO(cleaned))
+    if form == "mp3" and not audio.info.length:
         raise Refused(415, NOT_A_VOICE_NOTE)
     keys: list[str] = []
     try:
-        keys += list(mutagen.id3.ID3(io.BytesIO(data)).keys())
-    except mutagen.id3.ID3NoHeaderError:
-        pass
+        keys = list(mutagen.id3.ID3(io.BytesIO(data)).keys())
     except mutagen.MutagenError:
-        keys.append("ID3")
-    has_v1 = len(data) >= 128 and data[-128:-125] == b"TAG"
-    has_ape = b"APETAGEX" in data[-32 - 128:] or data.startswith(b"APETAGEX")
-    buffer = io.BytesIO(data)
-    for _ in range(4):                           # some files hold two tags, one after the other
-        mutagen.id3.delete(buffer)
-        mutagen.apev2.delete(buffer)
-        cleaned = _whole(buffer)
-        if not (cleaned.startswith(b"ID3") or cleaned[-128:-125] == b"TAG"):
-            break
-    if cleaned.startswith(b"ID3") or cleaned[-128:-125] == b"TAG":
-        raise Refused(415, NOT_A_VOICE_NOTE)     # a second tag the readers left behind
-    Reader(io.BytesIO(cleaned))                  # still the same kind of sound
-    removed = _tag_facts(keys) if keys or has_v1 or has_ape else []
-    return Cleaned("voice", media_type, cleaned, _ordered(removed))
+        pass
+    tagged = keys or data.startswith(b"ID3") or b"TAG" in data[-128:-124] \
+        or b"APETAGEX" in data
+    return Cleaned("voice", media_type, cleaned, _ordered(_tag_facts(keys) if tagged else []))
+
+
+OPUS_NO_COMMENTS = b"OpusTags" + struct.pack("<II", 0, 0)
+VORBIS_NO_COMMENTS = b"\x03vorbis" + struct.pack("<II", 0, 0) + b"\x01"
 
 
 def _clean_ogg(data: bytes) -> Cleaned:
+    """The stream's pages again, its comment packet (tags and the recording app's name)
+    replaced by an empty one; pages of any other stream are refused."""
     from mutagen.ogg import OggPage
-    first = OggPage(io.BytesIO(data))
-    packet = first.packets[0] if first.packets else b""
-    if packet.startswith(b"OpusHead"):
+    source, pages = io.BytesIO(data), []
+    while source.tell() < len(data):
+        pages.append(OggPage(source))
+    if not pages or any(page.serial != pages[0].serial for page in pages):
+        raise Refused(415, "this Ogg file holds more than one stream")
+    first = pages[0].packets[0] if pages[0].packets else b""
+    if first.startswith(b"OpusHead"):
         from mutagen.oggopus import OggOpus as Reader
-    elif packet.startswith(b"\x01vorbis"):
+        headers, empty = 2, OPUS_NO_COMMENTS
+    elif first.startswith(b"\x01vorbis"):
         from mutagen.oggvorbis import OggVorbis as Reader
+        headers, empty = 3, VORBIS_NO_COMMENTS
     else:
         raise Refused(415, "this Ogg file holds neither Opus nor Vorbis sound")
-    buffer = io.BytesIO(data)
-    audio = Reader(buffer)
-    keys = list(audio.tags.keys()) if audio.tags is not None else []
-    had_vendor = bool(audio.tags is not None and audio.tags.vendor)
-    if audio.tags is not None:
-        audio.tags.clear()
-        audio.tags.vendor = ""                   # the recording app and its version
-        buffer.seek(0)
-        audio.save(buffer)
-    cleaned = _whole(buffer)
-    check = Reader(io.BytesIO(cleaned))
-    if check.tags is not None and (list(check.tags.keys()) or check.tags.vendor):
+    tags = Reader(io.BytesIO(data)).tags
+    keys, vendor = list(tags.keys()), tags.vendor
+    # The header packets end on a page of their own; the sound starts on the next one.
+    count = 0
+    while count < len(pages) and len(OggPage.to_packets(pages[:count + 1])) < headers:
+        count += 1
+    count += 1
+    packets = OggPage.to_packets(pages[:count], strict=True)
+    if len(packets) != headers or not packets[1].startswith(empty[:7]):
         raise Refused(415, NOT_A_VOICE_NOTE)
-    removed = _tag_facts(keys) if keys else (["tags removed"] if had_vendor else [])
-    return Cleaned("voice", "audio/ogg", cleaned, _ordered(removed))
+    packets[1] = empty
+    # The first header is alone on the first page, as both formats ask.
+    remade = OggPage.from_packets(packets[:1], sequence=0)
+    remade += OggPage.from_packets(packets[1:], sequence=len(remade))
+    for page in remade:
+        page.serial, page.position = pages[0].serial, 0
+    remade[0].first = True
+    for sequence, page in enumerate(pages[count:], start=len(remade)):
+        page.sequence = sequence
+        remade.append(page)
+    cleaned = b"".join(page.write() for page in remade)
+    check = Reader(io.BytesIO(cleaned))
+    if list(check.tags.keys()) or check.tags.vendor:
+        raise Refused(415, NOT_A_VOICE_NOTE)
+    tagged = keys or vendor
+    return Cleaned("voice", "audio/ogg", cleaned, _ordered(_tag_facts(keys) if tagged else []))
+
+
+# The boxes of a sound track kept in an MP4; any other (udta, meta and its ilst of
+# tags, uuid with XMP, a maker's own) is overwritten by a `free` box of zeros of the same
+# size, so that no offset into the file changes and nothing of it is left.
+MP4_KEPT = {b"ftyp", b"moov", b"mdat", b"moof", b"mfra", b"sidx", b"styp",
+            b"mvhd", b"trak", b"tkhd", b"edts", b"elst", b"mdia", b"mdhd", b"hdlr",
+            b"minf", b"smhd", b"dinf", b"dref", b"stbl", b"stsd", b"stts", b"ctts",
+            b"stsc", b"stsz", b"stz2", b"stco", b"co64", b"stss", b"sgpd", b"sbgp",
+            b"mvex", b"trex", b"mehd", b"tref", b"iods", b"mfhd", b"traf", b"tfhd",
+            b"tfdt", b"trun", b"tfra", b"mfro", b"url ", b"urn "}
+MP4_CONTAINERS = {b"moov", b"trak", b"edts", b"mdia", b"minf", b"dinf", b"stbl", b"mvex",
+                  b"moof", b"traf", b"mfra"}
+MP4_DATED = {b"mvhd", b"tkhd", b"mdhd"}         # creation and modification times
 
 
 def _clean_mp4(data: bytes) -> Cleaned:
     from mutagen.mp4 import MP4
     if not _mp4_has_sound_only(data):
         raise Refused(415, "this file is not a voice note: it holds no sound, or also a video")
-    buffer = io.BytesIO(data)
-    audio = MP4(buffer)
-    keys = list(audio.tags.keys()) if audio.tags is not None else []
-    if audio.tags is not None:
-        audio.delete(buffer)
-    cleaned = _whole(buffer)
+    original = MP4(io.BytesIO(data))
+    keys = list(original.tags.keys()) if original.tags is not None else []
+    cleaned = bytearray(data)
+    found: set[str] = set()
+    _blank_boxes(cleaned, 0, len(cleaned), found, depth=0)
+    cleaned = bytes(cleaned)
     check = MP4(io.BytesIO(cleaned))
     if check.tags:
         raise Refused(415, NOT_A_VOICE_NOTE)
-    return Cleaned("voice", "audio/mp4", cleaned, _ordered(_tag_facts(keys) if keys else []))
+    facts = list(found) + (_tag_facts(keys) if keys else [])
+    return Cleaned("voice", "audio/mp4", cleaned, _ordered(facts))
+
+
+def _boxes(data, start: int, end: int):
+    """(offset, header length, size, name) of each box between start and end."""
+    offset = start
+    while offset + 8 <= end:
+        size, name = struct.unpack(">I4s", data[offset:offset + 8])
+        header = 8
+        if size == 1:
+            if offset + 16 > end:
+                raise Refused(415, NOT_A_VOICE_NOTE)
+            size, header = struct.unpack(">Q", data[offset + 8:offset + 16])[0], 16
+        elif size == 0:
+            size = end - offset
+        if size < header or offset + size > end:
+            raise Refused(415, NOT_A_VOICE_NOTE)
+        yield offset, header, size, bytes(name)
+        offset += size
+    if offset != end and end - offset < 8 and any(data[offset:end]):
+        raise Refused(415, NOT_A_VOICE_NOTE)
+
+
+def _blank_boxes(data: bytearray, start: int, end: int, found: set[str], depth: int) -> None:
+    for offset, header, size, name in list(_boxes(data, start, end)):
+        if name not in MP4_KEPT or (depth == 0 and name in (b"free", b"skip")):
+            data[offset + 4:offset + 8] = b"free"
+            data[offset + header:offset + size] = bytes(size - header)
+            if name in (b"udta", b"meta", b"uuid"):
+                found.add("tags removed")
+        elif name in MP4_CONTAINERS and depth < 8:
+            _blank_boxes(data, offset + header, offset + size, found, depth + 1)
+        elif name in MP4_DATED and size >= header + 4:
+            body = offset + header
+            width = 8 if data[body] == 1 else 4
+            dates = slice(body + 4, min(body + 4 + 2 * width, offset + size))
+            if any(data[dates]):
+                found.add("recording date removed")
+                data[dates] = bytes(dates.stop - dates.start)
 
 
 def _mp4_has_sound_only(data: bytes) -> bool:
     """At least one sound track ('soun' handler) and no video track in the moov box."""
-    handlers = []
+    def inside(span, name):
+        for offset, header, size, found in _boxes(data, *span):
+            if found == name:
+                yield offset + header, offset + size
 
-    def walk(start: int, end: int, path: tuple[bytes, ...]) -> None:
-        offset = start
-        while offset + 8 <= end:
-            size, name = struct.unpack(">I4s", data[offset:offset + 8])
-            header = 8
-            if size == 1:
-                if offset + 16 > end:
-                    return
-                size, header = struct.unpack(">Q", data[offset + 8:offset + 16])[0], 16
-            elif size == 0:
-                size = end - offset
-            if size < header or offset + size > end:
-                return
-            inner = path + (name,)
-            if name in (b"moov", b"trak", b"mdia") and len(inner) <= 3:
-                walk(offset + header, offset + size, inner)
-            elif name == b"hdlr" and inner[:3] == (b"moov", b"trak", b"mdia"):
-                handlers.append(data[offset + header + 8:offset + header + 12])
-            offset += size
-
-    walk(0, len(data), ())
+    handlers = [data[start + 8:start + 12]
+                for moov in inside((0, len(data)), b"moov")
+                for trak in inside(moov, b"trak")
+                for mdia in inside(trak, b"mdia")
+                for start, _ in inside(mdia, b"hdlr")]
     return b"soun" in handlers and b"vide" not in handlers
 
 
@@ -596,10 +758,6 @@ def _check_amr(data: bytes) -> Cleaned:
     if not frames:
         raise Refused(415, NOT_A_VOICE_NOTE)
     return Cleaned("voice", media_type, data, ())
-
-
-def _whole(buffer: io.BytesIO) -> bytes:
-    return buffer.getvalue()
 
 
 # --- Facts -----------------------------------------------------------------------------
