@@ -208,7 +208,9 @@ def _clean_photo(form: str, data: bytes, limits: Limits) -> Cleaned:
     image.load()
 
     oriented = ImageOps.exif_transpose(image)
-    if image.getexif().get(ORIENTATION, 1) not in (0, 1):
+    # HEIC's reader turns the picture itself and keeps what the file said aside.
+    said = image.getexif().get(ORIENTATION, 1), image.info.get("original_orientation", 1)
+    if any(value not in (0, 1, None) for value in said):
         removed.append("orientation applied")
     pixels = _plain_pixels(oriented, form)
     longest = max(pixels.size)

@@ -368,9 +368,30 @@ def test_a_heic_photo_becomes_a_jpeg_without_its_metadata():
         pytest.skip("no HEIC encoder here")
     cleaned = run(out.getvalue())
     assert (cleaned.kind, cleaned.media_type) == ("photo", "image/jpeg")
-    assert "GPS position removed" in cleaned.removed and SERIAL not in cleaned.data
+    assert {"GPS position removed", "camera serial number removed",
+            "orientation applied"} <= set(cleaned.removed)
+    assert SERIAL not in cleaned.data and MAKE not in cleaned.data
     with Image.open(io.BytesIO(cleaned.data)) as image:
-        assert image.format == "JPEG" and not image.getexif()
+        assert image.format == "JPEG" and not image.getexif() and image.size == (48, 96)
+
+
+def test_photos_of_every_mode_come_out_in_one_their_format_writes_without_a_profile():
+    from PIL import ImageCms
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    made = [(picture().convert("CMYK"), "JPEG", {}, "RGB"),
+            (picture(), "JPEG", {"icc_profile": srgb}, "RGB"),
+            (picture().convert("P"), "PNG", {"transparency": 0}, "RGBA"),
+            (picture().convert("LA"), "PNG", {}, "RGBA"),
+            (Image.new("I;16", (40, 20), 30000), "PNG", {}, "L"),
+            (picture(), "PNG", {"icc_profile": srgb}, "RGB")]
+    for image, kind, options, mode in made:
+        out = io.BytesIO()
+        image.save(out, kind, **options)
+        cleaned = run(out.getvalue())
+        with Image.open(io.BytesIO(cleaned.data)) as result:
+            assert (result.format, result.mode) == (kind, mode)
+            assert "icc_profile" not in result.info
+        assert ("colour profile removed" in cleaned.removed) == ("icc_profile" in options)
 
 
 def test_a_decompression_bomb_is_refused_before_its_pixels_are_made():
@@ -474,6 +495,20 @@ def test_an_opus_voice_note_loses_its_comments_and_vendor():
     audio = OggOpus(io.BytesIO(cleaned.data))
     assert not list(audio.tags.keys()) and not audio.tags.vendor
     assert b"Secret" not in cleaned.data and audio.info.length > 0
+
+
+def test_a_vorbis_voice_note_loses_its_comments():
+    from mutagen.oggvorbis import OggVorbis
+    head = b"\x01vorbis" + struct.pack("<IBIiiiBB", 0, 1, 44100, 0, 64000, 0, 0xB8, 1)
+    comments = b"\x03vorbis" + opus_comments(b"SecretEncoder", [b"ARTIST=Secret Artist"])[8:] + b"\x01"
+    setup = b"\x05vorbis" + b"\0" * 32             # not read by anyone here
+    original = (ogg_page([head], 0, 0, first=True) + ogg_page([comments, setup], 1, 0)
+                + ogg_page([b"\0" * 20] * 4, 2, 4096, last=True))
+    assert OggVorbis(io.BytesIO(original)).tags["ARTIST"] == ["Secret Artist"]
+    cleaned = run(original)
+    assert (cleaned.media_type, cleaned.removed) == ("audio/ogg", ("tags removed",))
+    audio = OggVorbis(io.BytesIO(cleaned.data))
+    assert not list(audio.tags.keys()) and b"Secret" not in cleaned.data
 
 
 def test_an_ogg_of_another_kind_is_refused():
