@@ -582,6 +582,14 @@ def test_broken_versions_of_every_sample_are_cleaned_or_refused_never_an_error()
     webp = io.BytesIO()
     picture().save(webp, "WEBP", exif=phone_exif())
     samples.append(webp.getvalue())
+    try:
+        import pillow_heif
+        pillow_heif.register_heif_opener()
+        heic = io.BytesIO()
+        picture().save(heic, "HEIF", exif=phone_exif())
+        samples.append(heic.getvalue())
+    except (ImportError, OSError, KeyError, ValueError):
+        pass                                     # no HEIC here: the others are still tried
     chance = random.Random(20260101)
     tried = 0
     for sample in samples:
