@@ -14,6 +14,7 @@ import logging
 import math
 import struct
 import warnings
+import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -348,8 +349,11 @@ def _clean_pdf(form: str, data: bytes, limits: Limits) -> Cleaned:
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import DictionaryObject, NameObject
 
-    # A file that is a PDF to one reader and an archive or a web page to another.
-    if b"PK\x03\x04" in data or b"PK\x05\x06" in data:
+    # A file that is a PDF to one reader and an archive to another: archive readers find
+    # an archive by its directory at the end, as zipfile does. A bare signature anywhere
+    # would refuse about one large PDF in a hundred, whose compressed streams hold those
+    # four bytes by chance.
+    if zipfile.is_zipfile(io.BytesIO(data)):
         raise Refused(415, "this PDF is also another kind of file")
     reader = PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted:

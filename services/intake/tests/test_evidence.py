@@ -450,6 +450,22 @@ def test_a_pdf_that_is_also_an_archive_or_a_web_page_is_refused():
     assert answer.status == 415 and "not a photo" in answer.message
 
 
+def test_a_pdf_whose_bytes_hold_an_archive_signature_by_chance_is_taken():
+    """Compressed streams hold any four bytes by chance; only an archive's directory at
+    the end makes a file an archive to its readers."""
+    from pypdf import PdfWriter
+    from pypdf.generic import ContentStream
+    writer = PdfWriter()
+    page = writer.add_blank_page(100, 100)
+    content = ContentStream(None, writer)
+    content.set_data(b"% PK\x03\x04 PK\x01\x02 by chance\n0 0 m 10 10 l S\n")
+    page.replace_contents(content)
+    out = io.BytesIO()
+    writer.write(out)
+    assert b"PK\x03\x04" in out.getvalue()
+    assert run(out.getvalue()).kind == "document"
+
+
 def test_an_encrypted_pdf_and_one_of_too_many_pages_are_refused():
     from pypdf import PdfWriter
     writer = PdfWriter()
