@@ -59,17 +59,6 @@ DDL = (
     " WHERE NOT recorded",
 )
 
-EXTENSIONS = {
-    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/heic": "heic",
-    "application/pdf": "pdf", "audio/mp4": "m4a", "audio/aac": "aac", "audio/ogg": "ogg",
-    "audio/amr": "amr", "audio/mpeg": "mp3",
-}
-
-
-def extension(media_type: str) -> str:
-    return EXTENSIONS.get(media_type, "bin")
-
-
 class Erased(Exception):
     """The case's key is destroyed: its files cannot be stored nor opened any more."""
 

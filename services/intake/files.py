@@ -41,7 +41,7 @@ FORM_OVERHEAD = 64 * 1024
 CLEANING_AT_ONCE = 2
 _cleaning = Semaphore(CLEANING_AT_ONCE)
 ERASED = "this file was erased with the case's personal data"
-DOWNLOADS = tuple(sorted(set(attachments.EXTENSIONS)))
+DOWNLOADS = tuple(sorted(evidence.EXTENSIONS))
 
 
 def upload_limit() -> int:
@@ -235,7 +235,7 @@ class Evidence:
             size = files.size(stored, variant, count)
         except attachments.Erased:
             raise HttpError(410, {"_": [ERASED]}) from None
-        name = f"{stored.attachment_id}.{attachments.extension(media_type)}"
+        name = f"{stored.attachment_id}.{evidence.extension(media_type)}"
         return Response(files.stream(stored, variant, count, key), status=200,
                         content_type=media_type, direct_passthrough=True, headers={
                             "Content-Length": str(size),
