@@ -100,7 +100,7 @@ def uploads(results: Results, per_client: int = 3) -> None:
                     "clients (cleaned, sealed, stored, recorded)", count * megabytes / seconds,
                     "MB/s", baseline=baseline)
         results.add("uploads.per_second", "the same uploads, files per second", count / seconds,
-                    "/s")
+                    "files/s")
         results.add("uploads.peak_rss", "intake's peak resident memory during the uploads",
                     after / 1024, "MiB")
         results.add("uploads.peak_rss_growth", "its growth over the peak before them",
@@ -118,13 +118,15 @@ def uploads(results: Results, per_client: int = 3) -> None:
 
 
 def raw_copy(system: System, data: bytes, count: int) -> float:
-    """Seconds to COPY `count` rows of `data` into a plain table, one connection."""
+    """Seconds to COPY (binary, as intake stores parts) `count` rows of `data` into a
+    plain table, one connection."""
     conninfo = f"host=127.0.0.1 port={system.pg_port} user=postgres dbname={system.dbname}"
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_files (id serial PRIMARY KEY, body bytea NOT NULL)")
         started = time.perf_counter()
         for _ in range(count):
-            with conn.cursor().copy("COPY bench_files (body) FROM STDIN") as copy:
+            with conn.cursor().copy("COPY bench_files (body) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["bytea"])
                 copy.write_row((data,))
         return time.perf_counter() - started
 

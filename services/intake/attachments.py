@@ -68,11 +68,22 @@ def _aad(attachment_id: UUID, variant: int, n: int, last: bool) -> bytes:
             + n.to_bytes(4, "big") + (b"\x01" if last else b"\x00"))
 
 
+def part_count(size: int) -> int:
+    """How many parts a file of `size` bytes is cut into; an empty file is one empty part."""
+    return max(1, -(-size // PART_BYTES))
+
+
+def sealed_parts(key: bytes, attachment_id: UUID, variant: int, data: bytes) -> Iterator[bytes]:
+    """The data cut into parts and sealed, one at a time (a large file is never held
+    twice over, sealed beside plain)."""
+    count = part_count(len(data))
+    for n in range(count):
+        yield _seal(key, data[n * PART_BYTES:(n + 1) * PART_BYTES],
+                    _aad(attachment_id, variant, n, n == count - 1))
+
+
 def seal_parts(key: bytes, attachment_id: UUID, variant: int, data: bytes) -> list[bytes]:
-    """The data cut into parts and sealed; an empty file is one empty part."""
-    count = max(1, -(-len(data) // PART_BYTES))
-    return [_seal(key, data[n * PART_BYTES:(n + 1) * PART_BYTES],
-                  _aad(attachment_id, variant, n, n == count - 1)) for n in range(count)]
+    return list(sealed_parts(key, attachment_id, variant, data))
 
 
 def open_part(key: bytes, attachment_id: UUID, variant: int, n: int, count: int,
@@ -142,21 +153,23 @@ def store(cursor, key: bytes, case_id: UUID, attachment_id: UUID, cleaned: Clean
     existing = _row(cursor, attachment_id)
     if existing is not None:
         return Stored.of(existing)
-    parts = seal_parts(key, attachment_id, FILE, cleaned.data)
-    thumbnail = (seal_parts(key, attachment_id, THUMBNAIL, cleaned.thumbnail)
-                 if cleaned.thumbnail else [])
+    thumbnail = cleaned.thumbnail or b""
     cursor.execute(
         """INSERT INTO intake_attachments (attachment_id, case_id, kind, media_type, size,
              sha256, removed, thumbnail_type, parts, thumbnail_parts)
            VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)""",
         (attachment_id, case_id, cleaned.kind, cleaned.media_type, len(cleaned.data),
          hashlib.sha256(cleaned.data).hexdigest(), _json(cleaned.removed),
-         cleaned.thumbnail_type if thumbnail else None, len(parts), len(thumbnail)),
+         cleaned.thumbnail_type if thumbnail else None, part_count(len(cleaned.data)),
+         part_count(len(thumbnail)) if thumbnail else 0),
     )
     with cursor.copy("COPY intake_attachment_parts (attachment_id, variant, n, sealed) "
-                     "FROM STDIN") as copy:
-        for variant, sealed_parts in ((FILE, parts), (THUMBNAIL, thumbnail)):
-            for n, sealed in enumerate(sealed_parts):
+                     "FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["uuid", "int2", "int4", "bytea"])
+        for variant, data in ((FILE, cleaned.data), (THUMBNAIL, thumbnail)):
+            if variant == THUMBNAIL and not data:
+                continue
+            for n, sealed in enumerate(sealed_parts(key, attachment_id, variant, data)):
                 copy.write_row((attachment_id, variant, n, sealed))
     return Stored.of(_row(cursor, attachment_id))
 

@@ -38,8 +38,11 @@ IDEMPOTENCY_KEY = {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLen
 FORM_OVERHEAD = 64 * 1024
 # Decoding a photo takes memory (a 40-megapixel one some 160 MB while it is re-made) and
 # a core: this many files are cleaned at once in a process, the others wait their turn.
+# The threads are eventlet's pool's, which nothing else in intake uses: as few as that,
+# since each thread's allocator keeps the memory of the largest photo it decoded.
 CLEANING_AT_ONCE = 2
 _cleaning = Semaphore(CLEANING_AT_ONCE)
+tpool.set_num_threads(CLEANING_AT_ONCE)
 ERASED = "this file was erased with the case's personal data"
 DOWNLOADS = tuple(sorted(evidence.EXTENSIONS))
 
