@@ -19,6 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
+from shared.tracking import case_id_for
 from tests.system import ROOT, submit, wait_until
 from tests.test_intake_privacy import probe
 
@@ -391,8 +392,7 @@ def test_open311_takes_a_media_url_as_a_reference_and_shows_files_as_references(
     created = posted.json()[0]
     case = {"tracking_code": created["service_request_id"],
             "citizen_token": created["citizen_token"]}
-    case["case_id"] = system.scalar("SELECT case_id FROM intake_cases WHERE tracking_code = %s",
-                                    (case["tracking_code"],))
+    case["case_id"] = str(case_id_for(case["tracking_code"]))
     listed = system.rpc("routing", "intake", "case_file", str(case["case_id"]), "staff")
     assert listed["media_urls"] == ["https://photos.example.org/tap.jpg"]
     stored = upload(system, case, photo()).json()
