@@ -402,3 +402,29 @@ def test_open311_takes_a_media_url_as_a_reference_and_shows_files_as_references(
     assert read["attachments"] == [{"attachment_id": stored["attachment_id"], "kind": "photo",
                                     "size": stored["size"]}]
     assert "/attachments/" not in json.dumps(read)
+
+
+def test_a_sensitive_case_s_files_are_the_ombudsman_s(system):
+    from tests.system import complaint
+
+    case = submit(system, complaint(category="gender-based-violence", language="en",
+                                    description="What happened at the office."))
+    routed(system, case)
+    assert system.scalar("SELECT office_id FROM intake_case_view WHERE case_id = %s",
+                         (case["case_id"],)) == "district-ombudsman-1201"
+    # Staff of the commune office below the ombudsman may not add to it, nor read it.
+    assert upload(system, case, photo(), system.principal("staff", "commune-120101")) \
+        .status_code == 403
+    stored = upload(system, case, photo(),
+                    system.principal("ombudsman", "district-ombudsman-1201"))
+    assert stored.status_code == 201, stored.text
+    attachment_id = stored.json()["attachment_id"]
+    assert system.rpc("routing", "intake", "attachment_part", case["case_id"], attachment_id,
+                      "file", 0, "staff")["refused"]
+    part = system.rpc("routing", "intake", "attachment_part", case["case_id"], attachment_id,
+                      "file", 0, "ombudsman")
+    assert part["media_type"] == "image/jpeg" and part["parts"] >= 1
+    # Its metadata is in the case file for every reader; the citizen reads the file.
+    listed = system.rpc("routing", "intake", "case_file", case["case_id"], "staff")
+    assert [a["kind"] for a in listed["attachments"]] == ["photo"]
+    assert download(system, case, attachment_id).status_code == 200
