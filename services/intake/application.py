@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.intake.domain import Case, MessageLimits, NotAllowed
+from services.intake.domain import AttachmentLimits, Case, MessageLimits, NotAllowed
 from services.intake.schemas import CONTACT_FIELDS
 from shared.categories import categories
 from shared.config import signing_secrets
@@ -171,6 +171,22 @@ class Intake(CaseStore):
                                         limits, now)
             status = STATUS_AFTER["InformationProvided"] if answers else view["status"]
             return {"status": status, "answers_request": answers}
+
+        return self._decide(case_id, view_of, decide)
+
+    def add_attachment(self, case_id: UUID, file: dict, added_by: str,
+                       adder_office_id: str | None, view_of: ViewOf,
+                       limits: AttachmentLimits | None = None,
+                       now: datetime | None = None) -> dict:
+        """Record a file already stored (sealed) by intake: `file` holds its
+        attachment_id, kind, media_type, size, sha256 and removed. Recorded before (a
+        retry), nothing is recorded twice; "added" says whether this call recorded it."""
+        def decide(case: Case, view: dict) -> dict:
+            added = case.add_attachment(file["attachment_id"], file["kind"], file["media_type"],
+                                        file["size"], file["sha256"], list(file["removed"]),
+                                        added_by, adder_office_id, view["status"],
+                                        view["office_id"], limits, now)
+            return {"added": added}
 
         return self._decide(case_id, view_of, decide)
 

@@ -61,6 +61,27 @@ class MessageLimits:
     per_day: int
 
 
+@dataclass(frozen=True)
+class AttachmentLimits:
+    """How many files a case takes, how many bytes of them in all, and how many in any
+    24 hours, whoever adds them (the citizen, the office, the ombudsman)."""
+
+    per_case: int
+    bytes_per_case: int
+    per_day: int
+
+
+class TooManyFiles(NotAllowed):
+    """The case holds as many files (or bytes of them) as it takes, in all or today.
+    `retry_after` is the seconds until one more is taken, None if never (a 413)."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+ADDED_BY = ("citizen", "staff", "ombudsman")
+
 DAY = timedelta(days=1)
 
 
@@ -114,6 +135,10 @@ class Case(Aggregate):
         self.messages: list[dict] = []
         self.answered: list[str] = []  # ids of the office's questions already answered
         self.feedback: list[dict] = []
+        # The files' metadata (the bytes stay in intake's tables). Kept under a private
+        # name: the state a case replays to from its events is compared with what the
+        # earlier aggregate read back (services/intake/tests/test_stored_events.py).
+        self._files: list[dict] = []
         self.withdrawn = False
         self.personal_data_erased = False
 
@@ -124,9 +149,15 @@ class Case(Aggregate):
         return {**context, "sensitive": True} if self.sensitive else context
 
     @property
+    def attachments(self) -> list[dict]:
+        return self._files
+
+    @property
     def personal_data(self) -> str:
-        """What the case holds of the citizen's contact: "none", "kept" or "erased"."""
-        if self.sealed_contact is None:
+        """What the case holds of the citizen's contact and files: "none", "kept" or
+        "erased". A file (a photo, a voice) may say who the citizen is even when the case
+        is anonymous, so it is personal data like the contact."""
+        if self.sealed_contact is None and not self.attachments:
             return "none"
         return "erased" if self.personal_data_erased else "kept"
 
@@ -185,6 +216,64 @@ class Case(Aggregate):
             wait = (min(today) + DAY - now).total_seconds()
             raise TooManyMessages(f"a case takes at most {limits.per_day} messages in 24 "
                                   "hours; try again later", wait)
+
+    def attachment(self, attachment_id: str) -> dict | None:
+        return next((a for a in self.attachments if a["attachment_id"] == str(attachment_id)),
+                    None)
+
+    def check_attachment(self, size: int, status: str, limits: AttachmentLimits | None,
+                         now: datetime | None) -> None:
+        """Whether a file of `size` bytes would be taken now (NotAllowed if not)."""
+        if self.withdrawn or status in FINAL:
+            raise NotAllowed(f"this case is {'withdrawn' if self.withdrawn else status}: "
+                             "it takes no more files")
+        if self.personal_data_erased:
+            raise NotAllowed("this case's personal data was erased: it takes no more files")
+        if limits is None:
+            return
+        if len(self.attachments) >= limits.per_case:
+            raise TooManyFiles(f"a case takes at most {limits.per_case} files; this one has "
+                               "them all", None)
+        held = sum(a["size"] for a in self.attachments)
+        if held + size > limits.bytes_per_case:
+            raise TooManyFiles(f"a case takes at most {limits.bytes_per_case} bytes of files; "
+                               f"this one holds {held} and the file has {size}", None)
+        if now is None:
+            return
+        today = [a["at"] for a in self.attachments if a["at"] > now - DAY]
+        if len(today) >= limits.per_day:
+            wait = (min(today) + DAY - now).total_seconds()
+            raise TooManyFiles(f"a case takes at most {limits.per_day} files in 24 hours; "
+                               "try again later", wait)
+
+    def add_attachment(self, attachment_id: str, kind: str, media_type: str, size: int,
+                       sha256: str, removed: list[str], added_by: str,
+                       adder_office_id: str | None, status: str, office_id: str | None,
+                       limits: AttachmentLimits | None = None,
+                       now: datetime | None = None) -> bool:
+        """A file added to the case (its bytes already stored, sealed, by intake).
+        Added before under the same id (a retry): nothing is recorded, returns False."""
+        if added_by not in ADDED_BY:
+            raise ValueError(f"added_by must be one of {', '.join(ADDED_BY)}")
+        if self.attachment(attachment_id) is not None:
+            return False
+        self.check_attachment(size, status, limits, now)
+        self._attachment_added(attachment_id=str(attachment_id), kind=kind,
+                               media_type=media_type, size=size, sha256=sha256,
+                               removed=list(removed), added_by=added_by,
+                               adder_office_id=adder_office_id,
+                               context=self.context_at(office_id))
+        return True
+
+    @event("AttachmentAdded")
+    def _attachment_added(self, attachment_id: str, kind: str, media_type: str, size: int,
+                          sha256: str, removed: list[str], added_by: str,
+                          adder_office_id: str | None, context: dict,
+                          timestamp: datetime | None = None) -> None:
+        self._files.append({
+            "attachment_id": attachment_id, "kind": kind, "media_type": media_type,
+            "size": size, "sha256": sha256, "removed": removed, "added_by": added_by,
+            "adder_office_id": adder_office_id, "at": timestamp})
 
     def give_feedback(self, satisfied: bool, rating: int | None, comment: str | None,
                       status: str, resolution_id: str | None, office_id: str | None) -> None:

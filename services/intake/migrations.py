@@ -2,9 +2,10 @@
 shared/migrations.py). Each statement here is also in the declared DDL, so a new
 database and an upgraded one end the same."""
 
-from services.intake import readmodels
+from services.intake import attachments, readmodels
 from shared.migrations import Migration
 
 MIGRATIONS = (
     Migration(2, "index the case list by category", (readmodels.CATEGORY_INDEX,)),
+    Migration(3, "the tables of a case's files (sealed parts)", attachments.DDL),
 )

@@ -159,8 +159,14 @@ class CaseKeys:
             access.revoke_citizen_tokens(cursor, case_id, reason)
 
     def destroy_key(self, case_id: UUID) -> str | None:
+        """Destroy the key and, in the same transaction, delete the parts of the case's
+        files: sealed under that key they could not be opened any more, and gone they
+        cannot be opened by a key recovered from a backup either."""
+        from services.intake import attachments  # it seals with this module's functions
+
         with self.db.transaction() as cursor:
             destroy_key(cursor, case_id)
+            attachments.delete_parts_of_case(cursor, case_id)
             return readmodels.office_of(cursor, case_id)
 
     def rotate_token(self, principal: access.Principal) -> str:
@@ -183,10 +189,12 @@ def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tupl
     code = normalise_tracking_code(tracking_code)
     if code is None:
         return False, f"{tracking_code!r} is not a tracking code"
+    from services.intake import attachments
+
     store = open_store(Intake)
     db = Database(max_size=1)
     try:
-        db.migrate(*access.DDL, *DDL, *readmodels.CASE_VIEW.ddl)
+        db.migrate(*access.DDL, *DDL, *attachments.DDL, *readmodels.CASE_VIEW.ddl)
         try:
             held = store.erase_personal_data(case_id_for(code), erased_by, CaseKeys(db))
         except AggregateNotFoundError:
@@ -198,8 +206,10 @@ def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tupl
         with db.pool.connection() as conn:
             conn.autocommit = True
             conn.execute("VACUUM intake_case_keys")
-        return True, (f"personal data of case {code} erased: its key is destroyed, the "
-                      "history reads it as erased and its citizen tokens are revoked")
+            conn.execute("VACUUM intake_attachment_parts")
+        return True, (f"personal data of case {code} erased: its key is destroyed, its "
+                      "files deleted, the history reads it as erased and its citizen "
+                      "tokens are revoked")
     finally:
         db.close()
         store.close()

@@ -3,9 +3,10 @@ needs it (the broker says who asks; combined in service.Service)."""
 
 from __future__ import annotations
 
+import base64
 from uuid import UUID
 
-from services.intake import history, readmodels
+from services.intake import attachments, history, readmodels
 from services.intake.domain import first_line
 from shared.rpc import rpc
 
@@ -49,7 +50,58 @@ class Rpc:
                  "at": f["at"].isoformat()}
                 for f in case.feedback
             ],
+            "attachments": self._files_of(case),
         }
+
+    def _files_of(self, case) -> list[dict]:
+        """The case's files, metadata only (for every reader of the file, a sensitive
+        case's too: what kind, how large, who added it; never the bytes)."""
+        if not case.attachments:
+            return []
+        with self.db.transaction() as cursor:
+            stored = attachments.of_case(cursor, case.id)
+        return [
+            {"attachment_id": a["attachment_id"], "kind": a["kind"],
+             "media_type": a["media_type"], "size": a["size"], "sha256": a["sha256"],
+             "removed": list(a["removed"]), "added_by": a["added_by"],
+             "at": a["at"].isoformat(),
+             "thumbnail": a["attachment_id"] in stored
+             and stored[a["attachment_id"]].variant("thumbnail") is not None,
+             "erased": case.personal_data_erased}
+            for a in case.attachments
+        ]
+
+    @rpc(callers=("routing",))
+    def attachment_part(self, case_id: str, attachment_id: str, variant, n: int,
+                        viewer_role: str) -> dict | None:
+        """Part n (0-based) of a case's file, opened, for routing to stream to a reader it
+        has authenticated and found allowed to read the case file: None if the case has
+        no such file; a refusal when this viewer may not open it (a sensitive case's
+        files are the ombudsman's; an auditor reads metadata only) or it is erased."""
+        case = self.store.case_by_id(case_id)
+        name = attachments.variant_named(variant)
+        if case is None or name is None or case.attachment(str(attachment_id)) is None:
+            return None
+        if viewer_role == "auditor":
+            return {"refused": "an auditor reads the files' metadata, not the files"}
+        if case.sensitive and viewer_role != "ombudsman":
+            return {"refused": "only the ombudsman opens a sensitive case's files"}
+        if case.personal_data_erased:
+            return {"refused": "erased"}
+        files = attachments.Files(self.db, self.master_key)
+        stored = files.row(UUID(str(attachment_id)))
+        chosen = stored.variant(name) if stored is not None else None
+        if chosen is None:
+            return None
+        number, media_type, count = chosen
+        if not isinstance(n, int) or not 0 <= n < count:
+            return None
+        try:
+            data = files.part(stored, number, n, count)
+        except attachments.Erased:
+            return {"refused": "erased"}
+        return {"media_type": media_type, "size": files.size(stored, number, count),
+                "parts": count, "data": base64.b64encode(data).decode()}
 
     @rpc(callers=("routing",))
     def first_lines(self, case_ids: list[str], viewer_role: str) -> dict[str, str | None]:

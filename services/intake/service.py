@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from services.intake import privacy, readmodels
+from services.intake import attachments, privacy, readmodels
 from services.intake.appends import NewCases
 from services.intake.application import NOT_YET_VIEWED, Intake
 from services.intake.citizens import Citizens
@@ -32,7 +32,7 @@ class Service(Citizens, Open311, Rpc, HealthAndSpec):
     migrations = MIGRATIONS
 
     store = EventStore(Intake, projections=[readmodels.CASES])
-    db = DatabaseProvider(*privacy.DDL, subscribers=(readmodels.CASE_VIEW,))
+    db = DatabaseProvider(*privacy.DDL, *attachments.DDL, subscribers=(readmodels.CASE_VIEW,))
     routing = RpcProxy("routing")
     limit = IntakeLimitsProvider()
     new_cases = NewCases()
