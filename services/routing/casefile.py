@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 from datetime import datetime
 from uuid import UUID
 
@@ -37,7 +38,9 @@ from shared.categories import SENSITIVE, categories, category_of
 from shared.offices import describe
 from shared.rpc import RpcProxy
 from shared.tracking import case_id_for, normalise_tracking_code
-from shared.web import HttpError, endpoint, not_found
+from shared.web import HttpError, endpoint, forbidden, not_found
+
+log = logging.getLogger(__name__)
 
 # How long a reader waits for intake's part of the case file (and a queue page for its
 # first lines) before being told to try again.
@@ -176,17 +179,38 @@ def decode_cursor(text: str) -> tuple[datetime | None, UUID]:
         raise HttpError(400, {"cursor": ["not a cursor this queue gave"]}) from None
 
 
+def _parts(intake, ask: tuple, role: str, first: dict):
+    """A file's bytes, a part at a time as intake opens them: one part in memory at
+    once, however large the file. The first part came with the answer's headers; if
+    intake stops answering later, the body ends short of its Content-Length (the
+    server closes the connection), so the reader knows the file is incomplete."""
+    yield base64.b64decode(first["data"])
+    for n in range(1, first["parts"]):
+        try:
+            with eventlet.Timeout(INTAKE_TIMEOUT):
+                part = intake.attachment_part(*ask, n, role)
+        except (Exception, eventlet.Timeout) as stopped:
+            raise IncompleteFile(f"part {n} of {first['parts']}: {stopped!r}") from None
+        if not part or "data" not in part:  # erased meanwhile
+            raise IncompleteFile(f"part {n} of {first['parts']}: {part}")
+        yield base64.b64decode(part["data"])
+
+
+class IncompleteFile(RuntimeError):
+    """Intake gave no more of a file whose headers were already sent."""
+
+
 class CaseFiles:
     """Mixed into routing's Service: the case file, the queue, the standard replies."""
 
     intake = RpcProxy("intake")
 
-    def _ask_intake(self, method: str, *args):
+    def _ask_intake(self, method: str, *args, what: str = "the case's words"):
         try:
             with eventlet.Timeout(INTAKE_TIMEOUT):
                 return getattr(self.intake, method)(*args)
         except (Exception, eventlet.Timeout):
-            raise HttpError(503, {"_": ["the case's words cannot be read now; try again in a "
+            raise HttpError(503, {"_": [f"{what} cannot be read now; try again in a "
                                         "moment"]}, headers={"Retry-After": "1"}) from None
 
     def _office_name(self, office_id: str) -> dict:
@@ -221,6 +245,48 @@ class CaseFiles:
         if code is None:
             raise not_found("case")
         return self._open(case_id_for(code), principal)
+
+    @endpoint("GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}", allow=READERS,
+              query=AttachmentQuery,
+              errors={410: "the citizen's personal data, this file with it, was erased",
+                      503: "intake does not answer"})
+    def read_attachment(self, request, tracking_code, attachment_id, principal, query):
+        """A file of the case (or a photo's preview, variant=thumbnail), as intake keeps
+        it: for those who read the case file, but auditors (its facts only), and a
+        sensitive case's for the ombudsman alone. Opening the file is a reading of the
+        case file, recorded as one."""
+        if principal.role == "auditor":
+            raise forbidden("auditors read the attachments' metadata only")
+        code = normalise_tracking_code(tracking_code)
+        if code is None:
+            raise not_found("case")
+        try:
+            attachment_id = str(UUID(attachment_id))
+        except ValueError:
+            raise not_found("attachment") from None
+        variant = query["variant"]
+        with answered_as_http():
+            case = self.store.readable(case_id_for(code), principal)
+            if case.sensitive and principal.role != "ombudsman":
+                raise forbidden("only the ombudsman opens this file")
+            ask = (str(case.id), attachment_id, variant)
+            first = self._ask_intake("attachment_part", *ask, 0, principal.role,
+                                     what="the file")
+            if first is None:
+                raise not_found("attachment")
+            if "refused" in first:
+                if first["refused"] == "erased":
+                    raise HttpError(410, {"_": ["this file was erased with the citizen's "
+                                                "personal data"]})
+                raise forbidden(first["refused"])
+            if variant == "file":
+                # The preview is what the case page shows of a photo, whose opening is
+                # recorded already; the file itself is a reading of its own.
+                self.store.open_file(case, principal)
+        return Response(
+            _parts(self.intake, ask, principal.role, first),
+            headers=download_headers(attachment_id, first["media_type"], first["size"]),
+            direct_passthrough=True)
 
     @endpoint("GET", "/v1/offices/{office_id}/queue", response=OfficeQueue, query=QueueQuery,
               allow=(access.OfficeInPath(), "auditor", "admin"),
