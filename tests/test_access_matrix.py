@@ -37,6 +37,8 @@ OFFICE_STAFF = only("staff of this office")
 OMBUDSMAN = only()  # the ombudsman here serves another office than the case's
 QUEUE = only("staff of this office", "auditor", "admin")
 CASE_FILE = QUEUE
+# A case's files: whoever reads the case file, but auditors (its facts only).
+CASE_FILES = only("staff of this office", "admin")
 STAFF_AND_OVERSIGHT = only("staff of this office", "staff of another office", "ombudsman",
                            "auditor", "admin")
 AUDIT = only("auditor", "admin")
@@ -74,6 +76,8 @@ MATRIX = {
     ("routing", "GET", "/v1/offices/{office_id}/queue"): (QUEUE, None),
     ("routing", "GET", "/v1/cases/{case_id}"): (CASE_FILE, None),
     ("routing", "GET", "/v1/cases"): (CASE_FILE, None),
+    ("routing", "GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}"): (CASE_FILES,
+                                                                                 None),
     ("routing", "POST", "/v1/cases/{case_id}/assign"): (OFFICE_STAFF, {"staff_id": "nobody"}),
     ("routing", "GET", "/v1/reply-templates"): (STAFF_AND_OVERSIGHT, None),
     ("routing", "POST", "/v1/cases/{case_id}/acknowledge"): (OFFICE_STAFF, None),
@@ -175,7 +179,7 @@ def test_each_caller_gets_what_the_table_says(system, tokens, endpoint):
     values = {"tracking_code": case["tracking_code"], "case_id": case["case_id"],
               "office_id": "commune-120101", "service_code": "water-supply",
               "service_request_id": case["tracking_code"], "delivery_id": str(uuid.uuid4()),
-              "name": "console.js"}
+              "name": "console.js", "attachment_id": str(uuid.uuid4())}
     url = (path + QUERIES.get(endpoint, "")).format(**values)
     callers = {**tokens, "citizen of this case": case["citizen_token"]}
     # Refusals first, so that an allowed call (a transfer, say) cannot change who is refused.
