@@ -178,6 +178,15 @@ class PersonalDataErased(EventData):
     pass
 
 
+class AttachmentAdded(EventData):
+    """A file (evidence) was added to the case: which, what kind and how large, never its
+    bytes, its name, nor where to fetch it (offices read it through routing)."""
+
+    attachment_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("photo", "document", "voice")))
+    size = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
 class CaseFileOpened(EventData):
     # Who read the case file, as a role and an office (null for auditors and admins),
     # never a name: the citizen sees that their case was read, and by which office.
@@ -203,7 +212,7 @@ DATA_SCHEMAS: dict[str, type[EventData]] = {
         InformationProvided, ClockRestarted, CaseTransferred, CaseResolved, FeedbackReceived,
         CaseAppealed, SlaWarning, SlaBreached, CaseEscalated, OmbudsmanFindingsRecorded,
         CaseClosed, CaseWithdrawn, PersonalDataErased, CaseFileOpened, NotificationSent,
-        NotificationFailed,
+        NotificationFailed, AttachmentAdded,
     )
 }
 EVENT_TYPES = tuple(DATA_SCHEMAS)

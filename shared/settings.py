@@ -450,6 +450,30 @@ class Settings:
     messages_per_day: int = setting(
         "OURVOICE_MESSAGES_PER_DAY", COUNT, "20", (INTAKE,),
         "the citizen's messages a case takes in any 24 hours")
+    attachment_max_bytes: int = setting(
+        "OURVOICE_ATTACHMENT_MAX_BYTES", _whole(1024), "20971520", (INTAKE,),
+        "the largest file (photo, PDF, voice note) intake takes, as sent; a larger body is "
+        "refused (413) as soon as it passes this")
+    attachments_per_case: int = setting(
+        "OURVOICE_ATTACHMENTS_PER_CASE", COUNT, "20", (INTAKE,),
+        "the files a case takes in all, whoever adds them (then 413)")
+    attachment_bytes_per_case: int = setting(
+        "OURVOICE_ATTACHMENT_BYTES_PER_CASE", _whole(1024), "104857600", (INTAKE,),
+        "the bytes of cleaned files a case takes in all (then 413)")
+    attachments_per_day: int = setting(
+        "OURVOICE_ATTACHMENTS_PER_DAY", COUNT, "10", (INTAKE,),
+        "the files a case takes in any 24 hours (then 429 with `Retry-After`)")
+    photo_max_pixels: int = setting(
+        "OURVOICE_PHOTO_MAX_PIXELS", _whole(1), "40000000", (INTAKE,),
+        "the most pixels a photo may have; a larger one (or a decompression bomb) is "
+        "refused (413) before it is decoded")
+    photo_max_side: int = setting(
+        "OURVOICE_PHOTO_MAX_SIDE", _whole(320), "4096", (INTAKE,),
+        "a cleaned photo's longest side in pixels; a larger photo is scaled down")
+    attachment_sweep_after: int = setting(
+        "OURVOICE_ATTACHMENT_SWEEP_AFTER", _whole(1), "600", (INTAKE,),
+        "seconds after which a file stored but not recorded on its case (a crash between "
+        "the two) is finished (the case has it) or deleted (it has not)")
     # -- notifications: email
     smtp_host: str = setting("SMTP_HOST", TEXT, "127.0.0.1", (NOTIFICATIONS,),
                              "the SMTP server notifications send email through")

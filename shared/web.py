@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import socket
+import tempfile
 import time
 from datetime import UTC, date, datetime
 from typing import Any
@@ -174,6 +175,17 @@ def load_form(request: Request, schema: Schema) -> dict:
 # After refusing a body that is still coming, read and drop what arrives for this long
 # before closing, so the refusal reaches the client instead of a connection reset.
 LINGER_SECONDS = 1.0
+# A file's body (an endpoint with `upload`) is larger and may come over a slow phone
+# network: each piece of it is due within the read timeout, and the whole at no less
+# than this rate on average (a 20 MiB photo at 16 KiB/s: about 21 minutes). It goes to a
+# temporary file past SPOOL_BYTES, never whole into memory.
+UPLOAD_MIN_BYTES_PER_SECOND = 16 * 1024
+SPOOL_BYTES = 1 << 20
+
+
+def spooled() -> tempfile.SpooledTemporaryFile:
+    """Where an upload's bytes wait: memory up to SPOOL_BYTES, then a temporary file."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
 
 
 class Refused(Exception):
@@ -291,6 +303,13 @@ class BoundedWebServer(WebServer):
         """Refuse (Refused) what must not reach a worker; else leave the body, read
         whole, in the environ."""
         length = environ.get("CONTENT_LENGTH")
+        if provider.upload is not None:
+            limit = provider.upload()
+            if length and int(length) > limit:
+                raise self._refuse(environ, 413, f"the body is larger than {limit} bytes")
+            environ["wsgi.input"] = self._spool_body(environ, limit)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            return
         if length and int(length) > self.max_body_bytes:
             raise self._refuse(environ, 413, f"the body is larger than {self.max_body_bytes} bytes")
         if provider.public_read and environ["REQUEST_METHOD"] in ("GET", "HEAD"):
@@ -325,6 +344,41 @@ class BoundedWebServer(WebServer):
         if not chunked and size < expected:
             raise self._refuse(environ, 400, "the body ended before it was complete")
         return b"".join(parts)
+
+    def _spool_body(self, environ: dict, limit: int):
+        """An upload's body in a spooled temporary file, refused (413) as soon as it
+        passes `limit`, without reading the rest."""
+        stream, sink, size = environ["wsgi.input"], spooled(), 0
+        expected = int(environ.get("CONTENT_LENGTH") or 0)
+        chunked = environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
+        deadline = time.monotonic() + self.read_timeout + (expected or limit) \
+            / UPLOAD_MIN_BYTES_PER_SECOND
+        try:
+            while True:
+                left = max(0.01, min(self.read_timeout, deadline - time.monotonic()))
+                with eventlet.Timeout(left, TimeoutError("body too slow")):
+                    part = stream.read(min(1 << 16, limit + 1 - size))
+                if not part:
+                    break
+                size += len(part)
+                if size > limit:  # only a chunked body gets here
+                    sink.close()
+                    raise self._refuse(environ, 413, f"the body is larger than {limit} bytes")
+                sink.write(part)
+                if time.monotonic() > deadline:
+                    raise TimeoutError("body too slow")
+        except TimeoutError:
+            sink.close()
+            raise self._refuse(environ, 408, "the body did not arrive in time") from None
+        except (OSError, ValueError):
+            sink.close()
+            raise self._refuse(environ, 400, "the body ended before it was complete") from None
+        if not chunked and size < expected:
+            sink.close()
+            raise self._refuse(environ, 400, "the body ended before it was complete")
+        sink.seek(0)
+        environ["CONTENT_LENGTH"] = str(size)
+        return sink
 
     @staticmethod
     def _refuse(environ: dict, status: int, message: str) -> Refused:
@@ -374,8 +428,10 @@ class HttpEntrypoint(HttpRequestHandler):
 
     server = BoundedWebServer()
 
-    def __init__(self, method: str, url: str, *, public_read: bool = False, **kwargs):
+    def __init__(self, method: str, url: str, *, public_read: bool = False,
+                 upload=None, **kwargs):
         self.public_read = public_read
+        self.upload = upload  # for a file's body: () -> the most bytes it may have
         self.template = route_template(url)
         super().__init__(method, url, **kwargs)
 
@@ -396,6 +452,9 @@ def endpoint(
     form: type[Schema] | None = None,
     errors: dict[int, str] | None = None,
     headers: dict[str, dict] | None = None,
+    upload=None,
+    gone=None,
+    produces: tuple[str, ...] = (),
 ):
     """A nameko HTTP entrypoint speaking JSON. `path` is written as in OpenAPI
     (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
@@ -405,7 +464,14 @@ def endpoint(
 
     `query` validates the query string (passed as `query`), `form` a form-encoded body
     (passed as `payload`); `errors` documents the other answers the endpoint gives
-    ({409: "why"}), `headers` the optional request headers it reads ({name: JSON schema})."""
+    ({409: "why"}), `headers` the optional request headers it reads ({name: JSON schema}).
+
+    `upload` (a function giving the most bytes) makes the body a file: sent as it is or
+    as multipart/form-data with one field `file`, spooled to a temporary file by the
+    server, never whole in memory. `gone(service, path_args)` is asked before anyone is
+    authenticated and returns why what the path names is gone for good (a 410), or None:
+    an erased file is gone whoever asks, even with a token that erasure revoked.
+    `produces` lists the media types a successful answer that is not JSON may have."""
 
     rule = re.sub(r"{(\w+)}", r"<string:\1>", path)
     public_read = access.PUBLIC in allow and method == "GET"
@@ -420,6 +486,9 @@ def endpoint(
         @functools.wraps(fn)
         def handle(self, request: Request, **path_args):
             try:
+                why_gone = gone(self, path_args) if gone is not None else None
+                if why_gone:
+                    raise HttpError(410, {"_": [why_gone]})
                 principal = None if public else _admit(self, request, allow, path_args)
                 if wants_principal:
                     path_args["principal"] = principal
@@ -457,8 +526,10 @@ def endpoint(
             "form": form,
             "errors": errors or {},
             "headers": headers or {},
+            "upload": upload is not None,
+            "produces": produces,
         }
-        return http(method, rule, public_read=public_read)(handle)
+        return http(method, rule, public_read=public_read, upload=upload)(handle)
 
     return decorate
 
@@ -504,6 +575,10 @@ def openapi_document(service_class: type, title: str) -> dict:
         if route["response"] is not None:
             operation["responses"][str(route["status"])]["content"] = {
                 "application/json": {"schema": route["response"]}}
+        if route.get("produces"):
+            operation["responses"][str(route["status"])]["content"] = {
+                media_type: {"schema": {"type": "string", "format": "binary"}}
+                for media_type in route["produces"]}
         params = re.findall(r"{(\w+)}", route["path"])
         parameters: list[dict] = [
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -525,15 +600,22 @@ def openapi_document(service_class: type, title: str) -> dict:
                 "required": True,
                 "content": {"application/x-www-form-urlencoded": {"schema": route["form"]}},
             }
+        if route.get("upload"):
+            binary = {"type": "string", "format": "binary"}
+            operation["requestBody"] = {"required": True, "content": {
+                "application/octet-stream": {"schema": binary},
+                "multipart/form-data": {"schema": {
+                    "type": "object", "properties": {"file": binary}, "required": ["file"]}},
+            }}
         if route["body"] is not None or route.get("form") is not None or route.get("query") \
-                or route.get("headers"):
+                or route.get("headers") or route.get("upload"):
             operation["responses"]["400"] = {"description": "invalid input", **error}
         if not route["public"]:
             operation["security"] = [{"bearer": []}]
             operation["responses"]["401"] = {"description": "no valid token", **error}
             operation["responses"]["403"] = {"description": "not allowed", **error}
         operation["responses"]["404"] = {"description": "not found", **error}
-        if route["body"] is not None or route.get("form") is not None:
+        if route["body"] is not None or route.get("form") is not None or route.get("upload"):
             operation["responses"]["413"] = {"description": "the body is too large", **error}
         if route["public"] and route["method"] == "get":
             operation["responses"]["429"] = {

@@ -62,6 +62,11 @@ MATRIX = {
                                                                {"satisfied": True, "rating": 4}),
     ("intake", "POST", "/v1/cases/{tracking_code}/withdraw"): (CITIZEN, None),
     ("intake", "POST", "/v1/cases/{tracking_code}/token"): (CITIZEN, None),
+    # The office the case is with, and the ombudsman above it, add files too (an empty
+    # body: a 415 for those let in).
+    ("intake", "POST", "/v1/cases/{tracking_code}/attachments"): (
+        only("citizen of this case", "staff of this office", "ombudsman"), None),
+    ("intake", "GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}"): (CITIZEN, None),
     ("intake", "GET", "/open311/v2/services.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/services/{service_code}.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/requests.json"): (PUBLIC, None),
@@ -145,6 +150,10 @@ def fresh_case(system) -> dict:
     wait_until(lambda: system.scalar(
         "SELECT count(*) FROM routing_office_queue WHERE tracking_code = %s",
         (case["tracking_code"],)), what="case routed")
+    # Intake lets the office add files once its own view knows where the case went.
+    wait_until(lambda: system.scalar(
+        "SELECT office_id FROM intake_case_view WHERE case_id = %s", (case["case_id"],)),
+        what="intake's view of the case routed")
     return case
 
 
@@ -179,7 +188,8 @@ def test_each_caller_gets_what_the_table_says(system, tokens, endpoint):
     values = {"tracking_code": case["tracking_code"], "case_id": case["case_id"],
               "office_id": "commune-120101", "service_code": "water-supply",
               "service_request_id": case["tracking_code"], "delivery_id": str(uuid.uuid4()),
-              "name": "console.js", "attachment_id": str(uuid.uuid4())}
+              "attachment_id": str(uuid.uuid4()),
+              "name": "console.js"}
     url = (path + QUERIES.get(endpoint, "")).format(**values)
     callers = {**tokens, "citizen of this case": case["citizen_token"]}
     # Refusals first, so that an allowed call (a transfer, say) cannot change who is refused.

@@ -114,7 +114,8 @@ class Intake(CaseStore):
 
     # -- submission ------------------------------------------------------------------
     def submit(self, payload: dict, channel: str, idempotency_key: str | None, keys: Keys,
-               record_new: Callable[[Case], bool] | None = None) -> dict:
+               record_new: Callable[[Case], bool] | None = None,
+               media_url: str | None = None) -> dict:
         """Record a new case from a checked submission (SubmitCase). A retry under the
         same Idempotency-Key answers as the first attempt did; `record_new` records the
         case together with others submitted at the same moment."""
@@ -144,6 +145,8 @@ class Intake(CaseStore):
                 consent_to_contact=complainant["consent_to_contact"],
                 sealed_contact=issued.sealed_contact,
             )
+            if media_url:  # recorded with the submission, in the same append
+                case.refer_to_media(media_url)
             if issued.erased or not record_new(case):
                 if not idempotency_key:
                     continue  # two random codes met: draw another

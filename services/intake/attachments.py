@@ -135,10 +135,21 @@ def _row(cursor, attachment_id: UUID) -> dict | None:
     return cursor.fetchone()
 
 
+def lock(cursor, attachment_id: UUID) -> None:
+    """Held while a file is stored, recorded or swept, until the transaction ends."""
+    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(attachment_id),))
+
+
+def try_lock(cursor, attachment_id: UUID) -> bool:
+    cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS locked",
+                   (str(attachment_id),))
+    return cursor.fetchone()["locked"]
+
+
 def store(cursor, key: bytes, case_id: UUID, attachment_id: UUID, cleaned: Cleaned) -> Stored:
     """The row and every part, in the caller's transaction. Stored before (a retry), the
     row as it was stored then, and nothing is written."""
-    cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (str(attachment_id),))
+    lock(cursor, attachment_id)
     existing = _row(cursor, attachment_id)
     if existing is not None:
         return Stored.of(existing)
@@ -213,6 +224,18 @@ def of_case(cursor, case_id: UUID) -> dict[str, Stored]:
     """The case's stored files, by attachment id (as the events name them)."""
     cursor.execute("SELECT * FROM intake_attachments WHERE case_id = %s", (case_id,))
     return {str(found["attachment_id"]): Stored.of(found) for found in cursor.fetchall()}
+
+
+def references(cursor, case_ids: list) -> dict:
+    """The recorded files of these cases as (attachment_id, kind, size), by case id."""
+    cursor.execute("SELECT case_id, attachment_id, kind, size FROM intake_attachments "
+                   "WHERE case_id = ANY(%s) AND recorded ORDER BY stored_at", (case_ids,))
+    found: dict = {}
+    for ref in cursor.fetchall():
+        found.setdefault(ref["case_id"], []).append(
+            {"attachment_id": str(ref["attachment_id"]), "kind": ref["kind"],
+             "size": ref["size"]})
+    return found
 
 
 def variant_named(variant) -> str | None:

@@ -72,10 +72,11 @@ class Citizens:
             raise HttpError(400, {"Idempotency-Key": ["must be 1 to 200 characters"]})
         return self._submit(payload, key, channel="app")
 
-    def _submit(self, payload: dict, idempotency_key: str | None, channel: str) -> dict:
+    def _submit(self, payload: dict, idempotency_key: str | None, channel: str,
+                media_url: str | None = None) -> dict:
         try:
             return self.store.submit(payload, channel, idempotency_key, self._keys(),
-                                     self.new_cases.record_new)
+                                     self.new_cases.record_new, media_url=media_url)
         except access.Unauthenticated:
             raise HttpError(409, {"Idempotency-Key": [
                 "this submission's token was signed with a secret no longer in use; "
@@ -153,6 +154,12 @@ class Citizens:
                  if row["event_type"] == "CaseFileOpened" else row["detail"],
                  "occurred_at": row["occurred_at"]}
                 for row in timeline
+            ],
+            "attachments": [
+                {"attachment_id": a["attachment_id"], "kind": a["kind"],
+                 "media_type": a["media_type"], "size": a["size"], "added_by": a["added_by"],
+                 "at": a["at"]}
+                for a in case.attachments
             ],
         })
 

@@ -139,6 +139,7 @@ class Case(Aggregate):
         # name: the state a case replays to from its events is compared with what the
         # earlier aggregate read back (services/intake/tests/test_stored_events.py).
         self._files: list[dict] = []
+        self._media: list[str] = []  # media_url references an Open311 client gave
         self.withdrawn = False
         self.personal_data_erased = False
 
@@ -151,6 +152,18 @@ class Case(Aggregate):
     @property
     def attachments(self) -> list[dict]:
         return self._files
+
+    @property
+    def media_references(self) -> list[str]:
+        return self._media
+
+    def refer_to_media(self, url: str) -> None:
+        """An Open311 client's `media_url`: kept as the reference it is, never fetched."""
+        self._media_referenced(url=url)
+
+    @event("MediaReferenced")
+    def _media_referenced(self, url: str, context: dict) -> None:
+        self._media.append(url)
 
     @property
     def personal_data(self) -> str:

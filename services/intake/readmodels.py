@@ -83,6 +83,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "CaseWithdrawn": ("You withdrew your case", "អ្នកបានដកករណីរបស់អ្នកវិញ"),
     "PersonalDataErased": ("Your personal data was erased",
                            "ទិន្នន័យផ្ទាល់ខ្លួនរបស់អ្នកត្រូវបានលុប"),
+    "AttachmentAdded": ("A file was added to your case",
+                        "ឯកសារមួយត្រូវបានបន្ថែមទៅក្នុងករណីរបស់អ្នក"),
     "CaseFileOpened": ("Your case file was opened by the office",
                        "ការិយាល័យបានបើកមើលឯកសារករណីរបស់អ្នក"),
 }
@@ -379,7 +381,7 @@ def requests(cursor, *, ids: list[str] | None, start: datetime, end: datetime | 
             where.append(f"COALESCE(v.status, 'submitted') {negate} IN "
                          "('resolved', 'closed', 'withdrawn')")
     cursor.execute(
-        f"""SELECT c.tracking_code, c.category, c.commune, c.sensitive,
+        f"""SELECT c.case_id, c.tracking_code, c.category, c.commune, c.sensitive,
                    c.public_description AS description, c.submitted_at,
                    v.status, v.status_at, v.office_id, v.resolve_due
             FROM intake_cases c LEFT JOIN intake_case_view v USING (case_id)

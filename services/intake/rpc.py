@@ -51,6 +51,8 @@ class Rpc:
                 for f in case.feedback
             ],
             "attachments": self._files_of(case),
+            # What an Open311 client referred to (never fetched), as the citizen's words.
+            "media_urls": [] if hidden else list(case.media_references),
         }
 
     def _files_of(self, case) -> list[dict]:

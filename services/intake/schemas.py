@@ -232,6 +232,30 @@ class CitizenMessage(Schema):
     at = fields.DateTime(required=True)
 
 
+class AttachmentListed(Schema):
+    """A file of the case as the citizen's view lists it: never its bytes nor a URL."""
+
+    attachment_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("photo", "document", "voice")))
+    media_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+    added_by = fields.String(required=True,
+                             validate=validate.OneOf(("citizen", "staff", "ombudsman")))
+    at = fields.DateTime(required=True)
+
+
+class AttachmentStored(Schema):
+    """The answer to an upload: what was kept of the file, and what was taken out of it
+    (facts such as "GPS position removed", never the values)."""
+
+    attachment_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("photo", "document", "voice")))
+    media_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+    sha256 = fields.String(required=True)  # of the cleaned bytes, as a download gives them
+    removed = fields.List(fields.String(), required=True)
+
+
 class CaseView(Schema):
     tracking_code = fields.String(required=True)
     type = fields.String(required=True)
@@ -249,6 +273,7 @@ class CaseView(Schema):
     messages = fields.List(fields.Nested(CitizenMessage), required=True)
     can = fields.List(fields.String(), required=True)  # what the citizen may do now
     timeline = fields.List(fields.Nested(TimelineEntry), required=True)
+    attachments = fields.List(fields.Nested(AttachmentListed), required=True)
 
 
 class Recorded(Schema):
@@ -301,6 +326,15 @@ class ServiceDefinition(Schema):
     attributes = fields.List(fields.Nested(Attribute), required=True)
 
 
+class FileRef(Schema):
+    """A file of a service request as Open311 readers see it: which, what kind and how
+    large; never its bytes nor where to fetch it."""
+
+    attachment_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    size = fields.Integer(required=True)
+
+
 class RequestOut(Schema):
     service_request_id = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(("open", "closed")))
@@ -319,7 +353,9 @@ class RequestOut(Schema):
     zipcode = fields.String(required=True, allow_none=True)
     lat = fields.Float(required=True, allow_none=True)
     long = fields.Float(required=True, allow_none=True)
-    media_url = fields.String(required=True, allow_none=True)
+    media_url = fields.String(required=True, allow_none=True)  # always null: see attachments
+    # Not in GeoReport v2: the case's files, as references only.
+    attachments = fields.List(fields.Nested(FileRef), required=True)
 
 
 class Reader(Strict):
@@ -352,7 +388,8 @@ class Posted(Schema):
 class NewRequest(Strict):
     """A form-encoded POST requests.json. The location is the commune's official geocode
     in `address_id`; lat/long, address_string, device_id, account_id and media_url are
-    accepted as Open311 clients send them, and not kept."""
+    accepted as Open311 clients send them, and not kept, but `media_url`: an http(s) URL
+    kept with the case as a reference, never fetched (the citizen's files are uploaded)."""
 
     api_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
     jurisdiction_id = fields.String(validate=validate.Length(max=100))
@@ -365,7 +402,8 @@ class NewRequest(Strict):
     address_string = Text(validate=validate.Length(max=500))
     device_id = fields.String(validate=validate.Length(max=200))
     account_id = fields.String(validate=validate.Length(max=200))
-    media_url = fields.String(validate=validate.Length(max=2000))
+    media_url = fields.Url(schemes={"http", "https"}, require_tld=False,
+                           validate=validate.Length(max=2000))
     email = fields.String(validate=validate.Length(max=254))
     first_name = Text(validate=validate.Length(min=1, max=100))
     last_name = Text(validate=validate.Length(min=1, max=100))

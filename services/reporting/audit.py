@@ -138,6 +138,8 @@ def _in_words(entry: dict) -> str:
         return (f"escalated from {_office(data.get('from_office_id'))} to "
                 f"{_office(data.get('office_id'))}: "
                 + ESCALATION_REASONS.get(reason, str(reason)))
+    if kind == "AttachmentAdded":
+        return f"a {data.get('kind')} of {data.get('size')} bytes added"
     if kind in ("SlaWarning", "SlaBreached") and data.get("deadline"):
         passed = "passed" if kind == "SlaBreached" else "is near"
         return f"the deadline to {data['deadline']} {passed}"

@@ -55,7 +55,7 @@ def test_internal_events_are_not_published():
 
 
 def test_every_public_event_type_has_a_schema():
-    assert len(DATA_SCHEMAS) == 20
+    assert len(DATA_SCHEMAS) == 21
 
 
 def test_a_reading_of_the_case_file_is_published_with_a_role_and_an_office_never_a_name():
