@@ -9,6 +9,7 @@ photo's preview."""
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 
 import pytest
@@ -29,10 +30,10 @@ def _segment(marker: int, body: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
 
 
-def jpeg(width: int = 64, height: int = 48) -> bytes:
+def jpeg(width: int = 64, height: int = 48, comments: int = 0) -> bytes:
     """A baseline grey JPEG: one component, every 8x8 block its DC alone, coded with
     one-symbol Huffman tables (a 0 bit for the DC's zero difference, another for the
-    end of the block)."""
+    end of the block); `comments` segments of 64,000 random bytes make it larger."""
     blocks = ((width + 7) // 8) * ((height + 7) // 8)
     bits = "00" * blocks
     bits += "1" * (-len(bits) % 8)
@@ -42,6 +43,7 @@ def jpeg(width: int = 64, height: int = 48) -> bytes:
     return b"".join([
         b"\xff\xd8",
         _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"),
+        *(_segment(0xFE, os.urandom(64_000)) for _ in range(comments)),
         _segment(0xDB, b"\x00" + b"\x01" * 64),
         _segment(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00"),
         _segment(0xC4, b"\x00" + one_symbol),
@@ -143,6 +145,18 @@ def test_the_office_reads_the_files_facts_and_downloads_them_through_routing(sys
         "Authorization": ["auditors read the attachments' metadata only"]}
     unknown = listed["url"].rsplit("/", 1)[0] + "/00000000-0000-4000-8000-000000000000"
     assert download(system, unknown, staff).status_code == 404
+
+
+def test_a_file_of_many_parts_comes_whole_and_in_order(system):
+    case = routed(system)
+    added = upload(system, case, jpeg(comments=10))
+    staff = system.principal("staff", OFFICE)
+    [listed] = case_file(system, case, staff).json()["attachments"]
+    got = download(system, listed["url"], staff)
+    assert got.status_code == 200, got.text
+    assert int(got.headers["Content-Length"]) == added["size"] == len(got.content)
+    assert got.content == citizen_copy(system, case, added["attachment_id"])
+    assert hashlib.sha256(got.content).hexdigest() == added["sha256"]
 
 
 def test_a_sensitive_cases_files_are_its_ombudsmans_alone(system):

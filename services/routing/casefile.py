@@ -247,7 +247,7 @@ class CaseFiles:
         return self._open(case_id_for(code), principal)
 
     @endpoint("GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}", allow=READERS,
-              query=AttachmentQuery,
+              query=AttachmentQuery, produces=tuple(sorted(set(EXTENSIONS))),
               errors={410: "the citizen's personal data, this file with it, was erased",
                       503: "intake does not answer"})
     def read_attachment(self, request, tracking_code, attachment_id, principal, query):
