@@ -54,6 +54,28 @@ def jpeg(width: int = 64, height: int = 48, comments: int = 0) -> bytes:
     ])
 
 
+def mp3(frames: int = 80) -> bytes:
+    """About two seconds of silence: MPEG-1 layer III frames, 128 kbit/s at 44.1 kHz, mono,
+    each 417 bytes (its header, then side information and data all zero)."""
+    return (b"\xff\xfb\x90\xc0" + bytes(413)) * frames
+
+
+def pdf() -> bytes:
+    """A one-page PDF with nothing on it, its cross-reference table exact."""
+    objects = [b"<</Type/Catalog/Pages 2 0 R>>", b"<</Type/Pages/Kids[3 0 R]/Count 1>>",
+               b"<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]/Resources<<>>>>"]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<</Size %d/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
 # -- the system -----------------------------------------------------------------------
 def routed(system, **overrides) -> dict:
     case = submit(system, complaint(**overrides))
