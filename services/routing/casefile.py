@@ -190,9 +190,10 @@ def _parts(intake, ask: tuple, role: str, first: dict):
             with eventlet.Timeout(INTAKE_TIMEOUT):
                 part = intake.attachment_part(*ask, n, role)
         except (Exception, eventlet.Timeout) as stopped:
-            raise IncompleteFile(f"part {n} of {first['parts']}: {stopped!r}") from None
-        if not part or "data" not in part:  # erased meanwhile
-            raise IncompleteFile(f"part {n} of {first['parts']}: {part}")
+            part = {"refused": repr(stopped)}
+        if not part or "data" not in part:  # intake silent, or the file erased meanwhile
+            log.warning("a file was cut short at part %d of %d: %s", n, first["parts"], part)
+            raise IncompleteFile(f"part {n} of {first['parts']}")
         yield base64.b64decode(part["data"])
 
 
