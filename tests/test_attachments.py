@@ -374,3 +374,29 @@ def test_intake_killed_in_the_middle_of_uploads_leaves_no_file_half_kept(system)
     assert rows == recorded
     # And uploads go on after the restart.
     assert upload(system, cases[3], photo()).status_code == 201
+
+
+def test_open311_takes_a_media_url_as_a_reference_and_shows_files_as_references(system):
+    from tests.test_intake_open311 import new_request, post
+
+    key = "open311-development-key"  # the only one while OURVOICE_OPEN311_KEYS is unset
+    for wrong in ("javascript:alert(1)", "ftp://example.org/p.jpg", "not a url"):
+        refused = post(system, **new_request(api_key=key, media_url=wrong))
+        assert refused.status_code == 400 and "media_url" in refused.json()["errors"], wrong
+    posted = post(system, **new_request(api_key=key,
+                                        media_url="https://photos.example.org/tap.jpg"))
+    assert posted.status_code == 201, posted.text
+    created = posted.json()[0]
+    case = {"tracking_code": created["service_request_id"],
+            "citizen_token": created["citizen_token"]}
+    case["case_id"] = system.scalar("SELECT case_id FROM intake_cases WHERE tracking_code = %s",
+                                    (case["tracking_code"],))
+    listed = system.rpc("routing", "intake", "case_file", str(case["case_id"]), "staff")
+    assert listed["media_urls"] == ["https://photos.example.org/tap.jpg"]
+    stored = upload(system, case, photo()).json()
+    read = requests.get(system.url(
+        "intake", f"/open311/v2/requests/{case['tracking_code']}.json"), timeout=10).json()[0]
+    assert read["media_url"] is None
+    assert read["attachments"] == [{"attachment_id": stored["attachment_id"], "kind": "photo",
+                                    "size": stored["size"]}]
+    assert "/attachments/" not in json.dumps(read)

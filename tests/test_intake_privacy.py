@@ -123,7 +123,7 @@ def test_contact_is_handed_out_only_with_consent(system):
     assert set(file) == {
         "case_id", "tracking_code", "type", "category", "language", "sensitive",
         "description", "description_hidden", "rating", "channel", "anonymous",
-        "personal_data", "submitted_at", "messages", "feedback"}
+        "personal_data", "submitted_at", "messages", "feedback", "attachments", "media_urls"}
     assert file["personal_data"] == "kept"
     assert not [v for v in ("Sopheap", "222333", "example.org", "female") if v in str(file)]
 
