@@ -9,11 +9,11 @@ photo's preview."""
 from __future__ import annotations
 
 import hashlib
-import os
-import struct
+import io
 
 import pytest
 import requests
+from PIL import Image
 
 from tests.browser import open_browser
 from tests.system import complaint, submit, wait_until
@@ -26,32 +26,18 @@ OMBUDSMAN = "district-ombudsman-1201"
 
 
 # -- files made here, small and valid -------------------------------------------------
-def _segment(marker: int, body: bytes) -> bytes:
-    return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
-
-
-def jpeg(width: int = 64, height: int = 48, comments: int = 0) -> bytes:
-    """A baseline grey JPEG: one component, every 8x8 block its DC alone, coded with
-    one-symbol Huffman tables (a 0 bit for the DC's zero difference, another for the
-    end of the block); `comments` segments of 64,000 random bytes make it larger."""
-    blocks = ((width + 7) // 8) * ((height + 7) // 8)
-    bits = "00" * blocks
-    bits += "1" * (-len(bits) % 8)
-    scan = bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits), 8))
-    scan = scan.replace(b"\xff", b"\xff\x00")
-    one_symbol = bytes([1] + [0] * 15) + b"\x00"
-    return b"".join([
-        b"\xff\xd8",
-        _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"),
-        *(_segment(0xFE, os.urandom(64_000)) for _ in range(comments)),
-        _segment(0xDB, b"\x00" + b"\x01" * 64),
-        _segment(0xC0, struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00"),
-        _segment(0xC4, b"\x00" + one_symbol),
-        _segment(0xC4, b"\x10" + one_symbol),
-        _segment(0xDA, b"\x01\x01\x00\x00\x3f\x00"),
-        scan,
-        b"\xff\xd9",
-    ])
+def photo(size=(640, 480), noise: bool = False) -> bytes:
+    """A JPEG as a phone's camera makes one, with the place it was taken in its EXIF;
+    `noise` makes it large (noise compresses badly): many parts once cleaned."""
+    if noise:
+        image = Image.merge("RGB", [Image.effect_noise(size, 90) for _ in range(3)])
+    else:
+        image = Image.radial_gradient("L").resize(size).convert("RGB")
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "N", 2: (11.0, 33.0, 22.0), 3: "E", 4: (104.0, 55.0, 1.0)})
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90, exif=exif.tobytes())
+    return out.getvalue()
 
 
 def mp3(frames: int = 80) -> bytes:
@@ -118,8 +104,8 @@ def openings(file: dict) -> int:
 
 def test_the_office_reads_the_files_facts_and_downloads_them_through_routing(system):
     case = routed(system)
-    photo = jpeg()
-    added = upload(system, case, photo)
+    image = photo()
+    added = upload(system, case, image)
     staff = system.principal("staff", OFFICE)
     response = case_file(system, case, staff)
     assert response.status_code == 200, response.text
@@ -146,12 +132,16 @@ def test_the_office_reads_the_files_facts_and_downloads_them_through_routing(sys
     # The download is a reading of the case file, on record as one.
     assert openings(case_file(system, case, staff).json()) == before + 2
 
-    if listed["thumbnail_url"]:
-        preview = download(system, listed["thumbnail_url"], staff)
-        assert preview.status_code == 200, preview.text
-        assert preview.headers["Content-Type"] == "image/jpeg"
-        assert preview.content == citizen_copy(system, case, added["attachment_id"],
-                                               "thumbnail")
+    assert "GPS position removed" in listed["removed"]
+    assert listed["thumbnail_url"] == listed["url"] + "?variant=thumbnail"
+    preview = download(system, listed["thumbnail_url"], staff)
+    assert preview.status_code == 200, preview.text
+    assert preview.headers["Content-Type"] == "image/jpeg"
+    assert preview.content == citizen_copy(system, case, added["attachment_id"], "thumbnail")
+    assert int(preview.headers["Content-Length"]) == len(preview.content) < len(got.content)
+    assert Image.open(io.BytesIO(preview.content)).size == (320, 240)
+    # The preview is what the case page shows: no reading of its own.
+    assert openings(case_file(system, case, staff).json()) == before + 3
 
     # Another office reads neither; an auditor reads the facts, never the file.
     other = system.principal("staff", "commune-120109")
@@ -169,14 +159,38 @@ def test_the_office_reads_the_files_facts_and_downloads_them_through_routing(sys
     assert download(system, unknown, staff).status_code == 404
 
 
+@pytest.mark.parametrize(("kind", "made", "media_type", "extension"), [
+    ("voice", mp3, "audio/mpeg", "mp3"), ("document", pdf, "application/pdf", "pdf")])
+def test_a_voice_note_and_a_pdf_come_with_their_own_type_and_no_preview(
+        system, kind, made, media_type, extension):
+    case = routed(system)
+    added = upload(system, case, made(), "application/octet-stream")
+    staff = system.principal("staff", OFFICE)
+    [listed] = case_file(system, case, staff).json()["attachments"]
+    assert (listed["kind"], listed["media_type"], listed["thumbnail_url"]) == (
+        kind, media_type, None)
+    got = download(system, listed["url"], staff)
+    assert got.status_code == 200, got.text
+    assert got.content == citizen_copy(system, case, added["attachment_id"])
+    assert got.headers["Content-Type"] == media_type
+    assert got.headers["Content-Disposition"] == \
+        f'attachment; filename="{added["attachment_id"]}.{extension}"'
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Cache-Control"] == "private, no-store"
+    no_preview = download(system, listed["url"] + "?variant=thumbnail", staff)
+    assert no_preview.status_code == 404
+    assert download(system, listed["url"], system.principal("auditor")).status_code == 403
+
+
 def test_a_file_of_many_parts_comes_whole_and_in_order(system):
     case = routed(system)
-    added = upload(system, case, jpeg(comments=10))
+    added = upload(system, case, photo((1200, 900), noise=True))
     staff = system.principal("staff", OFFICE)
     [listed] = case_file(system, case, staff).json()["attachments"]
     got = download(system, listed["url"], staff)
     assert got.status_code == 200, got.text
     assert int(got.headers["Content-Length"]) == added["size"] == len(got.content)
+    assert added["size"] > 3 * 256 * 1024, "more than three parts of 256 KiB"
     assert got.content == citizen_copy(system, case, added["attachment_id"])
     assert hashlib.sha256(got.content).hexdigest() == added["sha256"]
 
@@ -186,7 +200,7 @@ def test_a_sensitive_cases_files_are_its_ombudsmans_alone(system):
     wait_until(lambda: system.scalar(
         "SELECT count(*) FROM routing_office_queue WHERE case_id = %s AND office_id = %s",
         (case["case_id"], OMBUDSMAN)), what="the case at the ombudsman")
-    added = upload(system, case, jpeg())
+    added = upload(system, case, photo())
     staff = system.principal("staff", OMBUDSMAN)
     seen = case_file(system, case, staff)
     assert seen.status_code == 200, seen.text
@@ -203,7 +217,7 @@ def test_a_sensitive_cases_files_are_its_ombudsmans_alone(system):
 
 def test_an_erased_cases_files_are_gone(system):
     case = routed(system)
-    added = upload(system, case, jpeg())
+    added = upload(system, case, photo())
     erased = system.ourvoice("privacy", "erase", case["tracking_code"])
     assert erased.returncode == 0, erased.stderr
     staff = system.principal("staff", OFFICE)
@@ -213,19 +227,29 @@ def test_an_erased_cases_files_are_gone(system):
     assert gone.status_code == 410, gone.text
 
 
-def test_the_console_shows_a_photos_preview(system):
+def test_the_console_shows_a_photos_preview_a_voice_notes_player_and_a_pdfs_download(system):
     case = routed(system)
-    upload(system, case, jpeg())
+    for data in (photo(), mp3(), pdf()):
+        upload(system, case, data, "application/octet-stream")
     account = add_account(system, "bopha", "Sam Bopha", "staff", OFFICE)
+    files = "[data-part=attachments]"
     with open_browser() as page:
         open_console(page, system)
         log_in(page, "bopha", account["password"], new_password="ពាក្យសម្ងាត់ថ្មីរបស់បុប្ផា")
         open_console(page, system, f"#/cases/{case['case_id']}")
         view(page, "case")
-        page.wait_for("!!document.querySelector('[data-part=attachments] [data-kind=photo]')",
-                      what="the photo listed")
-        if case_file(system, case, system.principal("staff", OFFICE)).json()[
-                "attachments"][0]["thumbnail_url"]:
-            page.wait_for("document.querySelector('[data-part=attachments] img.thumb')"
-                          "?.naturalWidth > 0", what="the preview shown")
-            assert page.evaluate("document.querySelector('img.thumb').src").startswith("blob:")
+        page.wait_for(f"document.querySelector('{files} img.thumb')?.naturalWidth > 0",
+                      what="the photo's preview shown")
+        assert page.evaluate(f"document.querySelector('{files} img.thumb').src") \
+            .startswith("blob:")
+        assert page.evaluate(f"document.querySelectorAll('{files} [data-kind]').length") == 3
+        assert page.evaluate(f"!!document.querySelector('{files} [data-kind=voice] audio"
+                             "[controls]')")
+        assert page.evaluate(f"!!document.querySelector('{files} [data-kind=document] "
+                             "button')")
+        # The voice note is fetched when asked for, and played from a blob: URL.
+        page.evaluate(f"document.querySelector('{files} [data-kind=voice] button').click()")
+        page.wait_for(f"document.querySelector('{files} audio').src.startsWith('blob:') && "
+                      f"document.querySelector('{files} audio').readyState >= 1",
+                      what="the voice note loaded in its player")
+        assert page.evaluate(f"document.querySelector('{files} audio').duration") > 1
