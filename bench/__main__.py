@@ -28,6 +28,7 @@ from bench.relay import relay_throughput, user_id_cost
 from bench.replay import replay
 from bench.report import Results, host_environment
 from bench.tamper import tamper_evidence
+from bench.uploads import uploads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 seconds=20 * scale)),
         # A queue page of an office of 10,000 open cases, and case files, over HTTP.
         ("case file", lambda: case_file(results, reads=max(50, round(200 * scale)))),
+        # 8 clients uploading 10 MB photos, beside a raw COPY of the same bytes.
+        ("uploads", lambda: uploads(results, per_client=max(1, round(3 * scale)))),
     ]
     started = time.monotonic()
     disturbed: dict[str, Counter[str]] = {}

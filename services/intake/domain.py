@@ -159,7 +159,7 @@ class Case(Aggregate):
 
     def refer_to_media(self, url: str) -> None:
         """An Open311 client's `media_url`: kept as the reference it is, never fetched."""
-        self._media_referenced(url=url)
+        self._media_referenced(url=url, context=self.context_at(None))
 
     @event("MediaReferenced")
     def _media_referenced(self, url: str, context: dict) -> None:

@@ -95,3 +95,11 @@ def test_a_closed_withdrawn_or_erased_case_takes_no_file():
     assert erased.erase_personal_data("operator", None) is True
     with pytest.raises(NotAllowed, match="erased"):
         add(erased)
+
+
+def test_an_open311_media_url_is_kept_as_a_reference_and_replays():
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    case = submitted_case()
+    case.refer_to_media("https://photos.example.org/tap.jpg")
+    app.save(case)
+    assert app.repository.get(case.id).media_references == ["https://photos.example.org/tap.jpg"]
