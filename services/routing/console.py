@@ -22,10 +22,12 @@ FILES = Path(__file__).resolve().parent / "console"
 # no request (../, %2e%2e%2f, a backslash) can reach another file.
 SERVED = {"console.js": "text/javascript", "console.css": "text/css"}
 # The page runs its own script and style sheet and talks to this service alone: no
-# inline script or style, no other origin, and no page may frame it.
+# inline script or style, no other origin, and no page may frame it. A case's photos and
+# voice notes are shown from blob: URLs the script makes of what it fetched with the
+# session token (an <img> or <audio> could not send it).
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-          "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'none'; "
-          "frame-ancestors 'none'")
+          "img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self'; "
+          "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 HEADERS = {
     "Content-Security-Policy": POLICY,
     "X-Content-Type-Options": "nosniff",

@@ -183,6 +183,28 @@ class TimelineEntry(Schema):
     summary = fields.String(required=True)
 
 
+class AttachmentOut(Schema):
+    """A file the citizen or an office added: its facts for every reader of the case
+    file, its bytes at `url` (and a photo's small preview at `thumbnail_url`) for those
+    who may open it."""
+
+    attachment_id = fields.UUID(required=True)
+    kind = fields.String(required=True, metadata={"description": "photo, document or voice"})
+    media_type = fields.String(required=True)
+    size = fields.Integer(required=True, metadata={"description": "bytes, as cleaned"})
+    sha256 = fields.String(required=True, metadata={"description": "of the cleaned bytes"})
+    removed = fields.List(fields.String(), metadata={
+        "description": "what cleaning took out of the file (its location, its author...)"})
+    added_by = fields.String(required=True, metadata={
+        "description": "citizen, staff or ombudsman"})
+    at = fields.DateTime(required=True)
+    erased = fields.Boolean(required=True)
+    url = fields.String(required=True, metadata={
+        "description": "where routing serves the file (410 once erased)"})
+    thumbnail_url = fields.String(allow_none=True, metadata={
+        "description": "a photo's preview; null for other kinds"})
+
+
 class CaseFileOut(Schema):
     case_id = fields.UUID(required=True)
     tracking_code = fields.String(required=True)
@@ -210,12 +232,18 @@ class CaseFileOut(Schema):
     feedback = fields.List(fields.Nested(FeedbackOut))
     findings = fields.Nested(FindingsOut, allow_none=True)
     timeline = fields.List(fields.Nested(TimelineEntry))
+    attachments = fields.List(fields.Nested(AttachmentOut))
     can = fields.List(fields.String())
     version = fields.Integer(required=True)
 
 
 class ByTrackingCode(Strict):
     tracking_code = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class AttachmentQuery(Strict):
+    variant = fields.String(load_default="file", validate=validate.OneOf(("file", "thumbnail")),
+                            metadata={"description": "the file, or a photo's preview"})
 
 
 class QueueQuery(Strict):

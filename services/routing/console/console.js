@@ -26,6 +26,7 @@ const state = {
   login: {}, // what the login form must ask for next: totp, new_password
   notice: null,
   opened: null, // the action form open on the case page
+  files: { caseId: null, urls: {} }, // blob: URLs of the open case's files, by API path
 };
 
 // -- words ----------------------------------------------------------------------------
@@ -151,12 +152,38 @@ async function api(method, path, body) {
   throw new Refusal(response.status, answer?.errors);
 }
 
+// A case's file, read with the session token (an <img src> or <a href> could not send
+// it) and kept in this tab as a blob: URL until another case is opened.
+async function fileUrl(path) {
+  if (state.files.urls[path]) return state.files.urls[path];
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${state.session.token}` },
+      cache: "no-store" });
+  } catch {
+    throw new Refusal(0, {});
+  }
+  if (!response.ok) {
+    const answer = await response.json().catch(() => null);
+    throw new Refusal(response.status, answer?.errors);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  state.files.urls[path] = url;
+  return url;
+}
+
+function forgetFiles(caseId) {
+  if (state.files.caseId === caseId) return;
+  Object.values(state.files.urls).forEach((url) => URL.revokeObjectURL(url));
+  state.files = { caseId, urls: {} };
+}
+
 // What a refusal means to the person who met it.
 function complain(refusal) {
   if (!(refusal instanceof Refusal)) throw refusal;
   if (refusal.status === 401) return; // back at the login already
   const key = { 0: "unavailable", 400: "invalid", 403: "not_allowed", 404: "not_found",
-    409: "conflict" }[refusal.status] ?? "unavailable";
+    409: "conflict", 410: "file_erased" }[refusal.status] ?? "unavailable";
   notify(key, refusal.status === 409 ? "warning" : "error", refusal.reason);
 }
 
@@ -469,6 +496,7 @@ async function caseView(caseId, { keepNotice = false } = {}) {
     return state.draw();
   }
   if (file.office?.id) state.offices[file.office.id] = file.office;
+  forgetFiles(file.case_id);
   state.draw = () => drawCase(file);
   state.draw();
 }
@@ -554,6 +582,7 @@ function drawCase(file) {
         "findings"),
       said(word("recommendation"), file.findings.recommendation, file.findings.at, null,
         "findings"))) : null,
+    attachmentsPart(file),
     section("notes", word("notes"), file.notes.length ? el("ol", { class: "thread" },
       file.notes.map((n) => said("", n.text, n.at, n.by, "note"))) : null),
     file.transfers.length ? section("transfers", word("transfers"), file.transfers.map(
@@ -571,6 +600,85 @@ function drawCase(file) {
   show("case", ...parts);
   document.body.dataset.caseVersion = String(file.version);
 }
+
+// -- a case's files ---------------------------------------------------------------------
+function size(bytes) {
+  if (bytes < 1024 * 1024) return word("size_kb", { n: Math.max(1, Math.round(bytes / 1024)) });
+  return word("size_mb", { n: (bytes / (1024 * 1024)).toFixed(1) });
+}
+
+// Who may open a file: an auditor reads the files' facts only, and a sensitive case's
+// files are the ombudsman's alone; null for whoever may. The API refuses the same.
+function closedTo(file) {
+  const role = state.session?.account?.role;
+  if (role === "auditor") return "facts_only";
+  if (file.sensitive && role !== "ombudsman") return "only_ombudsman";
+  return null;
+}
+
+function attachmentsPart(file) {
+  const attachments = file.attachments || [];
+  if (!attachments.length) return null;
+  const closed = closedTo(file);
+  return section("attachments", word("attachments"), el("ul", { class: "files" },
+    attachments.map((a) => el("li", { class: `file ${a.kind}`, "data-attachment": a.attachment_id,
+      "data-kind": a.kind },
+    el("p", { class: "who" }, el("b", { text: word(`kinds.${a.kind}`) }), " ",
+      el("span", { text: `${size(a.size)} · ${word(`added_by.${a.added_by}`)} · ` }),
+      el("time", { datetime: a.at, text: when(a.at) })),
+    a.erased ? el("p", { class: "hint", text: word("file_erased") })
+      : closed ? el("p", { class: "hint", "data-closed": closed, text: word(closed) })
+        : opener(a),
+    el("p", { class: "removed" }, a.removed.length
+      ? `${word("removed")} ${a.removed.join("; ")}` : word("nothing_removed"))))));
+}
+
+// A photo's preview is fetched at once; a voice note or a document only when asked for,
+// since opening the file itself is recorded as a reading of the case file.
+function opener(a) {
+  const box = el("div", { class: "open" });
+  const failed = (refusal) => {
+    complain(refusal);
+    box.replaceChildren(el("p", { class: "problem", text: word("file_unavailable") }));
+  };
+  if (a.kind === "photo" && a.thumbnail_url) {
+    const image = el("img", { class: "thumb", alt: word("kinds.photo") });
+    fileUrl(a.thumbnail_url).then((url) => { image.src = url; }, failed);
+    box.append(image);
+  }
+  if (a.kind === "voice") {
+    const player = el("audio", { controls: true, preload: "none" });
+    const listen = el("button", { type: "button", text: word("listen"), onclick: async () => {
+      listen.disabled = true;
+      try {
+        player.src = await fileUrl(a.url);
+        listen.hidden = true;
+        await player.play().catch(() => {}); // a browser may refuse to start it by itself
+      } catch (refusal) {
+        failed(refusal);
+      }
+    } });
+    box.append(player, listen);
+  } else {
+    const name = `${a.attachment_id}.${extension(a.media_type)}`;
+    const save = el("button", { type: "button", text: word("download"), onclick: async () => {
+      try {
+        const link = el("a", { href: await fileUrl(a.url), download: name, hidden: true });
+        document.body.append(link);
+        link.click();
+        link.remove();
+      } catch (refusal) {
+        failed(refusal);
+      }
+    } });
+    box.append(save);
+  }
+  return box;
+}
+
+const EXTENSIONS = { "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
+  "image/heic": "heic", "application/pdf": "pdf" };
+const extension = (type) => EXTENSIONS[type] || "bin";
 
 // -- acting on a case -----------------------------------------------------------------
 function actionsPanel(file) {
