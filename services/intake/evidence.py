@@ -55,23 +55,11 @@ class Cleaned:
 
 THUMBNAIL_SIDE = 320
 
-# The file name's extension a download is given, by the cleaned file's media type.
-EXTENSIONS = {
-    "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
-    "application/pdf": "pdf",
-    "audio/mp4": "m4a", "audio/aac": "aac", "audio/ogg": "ogg", "audio/amr": "amr",
-    "audio/amr-wb": "awb", "audio/mpeg": "mp3",
-}
-
 WHAT_IS_TAKEN = ("this file is not a photo (JPEG, PNG, WebP, HEIC), a PDF or a voice note "
                  "(M4A, AAC, Ogg/Opus or Vorbis, AMR, MP3)")
 NOT_A_PHOTO = "this file is not a readable photo"
 NOT_A_PDF = "this file is not a readable PDF"
 NOT_A_VOICE_NOTE = "this file is not a readable voice note"
-
-
-def extension(media_type: str) -> str:
-    return EXTENSIONS.get(media_type, "bin")
 
 
 def clean(source: BinaryIO, limits: Limits) -> Cleaned:

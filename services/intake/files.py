@@ -27,6 +27,7 @@ from services.intake.application import CaseChanged
 from services.intake.domain import Case, NotAllowed, TooManyFiles
 from services.intake.schemas import AttachmentStored
 from shared import access
+from shared.downloads import MEDIA_TYPES, download_headers
 from shared.limits import retry_after
 from shared.offices import ombudsman_above
 from shared.settings import settings
@@ -44,7 +45,7 @@ CLEANING_AT_ONCE = 2
 _cleaning = Semaphore(CLEANING_AT_ONCE)
 tpool.set_num_threads(CLEANING_AT_ONCE)
 ERASED = "this file was erased with the case's personal data"
-DOWNLOADS = tuple(sorted(evidence.EXTENSIONS))
+DOWNLOADS = MEDIA_TYPES
 
 
 def upload_limit() -> int:
@@ -238,13 +239,9 @@ class Evidence:
             size = files.size(stored, variant, count)
         except attachments.Erased:
             raise HttpError(410, {"_": [ERASED]}) from None
-        name = f"{stored.attachment_id}.{evidence.extension(media_type)}"
+        headers = download_headers(str(stored.attachment_id), media_type, size)
         return Response(files.stream(stored, variant, count, key), status=200,
-                        content_type=media_type, direct_passthrough=True, headers={
-                            "Content-Length": str(size),
-                            "Content-Disposition": f'attachment; filename="{name}"',
-                            "X-Content-Type-Options": "nosniff",
-                            "Cache-Control": "private, no-store"})
+                        direct_passthrough=True, headers=headers)
 
     @timer(interval=sweep_interval())
     def sweep_attachments(self):

@@ -35,6 +35,7 @@ from services.routing.schemas import (
 )
 from shared import access, clock
 from shared.categories import SENSITIVE, categories, category_of
+from shared.downloads import MEDIA_TYPES, download_headers
 from shared.offices import describe
 from shared.rpc import RpcProxy
 from shared.tracking import case_id_for, normalise_tracking_code
@@ -46,12 +47,6 @@ log = logging.getLogger(__name__)
 # first lines) before being told to try again.
 INTAKE_TIMEOUT = 5.0
 READERS = ("staff", "ombudsman", "auditor", "admin")
-# The name a download is saved under: the attachment's id and the extension of its type
-# (never the citizen's own file name, which intake does not keep).
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
-              "image/heic": "heic", "application/pdf": "pdf", "audio/mp4": "m4a",
-              "audio/aac": "aac", "audio/ogg": "ogg", "audio/amr": "amr", "audio/mpeg": "mp3"}
-
 
 # -- the document ------------------------------------------------------------------
 
@@ -92,16 +87,6 @@ def attachments(tracking_code: str, submitted: dict) -> list[dict]:
         "thumbnail_url": attachment_url(tracking_code, a["attachment_id"], "thumbnail")
         if a["kind"] == "photo" and a.get("thumbnail", True) else None,
     } for a in submitted.get("attachments") or []]
-
-
-def download_headers(attachment_id: str, media_type: str, size: int) -> dict:
-    """A file's own type, saved rather than shown by the browser, never guessed at nor
-    kept in a cache on the way."""
-    extension = EXTENSIONS.get(media_type, "bin")
-    return {"Content-Type": media_type,
-            "Content-Disposition": f'attachment; filename="{attachment_id}.{extension}"',
-            "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
-            "Content-Length": str(size)}
 
 
 def case_file(case: Case, submitted: dict, office: dict, role: str) -> dict:
@@ -248,7 +233,7 @@ class CaseFiles:
         return self._open(case_id_for(code), principal)
 
     @endpoint("GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}", allow=READERS,
-              query=AttachmentQuery, produces=tuple(sorted(set(EXTENSIONS))),
+              query=AttachmentQuery, produces=MEDIA_TYPES,
               errors={410: "the citizen's personal data, this file with it, was erased",
                       503: "intake does not answer"})
     def read_attachment(self, request, tracking_code, attachment_id, principal, query):
