@@ -238,7 +238,7 @@ def test_hostile_files_are_refused_without_a_5xx_nor_a_swollen_intake(system):
     assert system.healthy("intake")
 
 
-def test_a_retry_with_the_same_key_is_the_same_file_recorded_once(system):
+def test_a_retry_with_the_same_key_is_the_same_file_recorded_once_and_another_file_refused(system):
     case = submit(system)
     data = photo()
     first = upload(system, case, data, **{"Idempotency-Key": "photo-1"})
@@ -246,6 +246,9 @@ def test_a_retry_with_the_same_key_is_the_same_file_recorded_once(system):
     assert first.status_code == again.status_code == 201, again.text
     assert first.json() == again.json()
     assert first.json()["attachment_id"] == str(uuid5(UUID(case["case_id"]), "attachment:photo-1"))
+    other = upload(system, case, photo(size=(80, 40)), **{"Idempotency-Key": "photo-1"})
+    assert other.status_code == 409, other.text
+    assert "another file" in other.json()["errors"]["Idempotency-Key"][0]
     assert len(added_events(system, case["case_id"])) == 1
 
 

@@ -14,10 +14,12 @@ the two leaves a row the sweep finishes (the event is there) or deletes (it is n
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import BinaryIO
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -43,6 +45,10 @@ DDL = (
         thumbnail_type text,
         parts int,
         thumbnail_parts int,
+        -- HMAC of the file as it was sent, under the case's key: a retry under the same
+        -- Idempotency-Key is told apart from another file, and nobody holding the
+        -- original (with its metadata) can confirm it was sent once the key is gone.
+        upload_digest text,
         stored_at timestamptz DEFAULT now(),
         recorded boolean NOT NULL DEFAULT false
     )""",
@@ -107,13 +113,14 @@ class Stored:
     parts: int
     thumbnail_parts: int
     recorded: bool
+    upload_digest: str | None = None
 
     @classmethod
     def of(cls, row: dict) -> Stored:
         return cls(row["attachment_id"], row["case_id"], row["kind"], row["media_type"],
                    row["size"], row["sha256"], tuple(row["removed"] or ()),
                    row["thumbnail_type"], row["parts"], row["thumbnail_parts"] or 0,
-                   row["recorded"])
+                   row["recorded"], row.get("upload_digest"))
 
     def described(self) -> dict:
         """The answer to an upload (201)."""
@@ -146,7 +153,18 @@ def try_lock(cursor, attachment_id: UUID) -> bool:
     return cursor.fetchone()["locked"]
 
 
-def store(cursor, key: bytes, case_id: UUID, attachment_id: UUID, cleaned: Cleaned) -> Stored:
+def upload_digest(key: bytes, source: BinaryIO) -> str:
+    """The HMAC of an upload as sent, read a part at a time."""
+    digest = hmac.new(key, b"ourvoice-upload:", hashlib.sha256)
+    source.seek(0)
+    while chunk := source.read(PART_BYTES):
+        digest.update(chunk)
+    source.seek(0)
+    return digest.hexdigest()
+
+
+def store(cursor, key: bytes, case_id: UUID, attachment_id: UUID, cleaned: Cleaned,
+          digest: str) -> Stored:
     """The row and every part, in the caller's transaction. Stored before (a retry), the
     row as it was stored then, and nothing is written."""
     lock(cursor, attachment_id)
@@ -156,12 +174,12 @@ def store(cursor, key: bytes, case_id: UUID, attachment_id: UUID, cleaned: Clean
     thumbnail = cleaned.thumbnail or b""
     cursor.execute(
         """INSERT INTO intake_attachments (attachment_id, case_id, kind, media_type, size,
-             sha256, removed, thumbnail_type, parts, thumbnail_parts)
-           VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)""",
+             sha256, removed, thumbnail_type, parts, thumbnail_parts, upload_digest)
+           VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)""",
         (attachment_id, case_id, cleaned.kind, cleaned.media_type, len(cleaned.data),
          hashlib.sha256(cleaned.data).hexdigest(), _json(cleaned.removed),
          cleaned.thumbnail_type if thumbnail else None, part_count(len(cleaned.data)),
-         part_count(len(thumbnail)) if thumbnail else 0),
+         part_count(len(thumbnail)) if thumbnail else 0, digest),
     )
     with cursor.copy("COPY intake_attachment_parts (attachment_id, variant, n, sealed) "
                      "FROM STDIN (FORMAT BINARY)") as copy:
@@ -269,13 +287,22 @@ class Files:
         self.db = db
         self.master = master
 
-    def store(self, case_id: UUID, attachment_id: UUID, cleaned: Cleaned) -> Stored:
+    def store(self, case_id: UUID, attachment_id: UUID, cleaned: Cleaned,
+              digest: str) -> Stored:
         """Raises Erased once the case's key is destroyed."""
         with self.db.transaction() as cursor:
             key = case_key(cursor, self.master, case_id)
             if key is None:
                 raise Erased("this case's personal data and files were erased")
-            return store(cursor, key, case_id, attachment_id, cleaned)
+            return store(cursor, key, case_id, attachment_id, cleaned, digest)
+
+    def digest(self, case_id: UUID, source: BinaryIO) -> str:
+        """The upload's HMAC under the case's key (made on first use); raises Erased."""
+        with self.db.transaction() as cursor:
+            key = case_key(cursor, self.master, case_id)
+        if key is None:
+            raise Erased("this case's personal data and files were erased")
+        return upload_digest(key, source)
 
     def row(self, attachment_id: UUID) -> Stored | None:
         with self.db.transaction() as cursor:

@@ -147,7 +147,8 @@ class Evidence:
     @endpoint("POST", "/v1/cases/{tracking_code}/attachments",
               allow=("citizen", "staff", "ombudsman"), upload=upload_limit,
               response=AttachmentStored, status=201, headers=IDEMPOTENCY_KEY,
-              errors={409: "the case is closed or withdrawn, or its data was erased",
+              errors={409: "the case is closed or withdrawn, or its data was erased, or the "
+                           "Idempotency-Key was used for another file",
                       410: "the case's personal data and files were erased",
                       413: "the file is too large, or the case holds all the files it takes",
                       415: "not a photo, a PDF or a voice note, or not a sound one",
@@ -161,12 +162,9 @@ class Evidence:
         if key is not None and not (1 <= len(key) <= 200):
             raise HttpError(400, {"Idempotency-Key": ["must be 1 to 200 characters"]})
         case, added_by = self._adder(tracking_code, principal)
-        # The same key names the same file: a retry finds what the first attempt stored.
+        # The same key names the same file: a retry finds what the first attempt stored,
+        # and another file under a key already used is refused, as a submission is.
         attachment_id = uuid5(case.id, f"attachment:{key}") if key else uuid4()
-        if case.attachment(str(attachment_id)) is not None:
-            stored = self._files().row(attachment_id)
-            if stored is not None:
-                return stored.described()
         now = datetime.now(UTC)
         files = self._files()
         stored = files.row(attachment_id)
@@ -176,17 +174,24 @@ class Evidence:
                                       self.limit.attachments, now)
             except NotAllowed as refused:
                 raise refusal(refused) from None
-            source = the_file(request)
-            try:
+        source = the_file(request)
+        try:
+            digest = files.digest(case.id, source)
+            if stored is not None:
+                if stored.upload_digest != digest:
+                    raise HttpError(409, {"Idempotency-Key": [
+                        "already used for another file of this case"]})
+                if case.attachment(str(attachment_id)) is not None:
+                    return stored.described()
+            else:
                 cleaned = clean(source, self.limit.files)
-            except evidence.Refused as refused:
-                raise HttpError(refused.status, {"file": [refused.message]}) from None
-            finally:
-                source.close()
-            try:
-                stored = files.store(case.id, attachment_id, cleaned)
-            except attachments.Erased as erased:
-                raise HttpError(410, {"_": [str(erased)]}) from None
+                stored = files.store(case.id, attachment_id, cleaned, digest)
+        except evidence.Refused as refused:
+            raise HttpError(refused.status, {"file": [refused.message]}) from None
+        except attachments.Erased as erased:
+            raise HttpError(410, {"_": [str(erased)]}) from None
+        finally:
+            source.close()
         return self._record(case, stored, added_by, principal, now)
 
     def _record(self, case: Case, stored: attachments.Stored, added_by: str,
