@@ -1,7 +1,7 @@
 """Intake: where a citizen's case enters, where the citizen follows it and adds to it,
 and the Open311 door to the same cases. The entrypoints are grouped by who calls them:
-the citizen's app (citizens.py), staff at an office desk (desk.py), whoever adds a file to a case (files.py), Open311
-clients (open311.py), other services (rpc.py);
+the citizen's app (citizens.py), staff at an office desk (desk.py), whoever adds a file
+to a case (files.py), Open311 clients (open311.py), other services (rpc.py);
 the use cases are intake's store's (application.py)."""
 
 from __future__ import annotations
