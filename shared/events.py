@@ -60,11 +60,16 @@ class CaseSubmitted(EventData):
     anonymous = fields.Boolean(required=True)
     # One of CHANNELS (office-desk: staff recorded it for the citizen); not checked on
     # reading, so that a channel added later does not stop older readers.
-    channel = fields.String(load_default="app")
+    channel = fields.String(load_default="app", metadata={
+        "description": "how the case came in: app, open311, sms, telegram or office-desk "
+                       "(staff recorded it for the citizen at an office's desk)"})
     # The office whose staff recorded the case at its desk (office-desk only), and whether
     # the case is about that office's own conduct: then it is never routed there.
-    recorded_by_office = fields.String(allow_none=True, load_default=None)
-    about_recording_office = fields.Boolean(load_default=False)
+    recorded_by_office = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "the office whose staff recorded the case at its desk; null otherwise"})
+    about_recording_office = fields.Boolean(load_default=False, metadata={
+        "description": "the case is about the recording office's own conduct: it is never "
+                       "routed nor transferred to that office"})
     rating = fields.Integer(allow_none=True, load_default=None)  # evaluations only
 
 
