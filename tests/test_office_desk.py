@@ -7,6 +7,7 @@ the channel."""
 import uuid
 
 import pytest
+import requests
 
 from tests.system import citizen_view, complaint, wait_until
 
@@ -39,8 +40,9 @@ def intake_cases(system) -> int:
 
 def record(system, service="intake", body=None, office=OFFICE, token=None, **headers):
     token = token or system.principal("staff", office)
-    return system.call("POST", service, f"/v1/offices/{office}/desk/cases", token,
-                       json=body if body is not None else desk_case(), headers=headers)
+    return requests.post(system.url(service, f"/v1/offices/{office}/desk/cases"),
+                         json=body if body is not None else desk_case(), timeout=30,
+                         headers={"Authorization": f"Bearer {token}", **headers})
 
 
 def test_staff_record_a_case_with_consent_and_the_citizen_follows_it(system):
