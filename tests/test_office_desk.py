@@ -8,7 +8,9 @@ import uuid
 
 import pytest
 import requests
+from nameko.exceptions import RemoteError
 
+from shared.config import SERVICES
 from tests.system import citizen_view, complaint, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -135,3 +137,16 @@ def test_the_report_counts_the_cases_by_channel(system):
         what="the desk's cases counted")
     assert set(found["by_channel"]) >= {"app", "open311", "sms", "telegram", "office-desk"}
     assert found["by_channel"]["office-desk"] == found["total"]
+
+
+def test_the_desks_rpc_answers_routing_alone_and_checks_what_it_is_given(system):
+    for caller in SERVICES:
+        if caller != "routing":
+            with pytest.raises(RemoteError, match="CallerRefused"):
+                system.rpc(caller, "intake", "record_at_desk", OFFICE, desk_case(), None)
+    refused = system.rpc("routing", "intake", "record_at_desk", OFFICE,
+                         desk_case(consent={"given": False, "how": "spoken"}), None)
+    assert refused["status"] == 400 and "consent.given" in refused["errors"]
+    unknown = system.rpc("routing", "intake", "record_at_desk", "commune-999999",
+                         desk_case(), None)
+    assert unknown["status"] == 404
