@@ -214,8 +214,8 @@ def step(state: dict | None, text: str, sender: str, linked: bool = False) -> Tu
     case they chose to be contacted about from this number, so that text outside a
     conversation is a message to that case (NEW starts a conversation all the same)."""
     text = nfc(text or "").strip()
-    if state is not None and state.get("v") != VERSION:
-        state = None  # kept by an older version: start afresh rather than misread it
+    if state is not None and (state.get("v") != VERSION or state.get("step") not in STEPS):
+        state = None  # kept by another version: start afresh rather than misread it
     language = state["lang"] if state and state.get("lang") else guess_language(text)
     words = text.casefold().split()
     said = " ".join(words)
@@ -389,6 +389,8 @@ def _confirm_step(state: dict, text: str, sender: str) -> Turn:
     number = _choice(text, 2)
     if number is None:
         return _ask(state, sender, hint=_choose(state, 2))
+    if state.get("contact") == "sender" and not _reachable(sender):
+        return _ask({**state, "step": "contact"}, sender)  # not the number it was
     if number == 2:
         fresh = {"v": VERSION, "id": secrets.token_hex(8), "lang": state["lang"], "step": "type"}
         return _ask(fresh, sender)

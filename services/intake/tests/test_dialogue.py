@@ -321,3 +321,21 @@ def test_short_replies():
     for turn in turns:
         listed = "\n9 " in turn.replies[0] or "\n0 More" in turn.replies[0]
         assert len(turn.replies[0]) <= (480 if listed else 320), turn.replies[0]
+
+
+ODD = ["", " ", "0", "00", "-1", "1.5", "១", "៥", "9" * 40, "\x00", "\u200b", "🙂", "a" * 5000,
+       "STATUS", "status a b c", "DONE", "រួចរាល់", "NEW", "ខេត្ត", "province", "?", "\n\n"]
+
+
+@pytest.mark.parametrize("at", range(len(CONVERSATION) + 1))
+def test_no_answer_breaks_the_conversation(at):
+    state = talk(CONVERSATION[:at])[-1].state if at else None
+    for text in ODD:
+        for sender in (PHONE, "", "not a number"):
+            turn = talk([text], sender=sender, state=state)[-1]
+            if turn.submit is not None:
+                SubmitCase().load(turn.submit)
+
+
+def test_an_unknown_step_starts_afresh():
+    assert talk(["hello"], state={"v": 1, "step": "somewhere"})[-1].state["step"] == "language"
