@@ -3,8 +3,8 @@ accounts the way operators make them (`ourvoice staff add`), log in, work the ol
 of their queue (ask the citizen with a template, read the answer, resolve with a
 template), record a case for a citizen at the office desk, and the ombudsman takes an
 appeal to its findings and closes it; a 409 is said in words, the language chosen is
-remembered, a phone's 360 px need no sideways scrolling. Screenshots of the queue and a case page, in Khmer, are left in
-build/screenshots/ to look at."""
+remembered, a phone's 360 px need no sideways scrolling. Screenshots of the queue and a
+case page, in Khmer, are left in build/screenshots/ to look at."""
 
 from __future__ import annotations
 
