@@ -25,6 +25,8 @@ SCHEMA_VERSION = 1
 EXCHANGE = "ourvoice.events"
 # The deadlines an office works to: to take a case up, and to resolve it.
 DEADLINES = ("acknowledge", "resolve")
+# The ways a case comes in (CaseSubmitted's channel).
+CHANNELS = ("app", "open311", "sms", "telegram", "office-desk")
 
 # Event ids are derived from where the event was stored, so a relay that publishes the
 # same stored event twice publishes the same event_id twice.
@@ -56,7 +58,18 @@ class CaseSubmitted(EventData):
     level = fields.String(validate=validate.OneOf(LEVELS))
     language = fields.String(required=True, validate=validate.OneOf(("km", "en")))
     anonymous = fields.Boolean(required=True)
-    channel = fields.String(load_default="app")  # app or open311
+    # One of CHANNELS (office-desk: staff recorded it for the citizen); not checked on
+    # reading, so that a channel added later does not stop older readers.
+    channel = fields.String(load_default="app", metadata={
+        "description": "how the case came in: app, open311, sms, telegram or office-desk "
+                       "(staff recorded it for the citizen at an office's desk)"})
+    # The office whose staff recorded the case at its desk (office-desk only), and whether
+    # the case is about that office's own conduct: then it is never routed there.
+    recorded_by_office = fields.String(allow_none=True, load_default=None, metadata={
+        "description": "the office whose staff recorded the case at its desk; null otherwise"})
+    about_recording_office = fields.Boolean(load_default=False, metadata={
+        "description": "the case is about the recording office's own conduct: it is never "
+                       "routed nor transferred to that office"})
     rating = fields.Integer(allow_none=True, load_default=None)  # evaluations only
 
 

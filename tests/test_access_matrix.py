@@ -47,6 +47,8 @@ ADMIN = only("admin")
 # A named account made by the `tokens` fixture, whose login anyone may try.
 MATRIX_LOGIN = {"username": "matrix.staff", "password": "the matrix's own password"}
 
+DESK_CASE = {**complaint(), "consent": {"given": True, "how": "spoken"}}
+
 # (service, method, path) -> (expected answer by caller, request body)
 MATRIX = {
     ("intake", "GET", "/health"): (PUBLIC, None),
@@ -67,6 +69,9 @@ MATRIX = {
     ("intake", "POST", "/v1/cases/{tracking_code}/attachments"): (
         only("citizen of this case", "staff of this office", "ombudsman"), None),
     ("intake", "GET", "/v1/cases/{tracking_code}/attachments/{attachment_id}"): (CITIZEN, None),
+    # Staff record a case for a citizen at their own office's desk (intake, and routing
+    # for the console); the ombudsman here is another office's.
+    ("intake", "POST", "/v1/offices/{office_id}/desk/cases"): (OFFICE_STAFF, DESK_CASE),
     ("intake", "GET", "/open311/v2/services.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/services/{service_code}.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/requests.json"): (PUBLIC, None),
@@ -105,6 +110,7 @@ MATRIX = {
     ("routing", "GET", "/v1/sessions/current"): (only(), None),
     ("routing", "DELETE", "/v1/sessions/current"): (only(), None),
     ("routing", "GET", "/v1/offices/{office_id}/staff"): (QUEUE, None),
+    ("routing", "POST", "/v1/offices/{office_id}/desk/cases"): (OFFICE_STAFF, DESK_CASE),
     ("notifications", "GET", "/health"): (PUBLIC, None),
     ("notifications", "GET", "/health/live"): (PUBLIC, None),
     ("notifications", "GET", "/health/ready"): (PUBLIC, None),

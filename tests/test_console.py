@@ -1,10 +1,10 @@
 """The staff console in a real headless browser, through the real services: staff get
 accounts the way operators make them (`ourvoice staff add`), log in, work the oldest case
 of their queue (ask the citizen with a template, read the answer, resolve with a
-template), and the ombudsman takes an appeal to its findings and closes it; a 409 is
-said in words, the language chosen is remembered, a phone's 360 px need no sideways
-scrolling. Screenshots of the queue and a case page, in Khmer, are left in
-build/screenshots/ to look at."""
+template), record a case for a citizen at the office desk, and the ombudsman takes an
+appeal to its findings and closes it; a 409 is said in words, the language chosen is
+remembered, a phone's 360 px need no sideways scrolling. Screenshots of the queue and a
+case page, in Khmer, are left in build/screenshots/ to look at."""
 
 from __future__ import annotations
 
@@ -513,3 +513,32 @@ def test_the_ombudsman_finds_the_appeal_records_findings_and_closes(system, brow
 
     token = log_out(browser)
     assert system.call("GET", "routing", "/v1/sessions/current", token).status_code == 401
+
+
+def test_staff_record_a_case_for_a_citizen_at_the_desk(system, browser, dara):
+    open_console(browser, system, "#/queue")
+    log_in(browser, "dara", "ពាក្យសម្ងាត់ថ្មីរបស់ដារ៉ា")
+    assert text(browser, "[data-part=desk]") == "កត់ត្រាករណីជំនួសពលរដ្ឋ"
+    before = drawn(browser)
+    click(browser, "[data-part=desk]")
+    view(browser, "desk", before)
+    assert browser.evaluate("document.querySelector('[name=commune]').value") == "120101"
+    fill(browser, "[data-form=desk] [name=category]", "water-supply")
+    fill(browser, "[data-form=desk] [name=description]", "មន្ត្រីឃុំសុំលុយ ទើបធ្វើលិខិតឱ្យ។")
+    click(browser, "[data-form=desk] [name=anonymous]")  # she gives her name and phone
+    fill(browser, "[data-form=desk] [name=name]", "សុខ ចាន់")
+    fill(browser, "[data-form=desk] [name=phone]", "012 345 678")
+    fill(browser, "[data-form=desk] [name=consent_how]", "signed form")
+    click(browser, "[data-form=desk] [name=about_this_office]")
+    click(browser, "[data-form=desk] [type=submit]")
+    assert browser.evaluate("!document.querySelector('[data-part=recorded]')")  # no consent yet
+    click(browser, "[data-form=desk] [name=consent]")
+    click(browser, "[data-form=desk] [type=submit]")
+    browser.wait_for("!!document.querySelector('[data-part=tracking-code]')", what="recorded")
+    case = {"tracking_code": text(browser, "[data-part=tracking-code]"),
+            "citizen_token": text(browser, "[data-part=citizen-token]")}
+    fits(browser, PHONE[0])
+    # About the commune office's own conduct: it is at the district ombudsman's, not here.
+    wait_until(lambda: (citizen_view(system, case)["office"] or {}).get("id") == OMBUDSMAN,
+               what="the case at the office above")
+    log_out(browser)

@@ -101,7 +101,8 @@ def test_volumes_by_type_category_channel_status_area_office_and_period(system):
     assert found["by_type"] == {"complaint": 3, "evaluation": 1, "support": 1}
     assert found["by_category"] == {"business-licences": 2, "civil-registration": 1,
                                     "water-supply": 2}
-    assert found["by_channel"] == {"app": 4, "open311": 1}
+    assert found["by_channel"] == {"app": 4, "open311": 1, "sms": 0, "telegram": 0,
+                                   "office-desk": 0}
     assert found["by_province"] == {"03": 5}
     assert found["by_district"] == {"0301": 3, "0302": 2}
     assert found["by_office"] == {"commune-030101": 2, "commune-030102": 1, "owso-0302": 2}

@@ -54,6 +54,7 @@ def expected_charts(report: dict) -> dict:
         "by_period": as_bars(report["by_period"]),
         "by_type": as_bars(report["by_type"]),
         "gender": as_bars(report["gender"]["totals"]),
+        "by_channel": as_bars(report["by_channel"]),
         "by_area": as_bars(report["by_district"] if report["filters"].get("province")
                            else report["by_province"]),
         "by_category": as_bars(report["by_category"]),

@@ -80,6 +80,28 @@ class Keys(Protocol):
         """Forget the case's key for good; returns the office the case is with."""
 
 
+@dataclass(frozen=True)
+class Desk:
+    """Who recorded a case at an office desk, and the citizen's consent to it."""
+
+    office_id: str
+    about_this_office: bool
+    consent_how: str
+    consent_at: datetime
+
+    def recorded(self) -> dict:
+        return {"recorded_by_office": self.office_id,
+                "about_recording_office": self.about_this_office,
+                "consent": {"how": self.consent_how, "at": self.consent_at.isoformat()}}
+
+    def fingerprinted(self) -> dict:
+        """What tells a retry from another case: not the instant of the consent, which
+        a retry gives anew."""
+        return {"recorded_by_office": self.office_id,
+                "about_recording_office": self.about_this_office,
+                "consent": self.consent_how}
+
+
 class UsedForAnother(NotAllowed):
     """The Idempotency-Key was used for a different submission."""
 
@@ -115,11 +137,13 @@ class Intake(CaseStore):
     # -- submission ------------------------------------------------------------------
     def submit(self, payload: dict, channel: str, idempotency_key: str | None, keys: Keys,
                record_new: Callable[[Case], bool] | None = None,
-               media_url: str | None = None) -> dict:
+               media_url: str | None = None, desk: Desk | None = None) -> dict:
         """Record a new case from a checked submission (SubmitCase). A retry under the
         same Idempotency-Key answers as the first attempt did; `record_new` records the
-        case together with others submitted at the same moment."""
+        case together with others submitted at the same moment. `desk` says which office
+        recorded it for the citizen, with their consent."""
         record_new = record_new or self._record_new
+        recorded = desk.recorded() if desk else {}
         complainant = payload["complainant"]
         contact = {f: complainant[f] for f in CONTACT_FIELDS if complainant.get(f)}
         category = categories()[payload["category"]]
@@ -139,11 +163,14 @@ class Intake(CaseStore):
                 gender=complainant["gender"],
                 rating=payload.get("rating"),
                 citizen_token_hash=issued.citizen_token_hash,
-                fingerprint=fingerprint({"channel": channel, **payload}),
+                fingerprint=fingerprint({"channel": channel, **payload,
+                                         **desk.fingerprinted()} if desk else
+                                        {"channel": channel, **payload}),
                 channel=channel,
                 sensitive=category.sensitive,
                 consent_to_contact=complainant["consent_to_contact"],
                 sealed_contact=issued.sealed_contact,
+                **recorded,
             )
             if media_url:  # recorded with the submission, in the same append
                 case.refer_to_media(media_url)

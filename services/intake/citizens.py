@@ -73,10 +73,10 @@ class Citizens:
         return self._submit(payload, key, channel="app")
 
     def _submit(self, payload: dict, idempotency_key: str | None, channel: str,
-                media_url: str | None = None) -> dict:
+                media_url: str | None = None, desk=None) -> dict:
         try:
             return self.store.submit(payload, channel, idempotency_key, self._keys(),
-                                     self.new_cases.record_new, media_url=media_url)
+                                     self.new_cases.record_new, media_url=media_url, desk=desk)
         except access.Unauthenticated:
             raise HttpError(409, {"Idempotency-Key": [
                 "this submission's token was signed with a secret no longer in use; "

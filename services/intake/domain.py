@@ -116,6 +116,11 @@ class Case(Aggregate):
         sensitive: bool = False,
         consent_to_contact: bool = False,
         sealed_contact: str | None = None,  # name, phone, email: ciphertext only
+        # Recorded by staff at an office desk: which office, whether the case is about
+        # that office's own conduct, and the citizen's consent ({"how", "at"}).
+        recorded_by_office: str | None = None,
+        about_recording_office: bool = False,
+        consent: dict | None = None,
     ) -> None:
         self.tracking_code = context["tracking_code"]
         self.commune = context["commune"]
@@ -132,6 +137,11 @@ class Case(Aggregate):
         self.sensitive = sensitive
         self.consent_to_contact = consent_to_contact
         self.sealed_contact = sealed_contact
+        # Private, like the files: cases replayed from events stored before the desk
+        # keep the same public state (services/intake/tests/test_stored_events.py).
+        self._desk = {"recorded_by_office": recorded_by_office,
+                      "about_recording_office": about_recording_office,
+                      "consent": consent} if recorded_by_office else None
         self.messages: list[dict] = []
         self.answered: list[str] = []  # ids of the office's questions already answered
         self.feedback: list[dict] = []
@@ -148,6 +158,20 @@ class Case(Aggregate):
                    "office_id": office_id}
         # A sensitive case's public events carry no words and travel apart (shared.events).
         return {**context, "sensitive": True} if self.sensitive else context
+
+    @property
+    def recorded_by_office(self) -> str | None:
+        """The office whose staff recorded the case at its desk, if any."""
+        return self._desk["recorded_by_office"] if self._desk else None
+
+    @property
+    def about_recording_office(self) -> bool:
+        return bool(self._desk and self._desk["about_recording_office"])
+
+    @property
+    def consent(self) -> dict | None:
+        """How and when the citizen consented to the desk recording the case."""
+        return self._desk["consent"] if self._desk else None
 
     @property
     def attachments(self) -> list[dict]:

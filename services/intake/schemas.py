@@ -181,6 +181,30 @@ class SubmitCase(Strict):
             raise ValidationError(errors)
 
 
+CONSENT_HOW = ("spoken", "signed form")
+
+
+class DeskConsent(Strict):
+    """The citizen's consent to have the case recorded for them, and how it was given."""
+
+    given = Flag(required=True, metadata={"example": True})
+    how = fields.String(required=True, validate=validate.OneOf(CONSENT_HOW),
+                        metadata={"example": "spoken"})
+
+    @validates("given")
+    def must_be_given(self, value: bool, **_) -> None:
+        if value is not True:
+            raise ValidationError("staff record a case only with the citizen's consent")
+
+
+class DeskCase(SubmitCase):
+    """A case staff record at the office desk for a citizen who came in or called."""
+
+    consent = fields.Nested(DeskConsent, required=True)
+    # The case is about this office's own conduct: it must go to the office above.
+    about_this_office = Flag(load_default=False, metadata={"example": False})
+
+
 class Message(Strict):
     text = Text(required=True, validate=validate.Length(min=1, max=DESCRIPTION_MAX))
 

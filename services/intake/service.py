@@ -1,7 +1,7 @@
 """Intake: where a citizen's case enters, where the citizen follows it and adds to it,
 and the Open311 door to the same cases. The entrypoints are grouped by who calls them:
-the citizen's app (citizens.py), whoever adds a file to a case (files.py), Open311
-clients (open311.py), other services (rpc.py);
+the citizen's app (citizens.py), staff at an office desk (desk.py), whoever adds a file
+to a case (files.py), Open311 clients (open311.py), other services (rpc.py);
 the use cases are intake's store's (application.py)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from services.intake.appends import NewCases
 from services.intake.application import NOT_YET_VIEWED, Intake
 from services.intake.citizens import Citizens
 from services.intake.commands import COMMANDS
+from services.intake.desk import OfficeDesk
 from services.intake.files import Evidence
 from services.intake.limits import IntakeLimitsProvider
 from services.intake.migrations import MIGRATIONS
@@ -27,7 +28,7 @@ from shared.web import HealthAndSpec
 __all__ = ["Intake", "Service"]
 
 
-class Service(Citizens, Evidence, Open311, Rpc, HealthAndSpec):
+class Service(Citizens, OfficeDesk, Evidence, Open311, Rpc, HealthAndSpec):
     name = "intake"
     title = "Our Voice intake"
     commands = COMMANDS

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from services.reporting.disclosure import SMALL, Sum, hidden_cells
+from shared.events import CHANNELS
 
 SENSITIVE = "sensitive"
 CASES = "cases"
@@ -156,6 +157,12 @@ class Reader:
                         if k[:3] == (self.area, self.office, section) and k[3]})
         return {value: self.cell(section, value) for value in found}
 
+    def channels(self) -> dict:
+        """Every way in, none left out for having no case (a zero gives nothing away),
+        each held back like any other cell."""
+        return {**{channel: self.cell("channel", channel) for channel in CHANNELS},
+                **self.values("channel")}
+
     def _shown_base(self, section: str) -> bool:
         base = self.cell(section)
         return base is not HIDDEN and base >= self.base
@@ -195,7 +202,7 @@ class Reader:
         return {
             "total": total,
             "by_type": self.values("type"), "by_category": self.values("category"),
-            "by_channel": self.values("channel"), "by_status": self.values("status"),
+            "by_channel": self.channels(), "by_status": self.values("status"),
             "by_province": self.places(2), "by_district": self.places(4),
             "by_office": offices, "by_period": {month: total},
             "gender": {"totals": {g: self.cell("gender", g) for g in GENDERS}},

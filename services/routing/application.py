@@ -93,12 +93,14 @@ class Routing(CaseStore):
     def route(self, case_id: UUID, tracking_code: str, commune: str, case_type: str,
               category: str, level: str | None, received_at: datetime, language: str,
               redirect: Callable[[str], str] = lambda office: office,
-              tracking: Tracking | None = None) -> Case:
-        """A submitted case goes to its office; `redirect` follows the directory's merges."""
+              tracking: Tracking | None = None, excluded_office: str | None = None) -> Case:
+        """A submitted case goes to its office; `redirect` follows the directory's merges;
+        a case about the office that recorded it never goes to that office."""
         case = Case.route(case_id=case_id, tracking_code=tracking_code, commune=commune,
                           case_type=case_type, category=category_of(category, level),
                           received_at=received_at, language=language,
-                          policies=self.deadline_policies, redirect=redirect)
+                          policies=self.deadline_policies, redirect=redirect,
+                          excluded_office=excluded_office)
         self.record(case, tracking=tracking)
         return case
 
@@ -112,7 +114,9 @@ class Routing(CaseStore):
                        commune=event["location"]["commune"], case_type=event["data"]["type"],
                        category=event["data"]["category"], level=event["data"].get("level"),
                        received_at=event["occurred_at"], language=event["data"]["language"],
-                       redirect=redirect, tracking=tracking)
+                       redirect=redirect, tracking=tracking,
+                       excluded_office=event["data"].get("recorded_by_office")
+                       if event["data"].get("about_recording_office") else None)
             return
         try:
             case = self.case(event["case_id"])

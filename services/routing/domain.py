@@ -54,6 +54,15 @@ def choose_office(category: Category, commune: str) -> tuple[str, str]:
     return office_id("owsu", province), "category-level"
 
 
+def above_excluded(office: str, excluded: str | None) -> str | None:
+    """The office above `office` on the escalation ladder, passing over `excluded`, the
+    office a case is about (an ombudsman recording a case against itself)."""
+    above = ombudsman_above(office)
+    if above is not None and above == excluded:
+        above = ombudsman_above(above)
+    return above
+
+
 def deadlines_for(policy: Policy, start: datetime, which=DEADLINES) -> dict:
     """The recorded form of deadlines: due and warning instants, and the calendar."""
     return {
@@ -88,7 +97,8 @@ class Case(Aggregate):
     # -- arrival -------------------------------------------------------------------
     @event("CaseRouted")
     def __init__(self, case_id: UUID, context: dict, office_id: str, reason: str, type: str,
-                 category: str, deadlines: dict, language: str | None = None) -> None:
+                 category: str, deadlines: dict, language: str | None = None,
+                 excluded_office: str | None = None) -> None:
         self.tracking_code = context["tracking_code"]
         self.commune = context["commune"]
         self.office_id = office_id
@@ -112,6 +122,9 @@ class Case(Aggregate):
         self._set_deadlines(deadlines)
         # The citizen's language; None for cases routed before routing kept it.
         self.language = language
+        # The office the case is about, which recorded it at its desk: it never has the
+        # case (None for every other case, and for cases routed before the desk).
+        self.excluded_office = excluded_office
         self.assignee: str | None = None
         # What the case file shows, each with who and when (see _remember).
         self.questions: list[dict] = []
@@ -125,17 +138,22 @@ class Case(Aggregate):
     @classmethod
     def route(cls, case_id: UUID, tracking_code: str, commune: str, case_type: str,
               category: Category, received_at: datetime, policies: Policies,
-              redirect=lambda office: office, language: str | None = None) -> Case:
-        """`redirect` follows the directory's merges (an office merged into another)."""
+              redirect=lambda office: office, language: str | None = None,
+              excluded_office: str | None = None) -> Case:
+        """`redirect` follows the directory's merges (an office merged into another).
+        `excluded_office` is the office a case recorded at its own desk is about: the
+        case goes to the office above it instead, and never comes back to it."""
         office, reason = choose_office(category, commune)
         office = redirect(office)
+        if excluded_office is not None and office == excluded_office:
+            office, reason = above_excluded(office, excluded_office), "about-recording-office"
         policy = policies.for_case(case_type, category.code, is_ombudsman(office))
         return cls(
             case_id=case_id,
             context=context_of(tracking_code, commune, office, category.sensitive),
             office_id=office, reason=reason, type=case_type, category=category.code,
             deadlines=deadlines_for(policy, received_at) if case_type != EVALUATION else {},
-            language=language,
+            language=language, excluded_office=excluded_office,
         )
 
     @property
@@ -310,6 +328,9 @@ class Case(Aggregate):
         self._require(not is_ombudsman(to_office), "an ombudsman takes a case by escalation, "
                                                   "not by transfer: use escalate")
         self._require(to_office != self.office_id, "the case is already at that office")
+        self._require(to_office != self.excluded_office,
+                      "this case is about that office's own conduct, recorded at its desk: "
+                      "it is never handled there")
         deadlines = {}
         if self.type != EVALUATION:
             policy = policies.for_case(self.type, self.category, at_ombudsman=False)
@@ -445,7 +466,7 @@ class Case(Aggregate):
 
     def escalate(self, reason: str, now: datetime, policies: Policies,
                  explanation: str | None = None, by: str | None = None) -> None:
-        above = ombudsman_above(self.office_id)
+        above = above_excluded(self.office_id, self.excluded_office)
         if above is None:
             return  # national is the last level: the breach stays on record
         policy = policies.for_case(self.type, self.category, at_ombudsman=True)

@@ -3,7 +3,7 @@ API, which its OpenAPI document is made from."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.routing.readmodels import QUEUE_STATUSES
 from shared.categories import CASE_TYPES
@@ -60,6 +60,32 @@ class Findings(Strict):
 
 class Nothing(Strict):
     pass
+
+
+class DeskCase(Schema):
+    """A case staff record for a citizen, passed on to intake as it came: intake checks
+    it (the fields of its POST /v1/cases, the citizen's consent, about_this_office)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True, validate=validate.OneOf(CASE_TYPES))
+    category = fields.String(required=True)
+    description = fields.String()
+    location = fields.Dict(required=True)
+    language = fields.String()
+    complainant = fields.Dict()
+    rating = fields.Raw()
+    consent = fields.Dict(required=True, metadata={
+        "description": '{"given": true, "how": "spoken" or "signed form"}'})
+    about_this_office = fields.Raw()
+
+
+class DeskRecorded(Schema):
+    case_id = fields.UUID(required=True)
+    tracking_code = fields.String(required=True)
+    citizen_token = fields.String(required=True)
+    status = fields.String(required=True)
 
 
 class Assign(Strict):

@@ -3,8 +3,9 @@ takes what is late or appealed to the ombudsman.
 
 The nameko adapter: the entrypoints, by caller, are in the mixins (actions.py for the
 office's commands, casefile.py for what it reads, sessions.py for staff logins,
-console.py for the console's files, rpc.py for other services); here are what intake's
-events and the clock start, and the directory they all read."""
+console.py for the console's files, desk.py for cases staff record for citizens,
+rpc.py for other services); here are what intake's events and the clock start, and the
+directory they all read."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from services.routing.application import NotRoutedYet, Routing, policies
 from services.routing.casefile import CaseFiles
 from services.routing.commands import COMMANDS
 from services.routing.console import Console
+from services.routing.desk import Desk
 from services.routing.directory import amended, base_directory, follow_merges
 from services.routing.rpc import Answers
 from services.routing.schemas import OfficeOut, OfficesQuery
@@ -47,7 +49,7 @@ def name_matches(office, words: str) -> bool:
                for name in (office.name_en, office.name_km))
 
 
-class Service(Actions, CaseFiles, Sessions, Console, Answers, HealthAndSpec):
+class Service(Actions, CaseFiles, Desk, Sessions, Console, Answers, HealthAndSpec):
     name = "routing"
     title = "Our Voice routing"
     commands = COMMANDS

@@ -2,15 +2,17 @@
 the view and the clock are stand-ins, as the service's adapters would pass them."""
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
+from marshmallow import ValidationError
 
-from services.intake.application import CaseChanged, Intake, Issued, UsedForAnother
+from services.intake.application import CaseChanged, Desk, Intake, Issued, UsedForAnother
 from services.intake.domain import MessageLimits, NotAllowed, TooManyMessages
-from services.intake.schemas import SubmitCase
+from services.intake.schemas import DeskCase, SubmitCase
+from shared.events import public_event
 
 SUBMISSION = {"type": "complaint", "category": "water-supply", "description": "គ្មានទឹក",
               "location": {"commune": "120101"}, "language": "km"}
@@ -168,3 +170,42 @@ def test_erasure_revokes_the_tokens_destroys_the_key_and_is_recorded_once():
     assert store.case_by_id(known).personal_data == "erased" and known in keys.erased
     with pytest.raises(AggregateNotFoundError):
         store.erase_personal_data(UUID(int=1), "dpo", keys)
+
+
+def test_a_case_recorded_at_a_desk_keeps_the_office_the_consent_and_what_it_is_about():
+    store, keys = intake(), Keys()
+    desk = Desk("commune-120101", True, "signed form", datetime(2026, 11, 2, 9, tzinfo=UTC))
+    payload = {**SUBMISSION, "consent": {"given": True, "how": "signed form"},
+               "about_this_office": True}
+    checked = DeskCase().load(payload)
+    assert checked["consent"]["how"] == "signed form" and checked["about_this_office"] is True
+    submission = {k: v for k, v in checked.items() if k not in ("consent", "about_this_office")}
+    first = store.submit(submission, "office-desk", "desk-1", keys, desk=desk)
+    case = store.case_by_id(first["case_id"])
+    assert (case.channel, case.recorded_by_office, case.about_recording_office) == (
+        "office-desk", "commune-120101", True)
+    assert case.consent == {"how": "signed form", "at": "2026-11-02T09:00:00+00:00"}
+    # A retry a minute later is the same case: the moment of consent is not compared.
+    later = Desk("commune-120101", True, "signed form", desk.consent_at + timedelta(minutes=1))
+    assert store.submit(submission, "office-desk", "desk-1", keys, desk=later) == first
+    with pytest.raises(UsedForAnother):
+        store.submit(submission, "office-desk", "desk-1", keys,
+                     desk=Desk("commune-120101", False, "spoken", desk.consent_at))
+    event = next(iter(store.events.get(case.id)))
+    data = public_event("intake", 1, event)["data"]
+    assert (data["channel"], data["recorded_by_office"], data["about_recording_office"]) == (
+        "office-desk", "commune-120101", True)
+    assert "consent" not in data
+
+
+@pytest.mark.parametrize("consent, error", [
+    (None, "Missing data for required field."),
+    ({"given": False, "how": "spoken"}, "staff record a case only with the citizen's consent"),
+    ({"given": True, "how": "nodded"}, "Must be one of: spoken, signed form."),
+])
+def test_a_desk_case_needs_the_citizens_consent(consent, error):
+
+    payload = {**SUBMISSION, **({"consent": consent} if consent is not None else {})}
+    with pytest.raises(ValidationError) as refused:
+        DeskCase().load(payload)
+    assert error in str(refused.value.messages)

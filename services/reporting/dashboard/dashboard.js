@@ -11,6 +11,8 @@ const WORDS = {
     district: "ស្រុក/ខណ្ឌ", from: "ចាប់ពីថ្ងៃ", to: "ដល់ថ្ងៃ (មិនរាប់បញ្ចូល)", period: "រយៈពេល",
     all: "ទាំងអស់", month: "ខែ", week: "សប្តាហ៍", day: "ថ្ងៃ", year: "ឆ្នាំ",
     by_period: "ករណីតាមរយៈពេល", by_type: "ករណីតាមប្រភេទ", gender: "ករណីតាមភេទ",
+    by_channel: "ករណីតាមមធ្យោបាយដាក់ពាក្យ", app: "កម្មវិធីទូរស័ព្ទ", open311: "Open311",
+    sms: "សារ SMS", telegram: "តេឡេក្រាម", "office-desk": "នៅការិយាល័យ",
     by_area: "ករណីតាមខេត្ត/រាជធានី", by_area_district: "ករណីតាមស្រុក/ខណ្ឌ",
     by_category: "ករណីតាមសេវា", escalations: "ការបញ្ជូនទៅអង្គភាពទទួលបណ្តឹង",
     total: "ករណីសរុប", acknowledged: "បានទទួលស្គាល់ទាន់ពេល",
@@ -34,6 +36,8 @@ const WORDS = {
     from: "From", to: "Until (not included)", period: "Period", all: "All",
     month: "Month", week: "Week", day: "Day", year: "Year",
     by_period: "Cases by period", by_type: "Cases by type", gender: "Cases by gender",
+    by_channel: "Cases by way in", app: "App", open311: "Open311", sms: "SMS",
+    telegram: "Telegram", "office-desk": "At an office desk",
     by_area: "Cases by province", by_area_district: "Cases by district",
     by_category: "Cases by service", escalations: "Escalations to the ombudsman",
     total: "Cases", acknowledged: "Acknowledged on time", resolved: "Resolved on time",
@@ -265,6 +269,7 @@ function draw() {
   barChart(chart("by_period"), sorted(report.by_period), (key) => key);
   barChart(chart("by_type"), sorted(report.by_type));
   barChart(chart("gender"), report.gender ? sorted(report.gender.totals) : []);
+  barChart(chart("by_channel"), sorted(report.by_channel || {}));
   barChart(chart("by_area"), sorted(byArea), placeName);
   barChart(chart("by_category"), sorted(report.by_category), categoryName);
   barChart(chart("escalations"), sorted(report.escalations.by_reason));

@@ -85,3 +85,20 @@ def test_a_scorecard_hides_what_its_counts_hide_and_auditors_see_it_whole():
     punctual = Reader(table(facts, suppress=False), office="commune-120109",
                       whole=True).scorecard()
     assert punctual["on_time_share"] == 1.0
+
+
+def test_every_channel_is_counted_and_a_small_one_held_back_like_gender():
+    cases = [Fact("1201", "o1", "cases") for _ in range(12)]
+    channels = [Fact("1201", "o1", "channel", "app") for _ in range(7)]
+    channels += [Fact("1201", "o1", "channel", "sms") for _ in range(3)]
+    channels += [Fact("1201", "o1", "channel", "office-desk") for _ in range(2)]
+    facts = cases + channels
+    public = Reader(table(facts), "1201").report("2026-11")["by_channel"]
+    assert list(public) == ["app", "open311", "sms", "telegram", "office-desk"]
+    assert (public["open311"], public["telegram"]) == (0, 0)  # none: nothing to hide
+    assert public["sms"] is HIDDEN and public["office-desk"] is HIDDEN
+    # Two small cells hidden together: the seven beside the total then tells neither.
+    assert public["app"] == 7
+    whole = Reader(table(facts, suppress=False), "1201", whole=True).report("2026-11")
+    assert whole["by_channel"] == {"app": 7, "open311": 0, "sms": 3, "telegram": 0,
+                                   "office-desk": 2}

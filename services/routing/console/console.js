@@ -129,8 +129,8 @@ class Refusal extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+async function api(method, path, body, extra = {}) {
+  const headers = { Accept: "application/json", ...extra };
   if (state.session) headers.Authorization = `Bearer ${state.session.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -222,6 +222,7 @@ function route() {
   if (!state.session) return logInView();
   if (parts[0] === "cases" && parts[1]) return caseView(decodeURIComponent(parts[1]));
   if (parts[0] === "queue") return queueView(new URLSearchParams(query));
+  if (parts[0] === "desk") return deskView();
   return go("#/queue");
 }
 
@@ -355,6 +356,10 @@ function drawQueue(params, office, queue) {
   toggle("overdue"), toggle("due_soon"),
   account.office_id ? toggle("mine") : null);
   const parts = [el("h2", { text: heading }), findByCode()];
+  if (account.office_id && office === account.office_id) {
+    parts.push(el("p", { class: "desk-link" }, el("a", { href: "#/desk", class: "button",
+      "data-part": "desk", text: word("desk.open") })));
+  }
   if (!account.office_id) {
     parts.push(officePicker((picked) => go(withParams(params, { office: picked.id, cursor: null }))));
   }
@@ -432,6 +437,107 @@ function findByCode() {
   el("label", {}, el("span", { text: word("tracking_code") }),
     el("input", { name: "tracking_code", autocapitalize: "characters", spellcheck: "false" })),
   el("button", { type: "submit", text: word("open") }));
+}
+
+// -- the office desk: a case recorded for a citizen who came in or called ------------
+const GENDERS = ["undisclosed", "female", "male", "other"];
+const CONSENT_WAYS = ["spoken", "signed form"];
+
+// One key per form drawn: sending it twice (a double click, a retry after a network
+// error) records one case.
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function deskView() {
+  const office = state.session.account.office_id;
+  if (!office) return go("#/queue");
+  await officeName(office).catch(() => {});
+  state.draw = () => drawDesk(office, newKey());
+  state.draw();
+}
+
+function deskBody(form) {
+  const typed = values(form);
+  const anonymous = form.elements.anonymous.checked;
+  const complainant = { anonymous, gender: typed.gender };
+  if (!anonymous) {
+    if (typed.name) complainant.name = typed.name;
+    if (typed.phone) complainant.phone = typed.phone;
+  }
+  const body = { type: typed.type, category: typed.category, language: typed.language,
+    location: { commune: typed.commune }, complainant,
+    consent: { given: form.elements.consent.checked, how: typed.consent_how },
+    about_this_office: form.elements.about_this_office.checked };
+  if (typed.description) body.description = typed.description;
+  if (typed.type === "evaluation" && typed.rating) body.rating = Number(typed.rating);
+  return body;
+}
+
+function drawDesk(office, key) {
+  const field = (name, control) => el("label", {}, el("span", { text: word(`desk.${name}`) }),
+    control);
+  const check = (name, extra = {}) => el("label", { class: "check" },
+    el("input", { type: "checkbox", name, ...extra }),
+    el("span", { text: word(`desk.${name}`) }));
+  const select = (name, options, extra = {}) => el("select", { name, ...extra },
+    options.map(([value, text]) => el("option", { value, text })));
+  const categories = Object.entries(state.words[state.language].categories)
+    .sort((a, b) => a[1].localeCompare(b[1], state.language));
+  const commune = office.startsWith("commune-") ? office.slice("commune-".length) : "";
+  const problem = el("p", { class: "problem", "data-part": "problem" });
+  const form = el("form", { class: "card desk", "data-form": "desk", onsubmit: async (sent) => {
+    sent.preventDefault();
+    problem.textContent = "";
+    try {
+      const recorded = await api("POST", `/v1/offices/${encodeURIComponent(office)}/desk/cases`,
+        deskBody(form), { "Idempotency-Key": key });
+      notify("done", "success");
+      drawRecorded(recorded);
+    } catch (refusal) {
+      if (!(refusal instanceof Refusal)) throw refusal;
+      problem.textContent = refusal.reason || word(refusal.status === 0 ? "unavailable"
+        : refusal.status === 403 ? "not_allowed" : "invalid");
+    }
+  } },
+  el("h2", { text: word("desk.heading", { office: named(state.offices[office]) || office }) }),
+  el("p", { class: "hint", text: word("desk.hint") }),
+  el("label", {}, el("span", { text: word("type") }),
+    select("type", TYPES.map((t) => [t, word(`types.${t}`)]))),
+  el("label", {}, el("span", { text: word("category") }), select("category", categories)),
+  field("commune", el("input", { name: "commune", required: true, pattern: "[0-9]{6}",
+    inputmode: "numeric", maxlength: "6", value: commune })),
+  field("description", el("textarea", { name: "description", rows: 5, maxlength: 4000 })),
+  field("rating", el("input", { name: "rating", type: "number", min: "1", max: "5" })),
+  field("language", select("language", ["km", "en"].map((l) => [l, word(`languages.${l}`)]))),
+  check("anonymous", { checked: true, onchange: (changed) => {
+    for (const name of ["name", "phone"]) form.elements[name].disabled = changed.target.checked;
+  } }),
+  field("name", el("input", { name: "name", maxlength: "200", disabled: true })),
+  field("phone", el("input", { name: "phone", type: "tel", maxlength: "30", disabled: true })),
+  field("gender", select("gender", GENDERS.map((g) => [g, word(`desk.genders.${g}`)]))),
+  check("consent", { required: true }),
+  field("consent_how", select("consent_how",
+    CONSENT_WAYS.map((w) => [w, word(`desk.consent_ways.${w}`)]))),
+  check("about_this_office"),
+  problem,
+  el("button", { type: "submit", class: "primary", text: word("desk.record") }));
+  show("desk", backLink(), form);
+}
+
+function drawRecorded(recorded) {
+  state.draw = () => drawRecorded(recorded);
+  show("desk", backLink(), el("section", { class: "card desk", "data-part": "recorded" },
+    el("p", { text: word("desk.recorded") }),
+    el("dl", {},
+      el("dt", { text: word("tracking_code") }),
+      el("dd", { class: "code", "data-part": "tracking-code", text: recorded.tracking_code }),
+      el("dt", { text: word("desk.token") }),
+      el("dd", { class: "token", "data-part": "citizen-token", text: recorded.citizen_token })),
+    el("p", {}, el("a", { href: `#/cases/${recorded.case_id}`, text: word("open") }), " · ",
+      el("a", { href: "#/desk", onclick: (clicked) => { clicked.preventDefault(); deskView(); },
+        text: word("desk.another") }))));
 }
 
 // An office's name, from the directory's few offices of its kind and area (its id says

@@ -199,3 +199,15 @@ def test_the_sweep_warns_then_breaches_and_escalates(routing):
     routing.check_deadlines([case_id], T0 + timedelta(hours=2))
     assert kinds(routing, case_id)[-2:] == ["SlaBreached", "CaseEscalated"]
     assert routing.case(case_id).status == "escalated"
+
+
+def test_a_case_recorded_at_a_desk_about_that_office_goes_above_it(routing):
+    case_id, other = uuid.uuid4(), uuid.uuid4()
+    routing.take(submitted(case_id, channel="office-desk", recorded_by_office=OFFICE,
+                           about_recording_office=True))
+    case = routing.case(case_id)
+    assert (case.office_id, case.excluded_office) == ("district-ombudsman-1201", OFFICE)
+    # Recorded at the desk, but about someone else: routed as any other.
+    routing.take(submitted(other, channel="office-desk", recorded_by_office=OFFICE,
+                           about_recording_office=False))
+    assert (routing.case(other).office_id, routing.case(other).excluded_office) == (OFFICE, None)

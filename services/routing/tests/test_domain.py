@@ -325,3 +325,39 @@ def test_a_transfer_leaves_the_assignee_behind(policies):
     assert case.assignee is None
     assert case.transfer_log[0]["reason"] == "not ours"
     assert replayed(case).assignee is None
+
+
+# -- a case recorded at an office desk about that office's own conduct ---------------
+def about_its_office(policies, category="water-supply", office="commune-120101"):
+    return Case.route(uuid.uuid4(), "K7M2P-9QX4R", "120101", "complaint",
+                      categories()[category], T0, policies, excluded_office=office)
+
+
+def test_a_case_about_the_recording_office_goes_to_the_office_above_it(policies):
+    case = about_its_office(policies)
+    assert (case.office_id, case.reason, case.status) == (
+        "district-ombudsman-1201", "about-recording-office", "escalated")
+    assert replayed(case).excluded_office == "commune-120101"
+    district = about_its_office(policies, "construction-permits", "owso-1201")
+    assert district.office_id == "district-ombudsman-1201"
+
+
+def test_a_case_about_another_office_than_its_own_is_routed_as_usual(policies):
+    case = about_its_office(policies, "construction-permits", office="commune-120101")
+    assert (case.office_id, case.reason) == ("owso-1201", "category-level")
+
+
+def test_a_case_about_the_recording_office_is_never_transferred_to_it(policies):
+    case = about_its_office(policies, "construction-permits", office="owso-1202")
+    with pytest.raises(InvalidTransition, match="about that office's own conduct"):
+        case.transfer("owso-1202", "theirs", by="s", now=T0, policies=policies)
+    assert (case.office_id, case.transfers) == ("owso-1201", 0)
+    case.transfer("owso-1203", "theirs", by="s", now=T0, policies=policies)
+    assert case.office_id == "owso-1203"
+
+
+def test_an_ombudsman_recording_a_case_about_itself_is_passed_over_when_escalating(policies):
+    case = about_its_office(policies, office="district-ombudsman-1201")
+    assert case.office_id == "commune-120101"
+    case.check_deadlines(T0 + timedelta(days=60), policies)
+    assert case.office_id == "provincial-ombudsman-12"
