@@ -600,6 +600,9 @@ def openapi_document(service_class: type, title: str) -> dict:
                 "content": {"application/json": {
                     "schema": route["body"] or route["signed_body"]}},
             }
+        if route.get("signed_body") is not None:
+            # Read only once its signature holds: without one, any body is a 401.
+            operation["x-signed-body"] = True
         if route.get("form") is not None:
             operation["requestBody"] = {
                 "required": True,

@@ -48,7 +48,7 @@ from shared.limits import retry_after
 from shared.offices import describe
 from shared.phones import NotAPhoneNumber, e164
 from shared.settings import settings
-from shared.web import HttpError, endpoint, field_errors
+from shared.web import MAX_JSON_DEPTH, HttpError, endpoint, field_errors, nested_too_deep
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +304,16 @@ def signed(secret: str, body: bytes, signature: str | None) -> bool:
                                                          signature.strip().encode())
 
 
+def _json(text: str):
+    """A webhook's JSON, bounded as every body is (shared.web.load_body)."""
+    if nested_too_deep(text):
+        raise HttpError(400, {"_": [f"the body nests deeper than {MAX_JSON_DEPTH} levels"]})
+    try:
+        return json.loads(text or "null")
+    except RecursionError:
+        raise ValueError from None
+
+
 def sms_message(request: Request, names: dict[str, str]) -> tuple[str, str, str]:
     """(from, text, message_id) of an inbound SMS, JSON or a form, under the gateway's
     field names."""
@@ -311,7 +321,7 @@ def sms_message(request: Request, names: dict[str, str]) -> tuple[str, str, str]
         given = request.form.to_dict()
     else:
         try:
-            given = json.loads(request.get_data(as_text=True) or "null")
+            given = _json(request.get_data(as_text=True))
         except ValueError:
             raise HttpError(400, {"_": ["the body must be JSON or a form"]}) from None
         if not isinstance(given, dict):
@@ -334,7 +344,7 @@ def telegram_message(body: bytes) -> tuple[str, str, str] | None:
     """(chat id, text, update id) of an Update carrying a text message; None for any
     other update (an edit, a photo, a member joining), which has nothing to answer."""
     try:
-        update = json.loads(body or b"null")
+        update = _json(body.decode())
     except ValueError:
         raise HttpError(400, {"_": ["the body must be JSON"]}) from None
     if not isinstance(update, dict) or not isinstance(update.get("update_id"), int) \

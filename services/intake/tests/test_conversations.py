@@ -34,7 +34,7 @@ DEFAULT_NAMES = {"from": "from", "text": "text", "message_id": "message_id"}
 
 
 def request(body, content_type="application/json") -> Request:
-    data = json.dumps(body) if content_type == "application/json" else body
+    data = body if isinstance(body, str) else json.dumps(body)
     return Request(EnvironBuilder(method="POST", data=data, content_type=content_type)
                    .get_environ())
 
@@ -62,8 +62,7 @@ def test_an_inbound_sms_is_json_or_a_form_under_the_gateways_names():
     assert refused.value.status == 400 and set(refused.value.errors) == {"text", "message_id"}
     for wrong in ([1, 2], "not json"):
         with pytest.raises(HttpError):
-            sms_message(request(wrong) if isinstance(wrong, list) else
-                        request(wrong, "text/plain"), DEFAULT_NAMES)
+            sms_message(request(wrong), DEFAULT_NAMES)
 
 
 def test_a_telegram_update_gives_its_chat_text_and_id_or_nothing_to_answer():
@@ -150,3 +149,12 @@ def test_the_conversation_settings_and_their_defaults():
 def test_the_tables_keep_no_sender_nor_text_in_clear():
     ddl = " ".join(conversations.DDL)
     assert "sender_hash" in ddl and "phone" not in ddl and " text text" not in ddl
+
+
+def test_a_webhook_body_nested_too_deep_is_a_400_before_it_is_parsed():
+    deep = "[" * 5000 + "]" * 5000
+    for parse in (lambda: sms_message(request(deep, "application/json"), DEFAULT_NAMES),
+                  lambda: telegram_message(deep.encode())):
+        with pytest.raises(HttpError) as refused:
+            parse()
+        assert refused.value.status == 400 and "nests deeper" in refused.value.errors["_"][0]
