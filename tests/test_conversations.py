@@ -174,3 +174,70 @@ def test_a_complaint_in_english_by_sms(system):
     assert case["channel"] == "sms" and case["category"] == "water-supply"
     assert case["commune"] == "120101"
     assert not system.scalar("SELECT count(*) FROM intake_conversations")  # over: dropped
+
+
+def counts(system) -> dict:
+    return {table: system.scalar(f"SELECT count(*) FROM {table}") for table in (
+        "intake_events", "intake_conversations", "intake_conversation_inbox",
+        "intake_conversation_cases")}
+
+
+def test_a_forged_webhook_is_refused_and_changes_nothing(system):
+    before, sent = counts(system), len(bot_api.at(SEND))
+    phone = Phone(system)
+    assert phone.post("hello", secret="a guess").status_code == 401
+    body = json.dumps({"from": phone.number, "text": "hello", "message_id": "f-1"}).encode()
+    url = system.url("intake", "/v1/channels/sms")
+    unsigned = requests.post(url, data=body, timeout=10,
+                             headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401 and "X-Signature" in unsigned.json()["errors"]
+    # Signed, then changed on the way: the signature covers the bytes as they came.
+    tampered = requests.post(url, data=body.replace(b"hello", b"HELLO"), timeout=10,
+                             headers={"Content-Type": "application/json",
+                                      "X-Signature": sign(body)})
+    assert tampered.status_code == 401
+    chat = Chat(system)
+    assert chat.post("hello", secret="not-the-secret").status_code == 401
+    no_secret = requests.post(system.url("intake", "/v1/channels/telegram"), timeout=10,
+                              json={"update_id": 1, "message": {
+                                  "message_id": 1, "text": "hi", "chat": {"id": 1}}})
+    assert no_secret.status_code == 401
+    assert counts(system) == before and len(bot_api.at(SEND)) == sent
+
+
+def test_a_signed_body_is_still_bounded(system):
+    deep = ("[" * 5000 + "]" * 5000).encode()
+    answer = requests.post(system.url("intake", "/v1/channels/sms"), data=deep, timeout=10,
+                           headers={"Content-Type": "application/json",
+                                    "X-Signature": sign(deep)})
+    assert answer.status_code == 400
+    assert answer.json() == {"errors": {"_": ["the body nests deeper than 32 levels"]}}
+    missing = json.dumps({"from": "+85512000000", "text": "hi"}).encode()
+    answer = requests.post(system.url("intake", "/v1/channels/sms"), data=missing, timeout=10,
+                           headers={"Content-Type": "application/json",
+                                    "X-Signature": sign(missing)})
+    assert answer.status_code == 400 and "message_id" in answer.json()["errors"]
+
+
+def test_a_channel_whose_secret_is_unset_is_off_and_says_why(system):
+    with system.another("intake", "intake-channels-off", OURVOICE_SMS_INBOUND_SECRET="",
+                        OURVOICE_TELEGRAM_BOT_TOKEN="") as url:
+        body = json.dumps({"from": "+85512000001", "text": "hi", "message_id": "off"}).encode()
+        sms = requests.post(url + "/v1/channels/sms", data=body, timeout=10,
+                            headers={"X-Signature": sign(body)})
+        assert sms.status_code == 503
+        assert "OURVOICE_SMS_INBOUND_SECRET" in sms.json()["errors"]["_"][0]
+        telegram = requests.post(url + "/v1/channels/telegram", json={"update_id": 5},
+                                 timeout=10,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+        assert telegram.status_code == 503
+        assert "OURVOICE_TELEGRAM_BOT_TOKEN" in telegram.json()["errors"]["_"][0]
+
+
+def test_the_openapi_document_shows_both_webhooks(system):
+    paths = requests.get(system.url("intake", "/openapi.json"), timeout=10).json()["paths"]
+    sms, telegram = paths["/v1/channels/sms"]["post"], paths["/v1/channels/telegram"]["post"]
+    assert {"200", "401", "429", "503"} <= set(sms["responses"])
+    assert "X-Signature" in {p["name"] for p in sms["parameters"]}
+    assert "X-Telegram-Bot-Api-Secret-Token" in {p["name"] for p in telegram["parameters"]}
+    assert sms["x-signed-body"] and "security" not in sms
