@@ -16,10 +16,7 @@ import re
 
 import pytest
 import requests
-from kombu import Queue
 
-from shared.topology import EVENTS
-from shared.tracking import case_id_for
 from tests.receivers import HttpReceiver
 from tests.system import wait_until
 

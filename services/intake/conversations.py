@@ -58,8 +58,13 @@ TELEGRAM_SECRET = "X-Telegram-Bot-Api-Secret-Token"
 # Telegram waits for the webhook's answer; a reply that cannot be sent within this makes
 # the update fail, and Telegram delivers it again (the same replies, nothing twice).
 SEND_TIMEOUT = 10.0
-# Expired conversations and inbox rows are looked for this often.
-FORGET_EVERY = 60.0
+
+
+def forget_every() -> float:
+    """How often expired conversations and inbox rows are looked for: a few times within
+    the TTL, at most once a minute."""
+    return max(0.5, min(60.0, settings().conversation_ttl.total_seconds() / 4))
+
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS intake_conversations (
@@ -375,6 +380,19 @@ def off(name: str, what: str) -> HttpError:
     return HttpError(503, {"_": [f"{what} conversations are off: {name} is not set"]})
 
 
+def contactable_here(channel: str, sender: str, complainant: dict) -> bool:
+    """Whether the citizen chose to be contacted where they wrote from: by SMS, at the
+    very number they wrote from; on a messenger, at all (the chat is theirs)."""
+    if complainant["anonymous"] or not complainant.get("consent_to_contact"):
+        return False
+    if channel != SMS:
+        return True
+    try:
+        return e164(complainant.get("phone") or "") == sender_number(channel, sender)
+    except NotAPhoneNumber:
+        return False
+
+
 # -- the STATUS reply -------------------------------------------------------------------------
 
 def deadline(view: dict) -> str | None:
@@ -475,7 +493,7 @@ class Conversations:
             conversation_id = conversation.id if conversation else str(uuid4())
             replies = list(turn.replies)
             if turn.submit is not None:
-                replies += self._record(channel, who, conversation_id, turn)
+                replies += self._record(channel, sender, who, conversation_id, turn)
             elif turn.command is not None:
                 replies += self._command(channel, who, turn, linked, conversation)
             after = None if turn.state is None else Conversation(
@@ -485,7 +503,8 @@ class Conversations:
             except Redelivered:
                 return conversations.replies_before(channel, message) or replies
 
-    def _record(self, channel: str, who: str, conversation_id: str, turn) -> list[str]:
+    def _record(self, channel: str, sender: str, who: str, conversation_id: str,
+                turn) -> list[str]:
         """The dialogue's submission recorded as the app's are: the same validation, the
         same use case; its key names the conversation, so a redelivery records nothing
         twice."""
@@ -499,9 +518,7 @@ class Conversations:
                                      channel=channel)
         except HttpError as refused:
             return [dialogue.refused_reply(language, refused.errors)]
-        complainant = payload["complainant"]
-        if not complainant["anonymous"] and complainant.get("consent_to_contact") \
-                and (channel != SMS or complainant.get("phone")):
+        if contactable_here(channel, sender, payload["complainant"]):
             self._conversations().link(channel, who, submitted["case_id"])
         case = self.store.case_by_id(submitted["case_id"])
         return dialogue.recorded(turn.state or turn.submit, submitted["tracking_code"],
@@ -552,7 +569,7 @@ class Conversations:
                                      case.status_seen_by_citizen(view["status"]), name,
                                      deadline(view))
 
-    @timer(interval=FORGET_EVERY)
+    @timer(interval=forget_every())
     def forget_conversations(self):
         """Conversations left longer than OURVOICE_CONVERSATION_TTL, and the replies kept
         for redeliveries as long, are deleted."""

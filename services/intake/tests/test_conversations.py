@@ -158,3 +158,15 @@ def test_a_webhook_body_nested_too_deep_is_a_400_before_it_is_parsed():
         with pytest.raises(HttpError) as refused:
             parse()
         assert refused.value.status == 400 and "nests deeper" in refused.value.errors["_"][0]
+
+
+def test_a_sender_is_linked_to_their_case_only_when_contactable_where_they_wrote_from():
+    from services.intake.conversations import contactable_here
+
+    yes = {"anonymous": False, "consent_to_contact": True, "phone": "012 345 678"}
+    assert contactable_here(SMS, "+85512345678", yes)
+    assert not contactable_here(SMS, "+85512999999", yes)  # another number given
+    assert not contactable_here(SMS, "+85512345678", {**yes, "consent_to_contact": False})
+    assert not contactable_here(SMS, "+85512345678", {"anonymous": True})
+    assert contactable_here(TELEGRAM, "4242", yes)
+    assert not contactable_here(TELEGRAM, "4242", {**yes, "anonymous": True})
