@@ -463,7 +463,7 @@ class Settings:
     sms_inbound_secret: str | None = setting(
         "OURVOICE_SMS_INBOUND_SECRET", TEXT, None, (INTAKE,),
         "the key the SMS gateway signs inbound messages with (`X-Signature: sha256=<hex "
-        "HMAC-SHA256 of the body>`); while unset, `POST /v1/channels/sms` answers 503",
+        "HMAC-SHA256 of the body>`); while unset, `POST /v1/channels/sms` answers 404",
         secret=True)
     sms_inbound_fields: dict = setting(
         "OURVOICE_SMS_INBOUND_FIELDS",
@@ -476,7 +476,7 @@ class Settings:
         "OURVOICE_TELEGRAM_SECRET_TOKEN", TEXT, None, (INTAKE,),
         "the `secret_token` given to Telegram's `setWebhook`, which it sends back in "
         "`X-Telegram-Bot-Api-Secret-Token`; while unset, `POST /v1/channels/telegram` "
-        "answers 503", secret=True)
+        "answers 404", secret=True)
     telegram_bot_token: str | None = setting(
         "OURVOICE_TELEGRAM_BOT_TOKEN", TEXT, None, (INTAKE,),
         "the bot's token, for its replies through the Bot API's `sendMessage`",

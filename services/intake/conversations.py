@@ -377,7 +377,9 @@ def send_on_telegram(chat_id: str, replies: list[str]) -> None:
 
 
 def off(name: str, what: str) -> HttpError:
-    return HttpError(503, {"_": [f"{what} conversations are off: {name} is not set"]})
+    """A channel its operator has not set up is not there (404), and says why: not a
+    failure of ours to retry (a 5xx would have the gateway try again and again)."""
+    return HttpError(404, {"_": [f"{what} conversations are off: {name} is not set"]})
 
 
 def contactable_here(channel: str, sender: str, complainant: dict) -> bool:
@@ -415,9 +417,9 @@ class Conversations:
               response=SmsReplies,
               headers={SIGNATURE: {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"}},
               errors={401: "the signature is missing or wrong: nothing was done",
+                      404: "SMS conversations are off: OURVOICE_SMS_INBOUND_SECRET is not set",
                       429: "too many messages from this sender; try again later",
-                      503: "SMS conversations are off (OURVOICE_SMS_INBOUND_SECRET is not "
-                           "set), or intake cannot answer now"})
+                      503: "intake cannot answer now; the gateway may send it again"})
     def sms_inbound(self, request):
         """An inbound SMS from the gateway, signed (`X-Signature: sha256=<hex HMAC-SHA256 of
         the body>`); the replies to send are in the answer."""
@@ -439,9 +441,9 @@ class Conversations:
               signed_body=TelegramUpdate, response=TelegramAnswer,
               headers={TELEGRAM_SECRET: {"type": "string", "minLength": 1}},
               errors={401: "the secret token is missing or wrong: nothing was done",
-                      503: "Telegram conversations are off (OURVOICE_TELEGRAM_SECRET_TOKEN or "
-                           "OURVOICE_TELEGRAM_BOT_TOKEN is not set), or a reply could not be "
-                           "sent: Telegram delivers the update again"})
+                      404: "Telegram conversations are off: OURVOICE_TELEGRAM_SECRET_TOKEN or "
+                           "OURVOICE_TELEGRAM_BOT_TOKEN is not set",
+                      503: "a reply could not be sent: Telegram delivers the update again"})
     def telegram_update(self, request):
         """An update from the Telegram bot's webhook, with its secret token; the replies go
         through the Bot API's sendMessage."""
