@@ -42,7 +42,7 @@ from werkzeug.wrappers import Request
 from services.intake import dialogue, readmodels
 from services.intake.domain import FINAL, NotAllowed
 from services.intake.privacy import _open, _seal
-from services.intake.schemas import SubmitCase
+from services.intake.schemas import Message, SubmitCase
 from shared import access
 from shared.limits import retry_after
 from shared.offices import describe
@@ -225,19 +225,26 @@ class Store:
                  now))
             if cursor.fetchone() is None:
                 raise Redelivered
-            if after is None:
-                cursor.execute("""DELETE FROM intake_conversations
-                                  WHERE channel = %s AND sender_hash = %s""", (channel, sender))
-            else:
+            if after is None and before is not None:
+                cursor.execute("""DELETE FROM intake_conversations WHERE channel = %s
+                                  AND sender_hash = %s AND version = %s""",
+                               (channel, sender, before.version))
+            elif after is not None:
                 sealed = seal(self.master, "conversation", channel, sender,
                               {"id": after.id, "dialogue": after.state})
-                cursor.execute(
-                    """INSERT INTO intake_conversations (channel, sender_hash, state, version,
-                           updated_at) VALUES (%s, %s, %s, 1, %s)
-                       ON CONFLICT (channel, sender_hash) DO UPDATE SET state = EXCLUDED.state,
-                         version = intake_conversations.version + 1,
-                         updated_at = EXCLUDED.updated_at""",
-                    (channel, sender, sealed, now))
+                if before is None:
+                    cursor.execute(
+                        """INSERT INTO intake_conversations (channel, sender_hash, state,
+                               version, updated_at) VALUES (%s, %s, %s, 1, %s)
+                           ON CONFLICT DO NOTHING""", (channel, sender, sealed, now))
+                else:
+                    cursor.execute(
+                        """UPDATE intake_conversations SET state = %s, version = version + 1,
+                               updated_at = %s
+                           WHERE channel = %s AND sender_hash = %s AND version = %s""",
+                        (sealed, now, channel, sender, before.version))
+            if (before is not None or after is not None) and cursor.rowcount != 1:
+                raise Overtaken  # rolls back: nothing of this message is kept
         return replies
 
     def link(self, channel: str, sender: str, case_id: UUID) -> None:
@@ -267,6 +274,11 @@ class Store:
 
 class Redelivered(Exception):
     """The message was answered meanwhile (a redelivery racing the first delivery)."""
+
+
+class Overtaken(Exception):
+    """Another instance took a turn of the same conversation meanwhile (the sender's
+    messages reached two instances at once): this message is to be delivered again."""
 
 
 class Throttled(Exception):
@@ -382,6 +394,14 @@ def off(name: str, what: str) -> HttpError:
     return HttpError(404, {"_": [f"{what} conversations are off: {name} is not set"]})
 
 
+# The adapter's own words (the dialogue's are in dialogue.py): a message the case does
+# not take now (closed meanwhile, or it took all the messages it takes today).
+NOT_ADDED = {
+    "en": "Your message could not be added to case {code} now. Send NEW to send a new case.",
+    "km": "សាររបស់អ្នកមិនអាចបន្ថែមទៅករណី {code} បានទេឥឡូវនេះ។ ដើម្បីផ្ញើករណីថ្មី ផ្ញើ NEW។",
+}
+
+
 def contactable_here(channel: str, sender: str, complainant: dict) -> bool:
     """Whether the citizen chose to be contacted where they wrote from: by SMS, at the
     very number they wrote from; on a messenger, at all (the chat is theirs)."""
@@ -490,27 +510,31 @@ class Conversations:
             linked = self._open_linked(channel, who) if conversation is None else None
             turn = dialogue.step(conversation.state if conversation else None, text,
                                  sender_number(channel, sender) if channel == SMS else "",
-                                 **({"linked": linked is not None}
-                                    if dialogue.TAKES_LINKED else {}))
+                                 linked=linked is not None)
             conversation_id = conversation.id if conversation else str(uuid4())
             replies = list(turn.replies)
             if turn.submit is not None:
-                replies += self._record(channel, sender, who, conversation_id, turn)
+                replies += self._record(channel, sender, who, conversation_id, turn,
+                                        conversation.state if conversation else None)
             elif turn.command is not None:
-                replies += self._command(channel, who, turn, linked, conversation)
+                replies += self._command(channel, who, turn, linked)
             after = None if turn.state is None else Conversation(
                 conversation_id, turn.state, conversation.version + 1 if conversation else 1)
             try:
                 return conversations.keep(channel, who, conversation, after, message, replies)
             except Redelivered:
                 return conversations.replies_before(channel, message) or replies
+            except Overtaken:
+                raise HttpError(503, {"_": ["the conversation moved on meanwhile; send the "
+                                            "message again"]},
+                                headers={"Retry-After": "1"}) from None
 
     def _record(self, channel: str, sender: str, who: str, conversation_id: str,
-                turn) -> list[str]:
+                turn, state: dict | None) -> list[str]:
         """The dialogue's submission recorded as the app's are: the same validation, the
         same use case; its key names the conversation, so a redelivery records nothing
         twice."""
-        language = turn.submit.get("language", "km")
+        language = turn.language
         try:
             payload = SubmitCase().load(turn.submit)
         except ValidationError as error:
@@ -523,7 +547,7 @@ class Conversations:
         if contactable_here(channel, sender, payload["complainant"]):
             self._conversations().link(channel, who, submitted["case_id"])
         case = self.store.case_by_id(submitted["case_id"])
-        return dialogue.recorded(turn.state or turn.submit, submitted["tracking_code"],
+        return dialogue.recorded(state, submitted["tracking_code"],
                                  bool(case and case.sensitive))
 
     def _open_linked(self, channel: str, who: str):
@@ -536,23 +560,19 @@ class Conversations:
                 return case_id
         return None
 
-    def _command(self, channel: str, who: str, turn, linked, conversation) -> list[str]:
-        kind, argument = turn.command[0], turn.command[1]
-        language = dialogue.language_of(conversation.state if conversation else None,
-                                        turn)
+    def _command(self, channel: str, who: str, turn, linked: UUID | None) -> list[str]:
+        kind, argument = turn.command
         if kind == "status":
-            return [self._status(channel, who, argument, language)]
-        if kind == "message":
-            if linked is None:  # nobody's case takes messages from this sender
-                return [dialogue.message_reply(language, None)]
+            return [self._status(channel, who, argument, turn.language)]
+        if kind == "message" and linked is not None:
             case = self.store.case_by_id(linked)
-            try:
-                self.store.send_message(linked, argument, self._view, self.limit.messages,
+            try:  # the same validation and use case as the app's message
+                text = Message().load({"text": argument})["text"]
+                self.store.send_message(linked, text, self._view, self.limit.messages,
                                         datetime.now(UTC))
-            except NotAllowed:
-                return [dialogue.message_reply(case.language, case.tracking_code,
-                                               refused=True)]
-            return [dialogue.message_reply(case.language, case.tracking_code)]
+            except (ValidationError, NotAllowed):
+                return [NOT_ADDED[case.language].format(code=case.tracking_code)]
+            return [dialogue.added_reply(case.language, case.tracking_code)]
         return []
 
     def _status(self, channel: str, who: str, code: str, language: str) -> str:
