@@ -140,7 +140,18 @@ CONTACTABLE = {"en": ("Yes",), "km": ("បាទ/ចាស",)}
 
 
 def answer(citizen, replies: list[str], given) -> list[str]:
-    return citizen.say(option(replies, *given) if isinstance(given, tuple) else given)
+    """The choice that holds `given` (a tuple of words), turning the pages of a long list
+    ("0" shows the next part), or `given` as typed."""
+    if not isinstance(given, tuple):
+        return citizen.say(given)
+    for _ in range(10):
+        try:
+            return citizen.say(option(replies, *given))
+        except AssertionError:
+            if not re.search(r"^0 ", replies[-1], re.MULTILINE):
+                raise
+            replies = citizen.say("0")
+    raise AssertionError(f"{given} on no page")
 
 
 def converse(citizen, script: dict, *, until: str | None = None, **changes) -> list[str]:

@@ -514,7 +514,7 @@ class Conversations:
             conversation_id = conversation.id if conversation else str(uuid4())
             replies = list(turn.replies)
             if turn.submit is not None:
-                replies += self._record(channel, sender, who, conversation_id, turn,
+                replies += self._record_conversation(channel, sender, who, conversation_id, turn,
                                         conversation.state if conversation else None)
             elif turn.command is not None:
                 replies += self._command(channel, who, turn, linked)
@@ -529,7 +529,7 @@ class Conversations:
                                             "message again"]},
                                 headers={"Retry-After": "1"}) from None
 
-    def _record(self, channel: str, sender: str, who: str, conversation_id: str,
+    def _record_conversation(self, channel: str, sender: str, who: str, conversation_id: str,
                 turn, state: dict | None) -> list[str]:
         """The dialogue's submission recorded as the app's are: the same validation, the
         same use case; its key names the conversation, so a redelivery records nothing
