@@ -7,7 +7,8 @@ Pure: no I/O but reading the hotlines' data file once. The conversation's state 
 plain dict (JSON), kept by the adapter between messages and dropped when the
 conversation ends. Its steps: language, case type, category, province, district,
 commune, then the description (an evaluation: a rating and an optional comment), how to
-be contacted, gender, and a summary to confirm. Every question is answered by a number
+be contacted, gender, and a summary to confirm. `state["id"]` names the conversation
+(the adapter derives the submission's idempotency key from it). Every question is answered by a number
 of the choices offered (a place also by its name); anything else asks again, with a hint.
 STATUS <code>, HELP and STOP work at any step."""
 
@@ -77,6 +78,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "gender": "Your gender? (optional, for statistics only)\n1 Female\n2 Male\n3 Other\n"
                   "4 Prefer not to say",
         "check": "Please check:",
+        "kind": "{kind}: {category}",
         "place": "Place: {place}",
         "rated": "Rating: {n}/5",
         "contact": "Contact: {phone}",
@@ -84,7 +86,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm": "1 Send\n2 Start again",
         "choose": "Please reply with a number from 1 to {n}.",
         "recorded": "Recorded. Your tracking code: {code}. Send STATUS {code} to follow it.",
-        "hotlines": "If you are in danger, call: {lines}.",
+        "hotlines": "For urgent help, call: {lines}.",
         "stopped": "Stopped; nothing was sent. Send any message to start again.",
         "help": "Our Voice: send a complaint, a request or a rating step by step; reply with "
                 "the numbers offered. STATUS <code>: follow a case. STOP: end.",
@@ -131,6 +133,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "gender": "ភេទរបស់អ្នក? (មិនចាំបាច់ សម្រាប់តែស្ថិតិ)\n1 ស្រី\n2 ប្រុស\n3 ផ្សេងទៀត\n"
                   "4 មិនចង់ប្រាប់",
         "check": "សូមពិនិត្យ៖",
+        "kind": "{kind}៖ {category}",
         "place": "ទីកន្លែង៖ {place}",
         "rated": "ពិន្ទុ៖ {n}/5",
         "contact": "ទាក់ទងតាម៖ {phone}",
@@ -138,7 +141,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "confirm": "1 ផ្ញើ\n2 ចាប់ផ្ដើមម្ដងទៀត",
         "choose": "សូមឆ្លើយដោយលេខពី 1 ដល់ {n}។",
         "recorded": "បានកត់ត្រា។ លេខតាមដានរបស់អ្នក៖ {code}។ ផ្ញើ STATUS {code} ដើម្បីតាមដាន។",
-        "hotlines": "បើអ្នកមានគ្រោះថ្នាក់ សូមហៅ៖ {lines}។",
+        "hotlines": "ត្រូវការជំនួយបន្ទាន់ សូមហៅ៖ {lines}។",
         "stopped": "បានបញ្ឈប់ គ្មានអ្វីត្រូវបានផ្ញើទេ។ ផ្ញើសារណាមួយដើម្បីចាប់ផ្ដើមម្ដងទៀត។",
         "help": "សំឡេងយើង៖ ផ្ញើពាក្យបណ្ដឹង សំណើ ឬការវាយតម្លៃ មួយជំហានម្ដងៗ ដោយឆ្លើយជាលេខ។ "
                 "STATUS លេខតាមដាន៖ មើលស្ថានភាព។ STOP (ឈប់)៖ បញ្ឈប់។",
@@ -211,8 +214,8 @@ def step(state: dict | None, text: str, sender: str, linked: bool = False) -> Tu
     case they chose to be contacted about from this number, so that text outside a
     conversation is a message to that case (NEW starts a conversation all the same)."""
     text = nfc(text or "").strip()
-    if state is not None and state.get("v") != VERSION:
-        state = None  # kept by an older version: start afresh rather than misread it
+    if state is not None and (state.get("v") != VERSION or state.get("step") not in STEPS):
+        state = None  # kept by another version: start afresh rather than misread it
     language = state["lang"] if state and state.get("lang") else guess_language(text)
     words = text.casefold().split()
     said = " ".join(words)
@@ -386,6 +389,8 @@ def _confirm_step(state: dict, text: str, sender: str) -> Turn:
     number = _choice(text, 2)
     if number is None:
         return _ask(state, sender, hint=_choose(state, 2))
+    if state.get("contact") == "sender" and not _reachable(sender):
+        return _ask({**state, "step": "contact"}, sender)  # not the number it was
     if number == 2:
         fresh = {"v": VERSION, "id": secrets.token_hex(8), "lang": state["lang"], "step": "type"}
         return _ask(fresh, sender)
@@ -469,7 +474,8 @@ def _summary(state: dict, sender: str, texts: dict) -> str:
     where = ", ".join(places.name(places.unit(state[level]), language)
                       for level in reversed(places.LEVELS))
     lines = [texts["check"],
-             f"{texts[state['type']]}: {category.name_km if language == 'km' else category.name_en}",
+             texts["kind"].format(kind=texts[state["type"]], category=category.name_km
+                                  if language == "km" else category.name_en),
              texts["place"].format(place=where)]
     if state["type"] == "evaluation":
         lines.append(texts["rated"].format(n=state["rating"]))
