@@ -325,6 +325,21 @@ def test_a_conversation_goes_on_after_intake_restarts(system):
     assert case_in_intake(system, tracking_code(chat.say("1")))["channel"] == "telegram"
 
 
+def test_a_reply_telegram_did_not_take_is_sent_again_when_the_update_comes_again(system):
+    chat = Chat(system)
+    bot_api.status[SEND] = 502
+    try:
+        refused = chat.post("hello", update_id=880001)
+    finally:
+        bot_api.status.pop(SEND)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert chat.sent() == []
+    # Telegram delivers the update again: the reply kept for it goes out, and the
+    # conversation has moved on once only.
+    assert chat.say("hello", update_id=880001) == [LANGUAGE_PROMPT]
+    assert TEXTS["en"]["type"] in chat.say("2")[0]
+
+
 # -- commands -----------------------------------------------------------------------------
 
 def test_status_answers_in_words_with_the_office_and_the_deadline(system):
