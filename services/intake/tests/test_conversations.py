@@ -170,3 +170,11 @@ def test_a_sender_is_linked_to_their_case_only_when_contactable_where_they_wrote
     assert not contactable_here(SMS, "+85512345678", {"anonymous": True})
     assert contactable_here(TELEGRAM, "4242", yes)
     assert not contactable_here(TELEGRAM, "4242", {**yes, "anonymous": True})
+
+
+def test_the_channels_secrets_are_masked_when_shown():
+    from shared.settings import MASK, SETTINGS, shown
+
+    for name in ("OURVOICE_SMS_INBOUND_SECRET", "OURVOICE_TELEGRAM_SECRET_TOKEN",
+                 "OURVOICE_TELEGRAM_BOT_TOKEN"):
+        assert SETTINGS[name].secret and shown(SETTINGS[name], "123:abc") == MASK
