@@ -136,7 +136,8 @@ def find(text: str, level: str, scope: str | None = None,
 
     A number is a position (from 1) in `offered` (geocodes), or else in the list of the
     level's units inside `scope`; 4 and 6 digits are a district's or commune's geocode,
-    which may be anywhere. A name is looked up at `level`, then below it."""
+    which may be anywhere. A name is looked up at `level`, then below it, inside `scope`;
+    outside it only when spelt exactly."""
     number = digits(text)
     if number is not None:
         if len(number) in (4, 6):
@@ -152,14 +153,21 @@ def find(text: str, level: str, scope: str | None = None,
         found = _named(typed, is_khmer(text), _entries(searched, scope))
         if found:
             return found
+    if scope is not None:
+        # A name spelt exactly, of a place outside the one chosen: the citizen chose the
+        # province (or district) wrong, and finds their way back by naming their place.
+        for searched in (level, *BELOW[level]):
+            found = _named(typed, is_khmer(text), _entries(searched, None), exact=True)
+            if found:
+                return found
     return []
 
 
-def _named(typed: str, khmer: bool, entries: Sequence[Entry]) -> list:
+def _named(typed: str, khmer: bool, entries: Sequence[Entry], exact: bool = False) -> list:
     names = [(e.kh if khmer else e.en, e) for e in entries]
-    exact = [e.unit for name, e in names if name == typed]
-    if exact:
-        return exact
+    same = [e.unit for name, e in names if name == typed]
+    if same or exact:
+        return same
     if len(typed) >= PREFIX_FROM:
         begun = [e.unit for name, e in names if name.startswith(typed)]
         if begun:

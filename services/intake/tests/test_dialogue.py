@@ -128,6 +128,12 @@ def test_an_ambiguous_name_is_resolved_through_choices():
     assert turns[4].state["province"] == "22" and turns[4].state["step"] == "commune"
 
 
+def test_a_wrong_province_is_left_by_naming_the_place():
+    turn = talk(["2", "1", "1", "Battambang", "Chamkar Mon"])[-1]
+    assert (turn.state["province"], turn.state["district"]) == ("12", "1201")
+    assert turn.replies[0].startswith("Which commune of Chamkar Mon?")
+
+
 def test_a_geocode_typed_skips_what_it_tells():
     turn = talk(["2", "1", "1", "120101"])[-1]
     assert turn.state["step"] == "description"

@@ -74,7 +74,13 @@ def test_a_district_or_commune_named_where_a_province_is_asked():
 def test_a_name_is_looked_for_within_the_place_chosen():
     assert codes(places.find("Battambang", "district", "02")) == ["0203"]
     assert codes(places.find("Kantueu Muoy", "commune", "0201")) == ["020101"]
-    assert places.find("Tonle Basak", "commune", "0201") == []
+    assert places.find("Tonl Basak", "commune", "0201") == []
+
+
+def test_a_place_outside_the_one_chosen_is_found_when_spelt_exactly():
+    assert codes(places.find("Tonle Basak", "commune", "0201")) == ["120101"]
+    assert codes(places.find("Chamkar Mon", "district", "02")) == ["1201"]
+    assert places.find("Chamkar Mn", "district", "02") == []
 
 
 def test_a_name_several_places_share_offers_them_all():
