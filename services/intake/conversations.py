@@ -214,7 +214,9 @@ class Store:
              after: Conversation | None, message: str, replies: list[str]) -> list[str]:
         """The conversation's new state (None: it is over) and the message's replies, in
         one transaction. A redelivery that raced this one (another instance) finds its
-        replies kept first: those are the answer, and this one's are dropped."""
+        replies kept first (Redelivered: those are the answer); another message of the
+        sender's that moved the conversation on meanwhile, on another instance, makes
+        this one Overtaken (nothing kept: the gateway sends it again)."""
         now = datetime.now(UTC)
         with self.db.transaction() as cursor:
             cursor.execute(
