@@ -20,6 +20,7 @@ from collections.abc import Callable
 from bench.at_scale import at_scale, scale_factor
 from bench.broker import publish_baselines
 from bench.case_file import case_file
+from bench.conversations import conversations
 from bench.end_to_end import end_to_end
 from bench.infra import foreign_activity
 from bench.notifications import notifications
@@ -63,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         ("case file", lambda: case_file(results, reads=max(50, round(200 * scale)))),
         # 8 clients uploading 10 MB photos, beside a raw COPY of the same bytes.
         ("uploads", lambda: uploads(results, per_client=max(1, round(3 * scale)))),
+        # Signed inbound SMS from 8 gateway connections, beside raw POSTs to a trivial
+        # server.
+        ("conversations", lambda: conversations(results,
+                                                senders_per_client=max(5, round(25 * scale)))),
     ]
     started = time.monotonic()
     disturbed: dict[str, Counter[str]] = {}

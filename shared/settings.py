@@ -157,6 +157,20 @@ def _json_object(text: str) -> str:
     return text
 
 
+INBOUND_FIELDS = ("from", "text", "message_id")
+
+
+def _inbound_fields(text: str) -> dict[str, str]:
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ValueError from None
+    if not isinstance(given, dict) or set(given) != set(INBOUND_FIELDS) or not all(
+            isinstance(v, str) and v for v in given.values()):
+        raise ValueError
+    return given
+
+
 @dataclass(frozen=True)
 class SigningSecret:
     id: str
@@ -255,6 +269,7 @@ DEVELOPMENT_CHECKPOINT_KEY = "bG9jYWwtZGV2ZWxvcG1lbnQtY2hlY2twb2ludC1rZXk="
 DEVELOPMENT_BROKER_PASSWORD = "ourvoice-{service}-development"
 DEFAULT_SMS_BODY = '{"to": "$to", "text": "$text", "sender": "$sender", "reference": "$reference"}'
 DEVELOPMENT = "a development value"
+DEFAULT_SMS_INBOUND_FIELDS = '{"from": "from", "text": "text", "message_id": "message_id"}'
 
 
 def _broker_user(service: str) -> Any:
@@ -444,6 +459,39 @@ class Settings:
         "OURVOICE_OPEN311_KEY_FAILURES_PER_MINUTE", WHOLE, "10", (INTAKE,),
         "wrong Open311 `api_key`s per client address and minute before 429; `0` turns the "
         "limit off")
+    # -- intake: conversations by SMS and Telegram (services/intake/conversations.py)
+    sms_inbound_secret: str | None = setting(
+        "OURVOICE_SMS_INBOUND_SECRET", TEXT, None, (INTAKE,),
+        "the key the SMS gateway signs inbound messages with (`X-Signature: sha256=<hex "
+        "HMAC-SHA256 of the body>`); while unset, `POST /v1/channels/sms` answers 404",
+        secret=True)
+    sms_inbound_fields: dict = setting(
+        "OURVOICE_SMS_INBOUND_FIELDS",
+        Kind("a JSON object naming the gateway's field for each of `from`, `text` and "
+             "`message_id`", _inbound_fields),
+        DEFAULT_SMS_INBOUND_FIELDS, (INTAKE,),
+        "the gateway's names for an inbound SMS's `from`, `text` and `message_id` (a JSON "
+        "object from ours to theirs); the body may be JSON or a form")
+    telegram_secret_token: str | None = setting(
+        "OURVOICE_TELEGRAM_SECRET_TOKEN", TEXT, None, (INTAKE,),
+        "the `secret_token` given to Telegram's `setWebhook`, which it sends back in "
+        "`X-Telegram-Bot-Api-Secret-Token`; while unset, `POST /v1/channels/telegram` "
+        "answers 404", secret=True)
+    telegram_bot_token: str | None = setting(
+        "OURVOICE_TELEGRAM_BOT_TOKEN", TEXT, None, (INTAKE,),
+        "the bot's token, for its replies through the Bot API's `sendMessage`",
+        secret=True)
+    telegram_api_url: str = setting(
+        "OURVOICE_TELEGRAM_API_URL", HTTP_URL, "https://api.telegram.org", (INTAKE,),
+        "the Bot API's address (replies go to `<this>/bot<token>/sendMessage`)")
+    conversation_ttl: timedelta = setting(
+        "OURVOICE_CONVERSATION_TTL", DURATION, "PT24H", (INTAKE,),
+        "a conversation left this long is forgotten (its state and the replies kept for "
+        "redelivered messages)")
+    conversation_messages_per_minute: int = setting(
+        "OURVOICE_CONVERSATION_MESSAGES_PER_MINUTE", WHOLE, "20", (INTAKE,),
+        "inbound SMS or Telegram messages per sender and minute, per intake instance "
+        "(then 429 for SMS, no answer on Telegram); `0` turns the limit off")
     messages_per_case: int = setting(
         "OURVOICE_MESSAGES_PER_CASE", COUNT, "100", (INTAKE,),
         "the citizen's messages a case takes in all")

@@ -455,6 +455,7 @@ def endpoint(
     upload=None,
     gone=None,
     produces: tuple[str, ...] = (),
+    signed_body: type[Schema] | None = None,
 ):
     """A nameko HTTP entrypoint speaking JSON. `path` is written as in OpenAPI
     (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
@@ -471,7 +472,9 @@ def endpoint(
     server, never whole in memory. `gone(service, path_args)` is asked before anyone is
     authenticated and returns why what the path names is gone for good (a 410), or None:
     an erased file is gone whoever asks, even with a token that erasure revoked.
-    `produces` lists the media types a successful answer that is not JSON may have."""
+    `produces` lists the media types a successful answer that is not JSON may have.
+    `signed_body` documents a body the endpoint reads itself, as it came, because its
+    signature covers the bytes (a webhook's): it is checked before anything is parsed."""
 
     rule = re.sub(r"{(\w+)}", r"<string:\1>", path)
     public_read = access.PUBLIC in allow and method == "GET"
@@ -528,6 +531,7 @@ def endpoint(
             "headers": headers or {},
             "upload": upload is not None,
             "produces": produces,
+            "signed_body": signed_body,
         }
         return http(method, rule, public_read=public_read, upload=upload)(handle)
 
@@ -590,11 +594,15 @@ def openapi_document(service_class: type, title: str) -> dict:
             parameters.append({"in": "query", "schema": route["query"]})
         if parameters:
             operation["parameters"] = parameters
-        if route["body"] is not None:
+        if route["body"] is not None or route.get("signed_body") is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": route["body"]}},
+                "content": {"application/json": {
+                    "schema": route["body"] or route["signed_body"]}},
             }
+        if route.get("signed_body") is not None:
+            # Read only once its signature holds: without one, any body is a 401.
+            operation["x-signed-body"] = True
         if route.get("form") is not None:
             operation["requestBody"] = {
                 "required": True,
@@ -608,14 +616,15 @@ def openapi_document(service_class: type, title: str) -> dict:
                     "type": "object", "properties": {"file": binary}, "required": ["file"]}},
             }}
         if route["body"] is not None or route.get("form") is not None or route.get("query") \
-                or route.get("headers") or route.get("upload"):
+                or route.get("headers") or route.get("upload") or route.get("signed_body"):
             operation["responses"]["400"] = {"description": "invalid input", **error}
         if not route["public"]:
             operation["security"] = [{"bearer": []}]
             operation["responses"]["401"] = {"description": "no valid token", **error}
             operation["responses"]["403"] = {"description": "not allowed", **error}
         operation["responses"]["404"] = {"description": "not found", **error}
-        if route["body"] is not None or route.get("form") is not None or route.get("upload"):
+        if route["body"] is not None or route.get("form") is not None or route.get("upload") \
+                or route.get("signed_body"):
             operation["responses"]["413"] = {"description": "the body is too large", **error}
         if route["public"] and route["method"] == "get":
             operation["responses"]["429"] = {

@@ -21,6 +21,12 @@ CALLERS = ("none", "bad token", "expired token", "citizen of this case",
 OK = "ok"  # let in: any answer but 401, 403 and 5xx (a 409 for the case's state is fine)
 
 PUBLIC = {caller: OK for caller in CALLERS}
+# A webhook is opened by the gateway's signature or the bot's secret token, never by a
+# bearer token: without the one, 401 whoever calls.
+SIGNED = {caller: 401 for caller in CALLERS}
+SYSTEM_ENV = {"OURVOICE_SMS_INBOUND_SECRET": "matrix gateway secret",
+              "OURVOICE_TELEGRAM_SECRET_TOKEN": "matrix-telegram-secret",
+              "OURVOICE_TELEGRAM_BOT_TOKEN": "123:matrix"}
 # Public, but a token changes what is shown (reports unsuppressed for auditors), so a
 # token that is sent must be valid.
 PUBLIC_OR_SIGNED_IN = {**PUBLIC, "bad token": 401, "expired token": 401}
@@ -72,6 +78,11 @@ MATRIX = {
     # Staff record a case for a citizen at their own office's desk (intake, and routing
     # for the console); the ombudsman here is another office's.
     ("intake", "POST", "/v1/offices/{office_id}/desk/cases"): (OFFICE_STAFF, DESK_CASE),
+    ("intake", "POST", "/v1/channels/sms"): (
+        SIGNED, {"from": "+85512345678", "text": "HELP", "message_id": "matrix-1"}),
+    ("intake", "POST", "/v1/channels/telegram"): (
+        SIGNED, {"update_id": 1, "message": {"message_id": 1, "chat": {"id": 1},
+                                             "text": "HELP"}}),
     ("intake", "GET", "/open311/v2/services.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/services/{service_code}.json"): (PUBLIC, None),
     ("intake", "GET", "/open311/v2/requests.json"): (PUBLIC, None),

@@ -169,10 +169,13 @@ def test_a_ten_megabyte_body_is_refused_before_it_is_sent(system):
 
 
 def json_body_operations(system, service: str) -> list[tuple[str, str]]:
+    """The operations taking a JSON body, but a webhook's, whose body is read only once
+    its signature holds (tests/test_conversations.py sends it a signed deep one)."""
     document = system.call("GET", service, "/openapi.json").json()
     return [(method.upper(), path) for path, operations in document["paths"].items()
             for method, operation in operations.items()
-            if "application/json" in operation.get("requestBody", {}).get("content", {})]
+            if "application/json" in operation.get("requestBody", {}).get("content", {})
+            and not operation.get("x-signed-body")]
 
 
 def test_json_nested_five_thousand_deep_is_a_400_on_every_body_endpoint(system):

@@ -1,5 +1,6 @@
-"""Intake's limits: submissions and Open311 key guesses per client address (buckets in
-this process's memory, see shared/limits.py), how much a citizen may add to one case and
+"""Intake's limits: submissions and Open311 key guesses per client address, and inbound
+SMS and Telegram messages per sender (buckets in this process's memory, see
+shared/limits.py), how much a citizen may add to one case and
 how many files (counted from the case itself, so they hold across restarts and
 instances), and what a file may be (services/intake/evidence.py)."""
 
@@ -56,6 +57,7 @@ class IntakeLimits:
     messages: MessageLimits
     attachments: AttachmentLimits
     files: evidence.Limits
+    conversations: RateLimit  # inbound SMS and Telegram messages per sender
 
     def admit(self, client: str) -> float | None:
         """A submission: None if the client may submit now, else the seconds to wait."""
@@ -73,6 +75,7 @@ class IntakeLimitsProvider(DependencyProvider):
             messages=message_limits(),
             attachments=attachment_limits(),
             files=evidence_limits(),
+            conversations=RateLimit(settings().conversation_messages_per_minute),
         )
 
     def get_dependency(self, worker_ctx) -> IntakeLimits:

@@ -1,18 +1,20 @@
 """Intake: where a citizen's case enters, where the citizen follows it and adds to it,
 and the Open311 door to the same cases. The entrypoints are grouped by who calls them:
 the citizen's app (citizens.py), staff at an office desk (desk.py), whoever adds a file
-to a case (files.py), Open311 clients (open311.py), other services (rpc.py);
+to a case (files.py), Open311 clients (open311.py), the SMS gateway and the Telegram
+bot (conversations.py), other services (rpc.py);
 the use cases are intake's store's (application.py)."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from services.intake import attachments, privacy, readmodels
+from services.intake import attachments, conversations, privacy, readmodels
 from services.intake.appends import NewCases
 from services.intake.application import NOT_YET_VIEWED, Intake
 from services.intake.citizens import Citizens
 from services.intake.commands import COMMANDS
+from services.intake.conversations import Conversations
 from services.intake.desk import OfficeDesk
 from services.intake.files import Evidence
 from services.intake.limits import IntakeLimitsProvider
@@ -28,14 +30,15 @@ from shared.web import HealthAndSpec
 __all__ = ["Intake", "Service"]
 
 
-class Service(Citizens, OfficeDesk, Evidence, Open311, Rpc, HealthAndSpec):
+class Service(Citizens, OfficeDesk, Evidence, Open311, Conversations, Rpc, HealthAndSpec):
     name = "intake"
     title = "Our Voice intake"
     commands = COMMANDS
     migrations = MIGRATIONS
 
     store = EventStore(Intake, projections=[readmodels.CASES])
-    db = DatabaseProvider(*privacy.DDL, *attachments.DDL, subscribers=(readmodels.CASE_VIEW,))
+    db = DatabaseProvider(*privacy.DDL, *attachments.DDL, *conversations.DDL,
+                          subscribers=(readmodels.CASE_VIEW,))
     routing = RpcProxy("routing")
     limit = IntakeLimitsProvider()
     new_cases = NewCases()
