@@ -186,7 +186,8 @@ def test_json_nested_five_thousand_deep_is_a_400_on_every_body_endpoint(system):
     tokens = [case["citizen_token"], system.principal("staff", "commune-120101"),
               system.principal("ombudsman", "district-ombudsman-1201"), system.principal("admin"),
               system.principal("auditor")]
-    values = {"tracking_code": case["tracking_code"], "case_id": case["case_id"]}
+    values = {"tracking_code": case["tracking_code"], "case_id": case["case_id"],
+              "office_id": "commune-120101"}  # the staff token's own office
     deep = "[" * 5000 + "]" * 5000
     tried = []
     for service in ("intake", "routing", "notifications", "reporting"):
