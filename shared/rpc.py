@@ -11,6 +11,7 @@ never from an argument, so a stranger with a broker login gets `CallerRefused`."
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import kombu
@@ -34,7 +35,10 @@ class CallerRefused(Exception):
     """The request did not come from a service this entrypoint answers."""
 
 
+@functools.cache
 def user_of(amqp_uri: str) -> str:
+    """The broker user an address connects as. Asked for every RPC answer and publish,
+    and kombu parses a whole Connection to say it: once per address is enough."""
     return kombu.Connection(amqp_uri).userid
 
 
