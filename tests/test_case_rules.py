@@ -103,11 +103,14 @@ def test_an_ombudsman_is_reached_by_escalation_with_a_reason_not_by_transfer(sys
                     {"reason": "the chief of the commune is the one complained of"})
     assert (escalated["status"], escalated["office_id"]) == ("escalated",
                                                              "district-ombudsman-1201")
-    file = case_file(system, case, system.principal("ombudsman", "district-ombudsman-1201"))
-    assert [(e["from_office_id"], e["office_id"], e["reason"], e["explanation"], e["by"])
-            for e in file["escalations"]] == [
-        ("commune-120101", "district-ombudsman-1201", "office",
-         "the chief of the commune is the one complained of", file["escalations"][0]["by"])]
+    # Read by an auditor: the ombudsman's own acknowledgement here breaches after three
+    # seconds and takes the case higher, which a loaded machine may reach before this read.
+    file = case_file(system, case, system.principal("auditor"))
+    first = file["escalations"][0]
+    assert (first["from_office_id"], first["office_id"], first["reason"],
+            first["explanation"]) == ("commune-120101", "district-ombudsman-1201", "office",
+                                      "the chief of the commune is the one complained of")
+    assert all(e["reason"] != "office" for e in file["escalations"][1:])
     assert file["escalations"][0]["by"]
     assert "escalated to district-ombudsman-1201 (office)" in [
         e["summary"] for e in file["timeline"]]
