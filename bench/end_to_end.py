@@ -395,7 +395,14 @@ class Profile:
             results.failures.append(f"py-spy on {self.service}: exit {self.process.returncode}, "
                                     f"{errors.decode(errors='replace')[-500:]}")
             return
-        results.details[f"e2e.profile.{self.service}"] = summarise(self.output)
+        summary = results.details[f"e2e.profile.{self.service}"] = summarise(self.output)
+        innermost = summary["percent_innermost_by_package"]
+        results.notes.append(
+            f"py-spy sampled {self.service} 100 times a second during the full-speed load "
+            f"({summary['samples']:,} samples of running threads; its own CPU shares the machine, "
+            f"so this run's figures are a little lower). Innermost frames by package: "
+            + ", ".join(f"{name} {pct}%" for name, pct in list(innermost.items())[:6])
+            + f"; stacks in {self.output.relative_to(RESULTS.parents[1])}.")
 
 
 def summarise(collapsed: Path, top: int = 15) -> dict[str, object]:
