@@ -504,6 +504,10 @@ def end_to_end(results: Results, *, rates: tuple[float, ...], steady_seconds: fl
         return
     per_case = {s: 1000 * c / cases for s, c in cpu.items()}
     services = sum(per_case[s] for s in SERVICES)
+    # The services poll even with no traffic; at a low case count that weighs on a case.
+    idle = results.details["e2e.idle"]
+    idle_cpu_ms = sum(idle["cpu_percent"][s] for s in SERVICES) / 100 * window * 1000 / cases
+    idle_xacts = idle_rate * window / cases
     cost.done(f"{cases:,} cases in {window:.1f} s: {services:.1f} ms of CPU in the services, "
               f"{per_case['postgresql']:.1f} in PostgreSQL, {per_case['rabbitmq']:.1f} in RabbitMQ, "
               f"{xacts / cases:.1f} transactions per case")
@@ -527,6 +531,8 @@ def end_to_end(results: Results, *, rates: tuple[float, ...], steady_seconds: fl
         "database_transactions": round(xacts / cases, 2),
         "transactions": {"in_window": counted, "published_late": late,
                          "idle_while_waiting": round(idle_rate * waited, 1)},
+        "at_the_idle_rate": {"services_cpu_ms": round(idle_cpu_ms, 3),
+                             "database_transactions": round(idle_xacts, 2)},
     }
     results.notes.append(
         f"At full speed each case cost {xacts / cases:.1f} database transactions and "
@@ -535,7 +541,9 @@ def end_to_end(results: Results, *, rates: tuple[float, ...], steady_seconds: fl
         f"{per_case['postgresql']:.1f} ms in PostgreSQL's backends of the bench's database "
         f"({per_case['postgresql server']:.1f} ms in the whole server) and "
         f"{per_case['rabbitmq']:.1f} ms in RabbitMQ, over the {window:.0f} s from the first "
-        "submission until every service had taken every event. The server and broker figures "
+        "submission until every service had taken every event; of these, polling at the idle "
+        f"rate alone would be {idle_xacts:.1f} transactions and {idle_cpu_ms:.1f} ms a case. "
+        "The server and broker figures "
         "include whatever else ran on them; a backend of the bench's database that closed "
         "within the window is not in its figure."
     )
