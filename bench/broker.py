@@ -18,7 +18,7 @@ import kombu
 from amqp import Channel
 
 from bench.cases import sample_message
-from bench.infra import Progress, phase, run_for, scratch_vhost
+from bench.infra import Progress, broker_cpu, phase, run_for, scratch_vhost
 from bench.report import Results
 from shared import topology
 
@@ -121,16 +121,24 @@ def confirmed_batches(uri: str, seconds: float, results: Results) -> None:
             while acked < published:
                 connection.drain_events(timeout=30)
 
+        cpu_before = broker_cpu()
         run = run_for(seconds, publish_batch, Progress(f"3c batches of {BATCH}"))
+        broker_seconds = broker_cpu() - cpu_before
         stored = message_count(channel, queue)
         copies = stored + service_queue_messages(channel)
     if stored != published:
         results.failures.append(f"raw publish (c): {published} confirmed, {stored} queued")
     results.add("amqp.batches", f"Raw persistent publish, batches of {BATCH} confirmed, "
                 "service topology", published / run.seconds, "/s", tag="3c")
+    # What the broker's CPU pays for one event of a case on its way to every service: the
+    # measure of the end-to-end phase's RabbitMQ share (the node's other vhosts included).
+    if published:
+        results.add("amqp.batches.cpu", "RabbitMQ CPU per message in 3c (beam.smp)",
+                    1000 * broker_seconds / published, "ms", tag="3c-cpu")
     results.details["amqp.batches"] = {
         "count": published, "seconds": round(run.seconds, 3), "queued": stored,
         "copies_per_message": copies / published if published else None,
+        "broker_cpu_seconds": round(broker_seconds, 3),
     }
 
 

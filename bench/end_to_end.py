@@ -8,22 +8,37 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 import requests
 
 from bench.cases import COMMUNES
-from bench.infra import HOST, PG_USER, Progress, percentile, phase
-from bench.report import Figure, Results
+from bench.infra import (
+    HOST,
+    PG_USER,
+    STATS_SETTLE,
+    Progress,
+    admin_connection,
+    broker_cpu,
+    cpu_seconds,
+    percentile,
+    phase,
+    postgres_cpu,
+    transactions,
+)
+from bench.report import RESULTS, Figure, Results
 from shared.config import SERVICES
 from tests.system import System, complaint
 
-IDLE_SETTLE = 2.0  # after start-up, before the idle cost is measured
+IDLE_SETTLE = STATS_SETTLE  # after start-up, before the idle cost is measured
 IDLE_SECONDS = 5.0
 WARM_UP = 5  # submissions after the first, before any latency is taken
 ARRIVAL_POLL = 0.005  # how often the office queue is looked at while latencies are taken
@@ -256,50 +271,45 @@ def memory_kb(pid: int) -> dict[str, int]:
     return values
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class Usage:
-    """What the services and their database had consumed at one moment. PostgreSQL
-    publishes its counters about once a second, so differences over a few seconds are
-    approximate."""
+    """What the services, the database server and the broker had consumed at one moment,
+    and the database's transaction count as its statistics had it then (see STATS_SETTLE
+    for how late those can be)."""
 
     at: float
-    cpu: dict[str, float]
+    cpu: dict[str, float]  # the four services, then "postgresql", "postgresql server", "rabbitmq"
     transactions: int
 
     @classmethod
-    def now(cls, system: System, conn: psycopg.Connection) -> Usage:
-        row = conn.execute(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
-            (system.dbname,)).fetchone()
-        return cls(time.perf_counter(), {s: cpu_seconds(system.processes[s].pid) for s in SERVICES},
-                   int(row[0]) if row else 0)
+    def now(cls, system: System, stats: psycopg.Connection) -> Usage:
+        cpu = {s: cpu_seconds(system.processes[s].pid) for s in SERVICES}
+        server = postgres_cpu(system.dbname)
+        cpu["postgresql"] = server["database"]
+        cpu["postgresql server"] = server["server"]
+        cpu["rabbitmq"] = broker_cpu()
+        return cls(time.perf_counter(), cpu, transactions(stats, system.dbname))
 
     def since(self, before: Usage) -> tuple[float, dict[str, float], int]:
         return (self.at - before.at, {s: self.cpu[s] - before.cpu[s] for s in self.cpu},
                 self.transactions - before.transactions)
 
 
-def idle_load(system: System, conn: psycopg.Connection, seconds: float, results: Results) -> None:
+def idle_load(system: System, stats: psycopg.Connection, seconds: float, results: Results) -> None:
     """With no traffic at all, what the services' relays and projections cost by polling."""
     progress = Progress("idle")
     progress.update(f"measuring {seconds:.0f} s with no traffic", force=True)
-    before = Usage.now(system, conn)
+    before = Usage.now(system, stats)
     time.sleep(seconds)
-    elapsed, cpu, transactions = Usage.now(system, conn).since(before)
+    elapsed, everything, transactions = Usage.now(system, stats).since(before)
+    cpu = {s: everything[s] for s in SERVICES}
     progress.done(f"{transactions / elapsed:,.0f} transactions/s, "
                   f"{100 * sum(cpu.values()) / elapsed:.0f}% of a CPU")
     results.add("e2e.idle.transactions", "Database transactions/s with no traffic (idle services)",
                 transactions / elapsed, "/s", baseline=results.find("pg.commits"))
     results.details["e2e.idle"] = {
         "seconds": round(elapsed, 2), "transactions_per_second": round(transactions / elapsed, 1),
-        "cpu_percent": {s: round(100 * c / elapsed, 1) for s, c in cpu.items()},
+        "cpu_percent": {s: round(100 * c / elapsed, 1) for s, c in everything.items()},
     }
     results.notes.append(
         f"With no traffic the four services ran {transactions / elapsed:,.0f} database "
@@ -343,6 +353,100 @@ def first_cases(system: System, conninfo: str, results: Results) -> None:
                                          "warm_up_post_ms": [round(ms, 2) for ms in post_ms[1:]]}
 
 
+def wait_until_settled(system: System, progress: Progress) -> None:
+    """Until reporting, the last to see every event, has taken all that were stored: only
+    then has every service done the work of the cases routed."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if system.settled():
+                return
+        except psycopg.OperationalError:
+            pass  # the machine's connections are shared: a refused reading is tried again
+        progress.update("waiting for every service to take every event")
+        time.sleep(0.2)
+
+
+class Profile:
+    """With OURVOICE_BENCH_PROFILE=<service>, py-spy samples that service's process (from
+    outside, without pausing it) for as long as the full-speed load lasts; its stacks are
+    written to bench/results/profile-<service>.txt and summed up in the results."""
+
+    def __init__(self, system: System, seconds: float):
+        self.service = os.environ.get("OURVOICE_BENCH_PROFILE", "")
+        self.process: subprocess.Popen | None = None
+        if not self.service:
+            return
+        if self.service not in SERVICES:
+            raise ValueError(f"OURVOICE_BENCH_PROFILE={self.service}: not one of {', '.join(SERVICES)}")
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.output = RESULTS / f"profile-{self.service}.txt"
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--rate", "100",
+             "--format", "raw", "--duration", str(max(1, round(seconds))), "--output", str(self.output),
+             "--pid", str(system.processes[self.service].pid)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def finish(self, results: Results) -> None:
+        if self.process is None:
+            return
+        _, errors = self.process.communicate(timeout=60)
+        if self.process.returncode != 0 or not self.output.exists():
+            results.failures.append(f"py-spy on {self.service}: exit {self.process.returncode}, "
+                                    f"{errors.decode(errors='replace')[-500:]}")
+            return
+        summary = results.details[f"e2e.profile.{self.service}"] = summarise(self.output)
+        innermost = summary["percent_innermost_by_package"]
+        results.notes.append(
+            f"py-spy sampled {self.service} 100 times a second during the full-speed load "
+            f"({summary['samples']:,} samples of running threads; its own CPU shares the machine, "
+            f"so this run's figures are a little lower). Innermost frames by package: "
+            + ", ".join(f"{name} {pct}%" for name, pct in list(innermost.items())[:6])
+            + f"; stacks in {self.output.relative_to(RESULTS.parents[1])}.")
+
+
+def summarise(collapsed: Path, top: int = 15) -> dict[str, object]:
+    """From py-spy's collapsed stacks ("frame;frame;... count"): the share of samples whose
+    innermost frame is in each package (where the CPU itself goes), the share of samples
+    with each package anywhere on the stack (what it causes, callees included), and the
+    innermost functions that take the most."""
+    own: Counter[str] = Counter()
+    anywhere: Counter[str] = Counter()
+    functions: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        own[package(frames[-1])] += n
+        for name in {package(f) for f in frames}:
+            anywhere[name] += n
+        functions[frames[-1]] += n
+
+    def shares(counter: Counter[str]) -> dict[str, float]:
+        return {k: round(100 * v / total, 1) for k, v in counter.most_common(top)}
+
+    return {"samples": total, "percent_innermost_by_package": shares(own),
+            "percent_on_stack_by_package": shares(anywhere),
+            "percent_innermost_by_function": shares(functions)}
+
+
+def package(frame: str) -> str:
+    """The top-level package of a py-spy frame "function (path/to/module.py:line)"."""
+    path = frame.rpartition(" (")[2].rstrip(")").rpartition(":")[0]
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    elif "/lib/python3" in path:
+        return "stdlib"
+    parts = [p for p in path.split("/") if p]
+    if parts and parts[0] in ("services", "shared", "ourvoice") and len(parts) > 1:
+        return "/".join(parts[:2]) if parts[0] == "services" else parts[0]
+    return parts[0].removesuffix(".py") if parts else frame
+
+
 def end_to_end(results: Results, *, rates: tuple[float, ...], steady_seconds: float, threads: int,
                full_seconds: float) -> None:
     phase("End to end: the four services as processes")
@@ -358,19 +462,33 @@ def end_to_end(results: Results, *, rates: tuple[float, ...], steady_seconds: fl
         progress.done("four services healthy")
         idle = {s: memory_kb(system.processes[s].pid) for s in SERVICES}
         conninfo = f"host={HOST} user={PG_USER} dbname={system.dbname}"
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with admin_connection() as stats:
             time.sleep(IDLE_SETTLE)
-            idle_load(system, conn, IDLE_SECONDS, results)
+            idle_load(system, stats, IDLE_SECONDS, results)
             first_cases(system, conninfo, results)
             for rate in rates:
                 steady_load(system, conninfo, rate, steady_seconds, results)
             first = results.details["e2e.first_case"]
             results.add("e2e.first.post", "First POST /v1/cases after start-up", first["post_ms"], "ms",
                         baseline=results.find(f"e2e.{rates[0]:.0f}/s.post.p50"))
-            before = Usage.now(system, conn)
+            cost = Progress("cost")
+            cost.update(f"{STATS_SETTLE:.0f} s for the steady loads' counts to be published", force=True)
+            time.sleep(STATS_SETTLE)
+            before = Usage.now(system, stats)
+            profile = Profile(system, full_seconds)
             full_speed(system, conninfo, threads, full_seconds, results)
-            time.sleep(1)  # PostgreSQL publishes its counters about once a second
-            _, cpu, transactions = Usage.now(system, conn).since(before)
+            wait_until_settled(system, cost)
+            after = Usage.now(system, stats)
+            profile.finish(results)
+            # The window's last transactions are published up to STATS_SETTLE late; what the
+            # idle services ran while we waited for them is taken off again.
+            cost.update(f"{STATS_SETTLE:.0f} s for the load's counts to be published", force=True)
+            time.sleep(STATS_SETTLE)
+            late = transactions(stats, system.dbname) - after.transactions
+            waited = time.perf_counter() - after.at
+            idle_rate = results.details["e2e.idle"]["transactions_per_second"]
+            window, cpu, counted = after.since(before)
+            xacts = counted + late - idle_rate * waited
         loaded = {s: memory_kb(system.processes[s].pid) for s in SERVICES}
     finally:
         system.destroy()
@@ -382,12 +500,75 @@ def end_to_end(results: Results, *, rates: tuple[float, ...], steady_seconds: fl
                     loaded[service]["VmHWM"] / 1024, "MB", baseline=idle_mb)
     results.details["rss_kb"] = {"after_start": idle, "after_load": loaded}
     cases = results.details.get("e2e.full_speed", {}).get("routed", 0)
-    if cases:
-        per_case = {s: round(1000 * c / cases, 2) for s, c in cpu.items()}
-        results.details["e2e.per_case"] = {"database_transactions": round(transactions / cases, 1),
-                                           "cpu_ms": per_case}
-        results.notes.append(
-            f"At full speed each case cost about {transactions / cases:.0f} database transactions "
-            f"and {sum(per_case.values()):.1f} ms of CPU in the services "
-            f"({', '.join(f'{s} {ms:.1f}' for s, ms in per_case.items())})."
-        )
+    if not cases:
+        return
+    per_case = {s: 1000 * c / cases for s, c in cpu.items()}
+    services = sum(per_case[s] for s in SERVICES)
+    # The services poll even with no traffic; at a low case count that weighs on a case.
+    idle = results.details["e2e.idle"]
+    idle_cpu_ms = sum(idle["cpu_percent"][s] for s in SERVICES) / 100 * window * 1000 / cases
+    idle_xacts = idle_rate * window / cases
+    cost.done(f"{cases:,} cases in {window:.1f} s: {services:.1f} ms of CPU in the services, "
+              f"{per_case['postgresql']:.1f} in PostgreSQL, {per_case['rabbitmq']:.1f} in RabbitMQ, "
+              f"{xacts / cases:.1f} transactions per case")
+    for service in SERVICES:
+        results.add(f"e2e.cpu.{service}", f"CPU per case at full speed, {service}",
+                    per_case[service], "ms")
+    results.add("e2e.cpu.services", "CPU per case at full speed, the four services", services, "ms")
+    results.add("e2e.cpu.postgresql", "CPU per case at full speed, PostgreSQL (the bench "
+                "database's backends)", per_case["postgresql"], "ms",
+                baseline=results.find("pg.commit.cpu"))
+    results.add("e2e.cpu.postgresql.server", "CPU per case at full speed, PostgreSQL (whole server, "
+                "every database)", per_case["postgresql server"], "ms",
+                baseline=results.find("pg.commit.cpu"))
+    results.add("e2e.cpu.rabbitmq", "CPU per case at full speed, RabbitMQ (beam.smp, every vhost)",
+                per_case["rabbitmq"], "ms", baseline=results.find("amqp.batches.cpu"))
+    results.add("e2e.transactions", "Database transactions per case at full speed", xacts / cases,
+                "tx", baseline=results.find("pg.commit.transactions"))
+    results.details["e2e.per_case"] = {
+        "cases": cases, "window_seconds": round(window, 3),
+        "cpu_ms": {s: round(ms, 3) for s, ms in per_case.items()},
+        "database_transactions": round(xacts / cases, 2),
+        "transactions": {"in_window": counted, "published_late": late,
+                         "idle_while_waiting": round(idle_rate * waited, 1)},
+        "at_the_idle_rate": {"services_cpu_ms": round(idle_cpu_ms, 3),
+                             "database_transactions": round(idle_xacts, 2)},
+    }
+    results.notes.append(
+        f"At full speed each case cost {xacts / cases:.1f} database transactions and "
+        f"{services:.1f} ms of CPU in the services "
+        f"({', '.join(f'{s} {per_case[s]:.1f}' for s in SERVICES)}), "
+        f"{per_case['postgresql']:.1f} ms in PostgreSQL's backends of the bench's database "
+        f"({per_case['postgresql server']:.1f} ms in the whole server) and "
+        f"{per_case['rabbitmq']:.1f} ms in RabbitMQ, over the {window:.0f} s from the first "
+        "submission until every service had taken every event; of these, polling at the idle "
+        f"rate alone would be {idle_xacts:.1f} transactions and {idle_cpu_ms:.1f} ms a case. "
+        "The server and broker figures "
+        "include whatever else ran on them; a backend of the bench's database that closed "
+        "within the window is not in its figure."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.end_to_end`: this phase alone, after the raw baselines it is
+    compared with (single-row commits and kombu publishing)."""
+    import argparse
+
+    from bench.broker import publish_baselines
+    from bench.postgres import raw_commits
+
+    parser = argparse.ArgumentParser(prog="python -m bench.end_to_end", description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply every duration (e.g. 0.2 for a quick check)")
+    scale = parser.parse_args(argv).scale
+    results = Results()
+    raw_commits(results, 5 * scale)
+    publish_baselines(results, 5 * scale)
+    end_to_end(results, rates=(10, 50), steady_seconds=10 * scale, threads=16,
+               full_seconds=15 * scale)
+    print(results.table())
+    return 1 if results.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -137,6 +137,91 @@ def run_for(seconds: float, step: Callable[[], None], progress: Progress) -> Run
     return Run(len(latencies), now - start, latencies)
 
 
+# -- what processes and the database have done, from /proc and pg_stat_database ----------
+
+# A backend publishes its transaction counts at most once a second while busy; one that
+# falls idle within that second keeps them until its next transaction or until it has been
+# idle for 10 s (PostgreSQL's PGSTAT_IDLE_INTERVAL). Waiting this long before reading
+# pg_stat_database sees every backend's counts, whichever way it went quiet.
+STATS_SETTLE = 11.0
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces):
+    [0] state, [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes(prefix: str) -> dict[int, tuple[list[str], str]]:
+    """Every process whose command name starts with `prefix`: its stat fields and its
+    command line (where PostgreSQL shows a backend's user and database)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith(prefix):
+                continue
+            found[int(entry.name)] = (_stat(entry.name),
+                                      (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError):
+            continue  # gone between the listing and the read
+    return found
+
+
+def postgres_cpu(dbname: str) -> dict[str, float]:
+    """CPU seconds used so far by the PostgreSQL server on this machine.
+
+    "server": every postgres process alive now, plus what the postmaster has reaped from
+    children that exited (cutime + cstime), so backends that came and went between two
+    samples still count; it includes the work of every database on the server.
+    "database": only the live backends connected to `dbname`; one that exits between two
+    samples takes its time with it (the services' pools keep theirs open, so that is rare)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    processes = _processes("postgres")
+    server = database = 0
+    for fields, command in processes.values():
+        own = int(fields[11]) + int(fields[12])
+        server += own
+        if int(fields[1]) not in processes:  # the postmaster: its children's are its own
+            server += int(fields[13]) + int(fields[14])
+        if f" {dbname} " in f"{command} ":
+            database += own
+    return {"server": server / ticks, "database": database / ticks}
+
+
+def broker_cpu() -> float:
+    """CPU seconds used so far by RabbitMQ's Erlang VM (every beam.smp on this machine:
+    the one node serves every virtual host on it)."""
+    processes = _processes("beam.smp")
+    return sum(int(f[11]) + int(f[12]) for f, _ in processes.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def transactions(conn: psycopg.Connection, dbname: str) -> int:
+    """Committed and rolled-back transactions of `dbname` as the statistics have them now.
+    `conn` is an autocommit connection to another database (so the read itself is not
+    counted), held for the whole benchmark: the machine's 100 connections are shared, and
+    a fresh one may be refused at the moment of a reading."""
+    conn.execute("SELECT pg_stat_clear_snapshot()")  # never a snapshot of an earlier read
+    row = conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                       "WHERE datname = %s", (dbname,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def flush_statistics(conn: psycopg.Connection) -> None:
+    """Make this connection's backend publish its counts at its next idle moment
+    (PostgreSQL 15 and later); other backends are not affected."""
+    if conn.info.server_version >= 150000:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile: always a value that was actually observed."""
     if not values:

@@ -12,7 +12,17 @@ from itertools import cycle
 import psycopg
 
 from bench.cases import COMMUNES, new_case
-from bench.infra import Progress, percentile, phase, run_for, scratch_database
+from bench.infra import (
+    Progress,
+    admin_connection,
+    cpu_seconds,
+    flush_statistics,
+    percentile,
+    phase,
+    run_for,
+    scratch_database,
+    transactions,
+)
 from bench.report import Results
 from services.intake.application import Intake
 from shared.store import open_store
@@ -24,7 +34,8 @@ ROW_BYTES = 800
 
 def raw_commits(results: Results, seconds: float) -> None:
     phase("PostgreSQL: raw single-row commits (baseline A)")
-    with scratch_database() as pg, psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+    with (scratch_database() as pg, psycopg.connect(pg.conninfo(), autocommit=True) as conn,
+          admin_connection() as stats):
         conn.execute("CREATE TABLE bench_rows (id bigserial PRIMARY KEY, body bytea NOT NULL)")
         body = b"x" * ROW_BYTES
         results.environment.update({
@@ -36,7 +47,17 @@ def raw_commits(results: Results, seconds: float) -> None:
         def insert() -> None:
             conn.execute("INSERT INTO bench_rows (body) VALUES (%s)", (body,))
 
+        # What one commit costs the server: the CPU of this connection's backend and the
+        # transactions the statistics count, the baselines of a case's cost end to end.
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        flush_statistics(conn)
+        time.sleep(0.2)
+        xacts_before, cpu_before = transactions(stats, pg.dbname), cpu_seconds(backend)
         run = run_for(seconds, insert, Progress("commits"))
+        backend_seconds = cpu_seconds(backend) - cpu_before
+        flush_statistics(conn)
+        time.sleep(0.2)
+        xacts = transactions(stats, pg.dbname) - xacts_before
         stored = conn.execute("SELECT count(*) FROM bench_rows").fetchone()[0]
     if stored != run.count:
         results.failures.append(f"raw commits: {run.count} inserted but {stored} rows stored")
@@ -45,7 +66,14 @@ def raw_commits(results: Results, seconds: float) -> None:
                 tag="A")
     results.add("pg.commit.p50", "PostgreSQL commit latency p50", percentile(ms, 50), "ms", tag="A50")
     results.add("pg.commit.p99", "PostgreSQL commit latency p99", percentile(ms, 99), "ms", tag="A99")
-    results.details["pg.commits"] = {"count": run.count, "seconds": round(run.seconds, 3)}
+    # Both readings count one statement of their own (pg_stat_force_next_flush), hence -1.
+    results.add("pg.commit.cpu", "PostgreSQL CPU per raw commit (its backend)",
+                1000 * backend_seconds / run.count, "ms", tag="Acpu")
+    results.add("pg.commit.transactions", "Database transactions per raw row",
+                (xacts - 1) / run.count, "tx", tag="Atx")
+    results.details["pg.commits"] = {"count": run.count, "seconds": round(run.seconds, 3),
+                                     "backend_cpu_seconds": round(backend_seconds, 3),
+                                     "transactions": xacts}
 
 
 def event_appends(results: Results, seconds: float) -> None:
