@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -227,32 +226,20 @@ def rebuild_subscriber(db: Database, subscriber: Subscriber, stores: Sequence[ty
     stores = existing_stores(db, stores)
     total = 0
     # The bulk, while the live model goes on: one reading connection streams the logs (a
-    # server-side cursor each, rows as plain tuples), another writes. The writing runs in
-    # a thread of its own so that while PostgreSQL applies one chunk, this thread decodes
-    # the next (psycopg lets go of the GIL while it waits): the two overlap instead of
-    # taking turns. One chunk is written at a time, in log order, so the result is the
-    # same as writing them one after another.
+    # server-side cursor each, rows as plain tuples), another writes, a chunk of events
+    # per transaction.
     with db.pool.connection() as reader, reader.transaction(), \
-            db.pool.connection() as writer, ThreadPoolExecutor(max_workers=1) as writing:
+            db.pool.connection() as writer:
         cursors = [reader.cursor(name=f"replay_{store.name}", row_factory=tuple_row)
                    for store in stores]
         for cursor in cursors:
-            cursor.itersize = 20_000
+            cursor.itersize = CHUNK
         streams = [published(store, _applied(cursor, store.name, live_tracking))
                    for store, cursor in zip(stores, cursors, strict=True)]
         merged = in_time_order(streams)
-
-        def write(chunk: list[Published]) -> int:
-            with writer.transaction(), writer.cursor() as cursor:
-                return _apply_stream(cursor, subscriber, schema, in_schema, chunk, progress)
-
-        pending = None
         while chunk := [e for _, e in zip(range(CHUNK), merged, strict=False)]:
-            if pending is not None:
-                total += pending.result()
-            pending = writing.submit(write, chunk)
-        if pending is not None:
-            total += pending.result()
+            with writer.transaction(), writer.cursor() as cursor:
+                total += _apply_stream(cursor, subscriber, schema, in_schema, chunk, progress)
     with db.transaction() as cursor:
         # Pause the live model: its next tracking row waits for this transaction.
         cursor.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(live_tracking))
