@@ -33,7 +33,7 @@ from services.intake.application import Intake
 from services.reporting import readmodels
 from services.routing.domain import Case as RoutedCase
 from services.routing.service import Routing, policies
-from shared import access
+from shared import access, accounts
 from shared.categories import categories
 from shared.db import FOLLOWERS_DDL, Database
 from shared.events import EVENT_TYPES
@@ -122,7 +122,7 @@ def replay(results: Results, events: int = 1_000_000) -> None:
         code = long_case(pg)
         db = Database(pg, max_size=2)
         try:
-            db.migrate(FOLLOWERS_DDL, *readmodels.DDL, *access.DDL)
+            db.migrate(FOLLOWERS_DDL, *readmodels.DDL, *access.DDL, *accounts.DDL)
             with db.transaction() as cursor:
                 # As if the live model had applied every public event: the rebuild replays
                 # exactly what its tracking table lists.

@@ -309,6 +309,11 @@ def withhold_words(event_type: str, data: dict) -> dict:
     return data
 
 
+def _uuid(value: Any) -> uuid.UUID:
+    # Most are UUIDs already: making them again from their strings is a cost per event.
+    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
+
+
 def envelope_of(source: str, position: int, domain_event: Any) -> dict | None:
     """The envelope of a stored domain event with Python values (ids as UUIDs, the instant
     as a datetime) and its data as its schema dumps it; None for events that stay
@@ -327,7 +332,7 @@ def envelope_of(source: str, position: int, domain_event: Any) -> dict | None:
         "occurred_at": domain_event.timestamp,
         # An event recorded on an aggregate other than the case (a notification) names
         # its case in its context.
-        "case_id": uuid.UUID(str(context.get("case_id") or domain_event.originator_id)),
+        "case_id": _uuid(context.get("case_id") or domain_event.originator_id),
         "tracking_code": context["tracking_code"],
         "sequence": domain_event.originator_version,
         "office_id": getattr(domain_event, "office_id", None) or context.get("office_id"),

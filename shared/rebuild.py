@@ -24,6 +24,7 @@ from datetime import datetime
 
 from marshmallow import fields
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from shared.db import Database
 from shared.events import DATA_SCHEMAS, envelope_of
@@ -31,6 +32,9 @@ from shared.logs import COLUMNS, Published, in_time_order, published
 from shared.store import CaseStore, Projection, Subscriber
 
 BATCH = 1000
+# Events a subscriber's rebuild reads, merges and writes at once: the more, the fewer
+# statements (the rows of one case are merged in memory first); 20,000 stay small in memory.
+CHUNK = 20_000
 
 
 def tables_of(projection: Projection | Subscriber) -> list[str]:
@@ -176,7 +180,7 @@ def _as_delivered(event: Published) -> tuple[str, dict]:
 
 
 def _apply_stream(db_cursor, subscriber: Subscriber, schema: str, in_schema, events,
-                  progress: Callable[[int], None] | None, batch_size: int = BATCH) -> int:
+                  progress: Callable[[int], None] | None, batch_size: int = CHUNK) -> int:
     """Apply events in batches inside the rebuild's schema, recording each (source,
     position) in the rebuild's own tracking table; returns how many."""
     db_cursor.execute(in_schema)
@@ -221,21 +225,20 @@ def rebuild_subscriber(db: Database, subscriber: Subscriber, stores: Sequence[ty
     live_tracking = sql.Identifier("public", f"{subscriber.consumer}_tracking")
     stores = existing_stores(db, stores)
     total = 0
-    # The bulk, while the live model goes on: one reading connection streams the three
-    # logs (a server-side cursor each), another writes.
+    # The bulk, while the live model goes on: one reading connection streams the logs (a
+    # server-side cursor each, rows as plain tuples), another writes, a chunk of events
+    # per transaction.
     with db.pool.connection() as reader, reader.transaction(), \
             db.pool.connection() as writer:
-        cursors = [reader.cursor(name=f"replay_{store.name}") for store in stores]
+        cursors = [reader.cursor(name=f"replay_{store.name}", row_factory=tuple_row)
+                   for store in stores]
         for cursor in cursors:
-            cursor.itersize = 5000
+            cursor.itersize = CHUNK
         streams = [published(store, _applied(cursor, store.name, live_tracking))
                    for store, cursor in zip(stores, cursors, strict=True)]
         merged = in_time_order(streams)
-        while True:
+        while chunk := [e for _, e in zip(range(CHUNK), merged, strict=False)]:
             with writer.transaction(), writer.cursor() as cursor:
-                chunk = [e for _, e in zip(range(BATCH * 20), merged, strict=False)]
-                if not chunk:
-                    break
                 total += _apply_stream(cursor, subscriber, schema, in_schema, chunk, progress)
     with db.transaction() as cursor:
         # Pause the live model: its next tracking row waits for this transaction.
