@@ -85,6 +85,16 @@ ADDED_BY = ("citizen", "staff", "ombudsman")
 DAY = timedelta(days=1)
 
 
+def wait_in_day(instants: list[datetime], per_day: int, now: datetime) -> float | None:
+    """The seconds until one more is taken when `per_day` of `instants` fall in the last
+    24 hours (a window that slides, so the wait ends when the oldest of them leaves it);
+    None when one more is taken now."""
+    today = [at for at in instants if at > now - DAY]
+    if len(today) < per_day:
+        return None
+    return (min(today) + DAY - now).total_seconds()
+
+
 class Case(Aggregate):
     """A case as the citizen made it. Later events carry the case's place and its last
     known office in `context`, for the public envelope.
@@ -248,9 +258,8 @@ class Case(Aggregate):
                                   "this one has them all", None)
         if now is None:
             return
-        today = [m["at"] for m in self.messages if m["at"] > now - DAY]
-        if len(today) >= limits.per_day:
-            wait = (min(today) + DAY - now).total_seconds()
+        wait = wait_in_day([m["at"] for m in self.messages], limits.per_day, now)
+        if wait is not None:
             raise TooManyMessages(f"a case takes at most {limits.per_day} messages in 24 "
                                   "hours; try again later", wait)
 
@@ -277,9 +286,8 @@ class Case(Aggregate):
                                f"this one holds {held} and the file has {size}", None)
         if now is None:
             return
-        today = [a["at"] for a in self.attachments if a["at"] > now - DAY]
-        if len(today) >= limits.per_day:
-            wait = (min(today) + DAY - now).total_seconds()
+        wait = wait_in_day([a["at"] for a in self.attachments], limits.per_day, now)
+        if wait is not None:
             raise TooManyFiles(f"a case takes at most {limits.per_day} files in 24 hours; "
                                "try again later", wait)
 
