@@ -44,3 +44,61 @@ def test_the_check_sees_an_import_module_call(tmp_path):
                       "other = __import__('services.routing')\n")
     lines = hidden_imports(module, tmp_path)
     assert len(lines) == 3 and "import_module" in lines[1] and "__import__" in lines[2]
+
+
+def import_cycles(graph, modules: set[str]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or through others (the
+    strongly connected parts of the import graph, Tarjan's algorithm without recursion)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+    for root in sorted(modules):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph(root) & modules)))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            module, imported = work[-1]
+            for other in imported:
+                if other not in index:
+                    index[other] = low[other] = len(index)
+                    stack.append(other)
+                    on_stack.add(other)
+                    work.append((other, iter(sorted(graph(other) & modules))))
+                    break
+                if other in on_stack:
+                    low[module] = min(low[module], index[other])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[module])
+                if low[module] == index[module]:
+                    group = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        group.append(member)
+                        if member == module:
+                            break
+                    if len(group) > 1:
+                        cycles.append(sorted(group))
+    return cycles
+
+
+def test_no_modules_import_each_other():
+    """A cycle means two modules are one that pretends to be two: neither can be read,
+    tested or moved without the other."""
+    import grimp
+
+    graph = grimp.build_graph("ourvoice", "services", "shared")
+    modules = {m for m in graph.modules if ".tests" not in m}
+    assert import_cycles(graph.find_modules_directly_imported_by, modules) == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_three_modules():
+    imports = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(lambda m: imports[m], set(imports)) == [["a", "b", "c"]]

@@ -1,7 +1,7 @@
 """The bytes of a case's files (evidence), sealed in intake's tables.
 
 A cleaned file (services/intake/evidence.py) and its thumbnail are cut into parts of
-PART_BYTES, each sealed with AES-GCM under the case's own key (privacy.case_key, the key
+PART_BYTES, each sealed with AES-GCM under the case's own key (keys.case_key, the key
 that also seals the citizen's contact), so destroying that key erases the files as it
 erases the contact. Each part's associated data names the attachment, the variant, the
 part's number and whether it is the last: parts cannot be swapped between files,
@@ -25,7 +25,7 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 
 from services.intake.evidence import Cleaned
-from services.intake.privacy import NONCE_BYTES, _open, _seal, case_key, stored_key
+from services.intake.keys import NONCE_BYTES, case_key, seal, stored_key, unseal
 from shared.db import Database
 
 PART_BYTES = 256 * 1024
@@ -84,7 +84,7 @@ def sealed_parts(key: bytes, attachment_id: UUID, variant: int, data: bytes) -> 
     twice over, sealed beside plain)."""
     count = part_count(len(data))
     for n in range(count):
-        yield _seal(key, data[n * PART_BYTES:(n + 1) * PART_BYTES],
+        yield seal(key, data[n * PART_BYTES:(n + 1) * PART_BYTES],
                     _aad(attachment_id, variant, n, n == count - 1))
 
 
@@ -95,7 +95,7 @@ def seal_parts(key: bytes, attachment_id: UUID, variant: int, data: bytes) -> li
 def open_part(key: bytes, attachment_id: UUID, variant: int, n: int, count: int,
               sealed: bytes) -> bytes:
     """Part n of `count`; raises InvalidTag when it is not that part of that file."""
-    return _open(key, sealed, _aad(attachment_id, variant, n, n == count - 1))
+    return unseal(key, sealed, _aad(attachment_id, variant, n, n == count - 1))
 
 
 @dataclass(frozen=True)

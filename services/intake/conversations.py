@@ -39,9 +39,8 @@ from marshmallow import Schema, ValidationError, fields
 from nameko.timer import timer
 from werkzeug.wrappers import Request
 
-from services.intake import dialogue, readmodels
+from services.intake import dialogue, keys, readmodels
 from services.intake.domain import FINAL, NotAllowed
-from services.intake.privacy import _open, _seal
 from services.intake.schemas import Message, SubmitCase
 from shared import access
 from shared.limits import retry_after
@@ -169,11 +168,11 @@ def _aad(what: str, channel: str, hashed: str) -> bytes:
 
 def seal(master: bytes, what: str, channel: str, hashed: str, value) -> bytes:
     plaintext = json.dumps(value, ensure_ascii=False).encode()
-    return _seal(master, plaintext, _aad(what, channel, hashed))
+    return keys.seal(master, plaintext, _aad(what, channel, hashed))
 
 
 def unseal(master: bytes, what: str, channel: str, hashed: str, sealed) -> object:
-    return json.loads(_open(master, bytes(sealed), _aad(what, channel, hashed)))
+    return json.loads(keys.unseal(master, bytes(sealed), _aad(what, channel, hashed)))
 
 
 # -- the tables ------------------------------------------------------------------------------

@@ -11,20 +11,18 @@ import os
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.application import AggregateNotFoundError
 from nameko.extensions import DependencyProvider
 
-from services.intake import readmodels
+from services.intake import attachments, readmodels
 from services.intake.application import Intake, Issued
 from services.intake.domain import Case
+from services.intake.keys import case_key, destroy_key, seal, stored_key, unseal
 from shared import access
 from shared.config import master_key
 from shared.db import Database
 from shared.store import open_store
 from shared.tracking import case_id_for, normalise_tracking_code
-
-NONCE_BYTES = 12
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS intake_case_keys (
@@ -41,37 +39,10 @@ DDL = (
 )
 
 
-def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
-
-
-def _open(key: bytes, sealed: bytes, aad: bytes) -> bytes:
-    return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
-
-
-# The case id is bound into every ciphertext (as associated data), so a key or a sealed
-# contact copied onto another case does not open.
-def _key_aad(case_id: UUID) -> bytes:
-    return b"ourvoice-case-key:" + case_id.bytes
-
-
+# As the key is, each sealed part is bound to its case (associated data): copied onto
+# another case it does not open.
 def _contact_aad(case_id: UUID) -> bytes:
     return b"ourvoice-contact:" + case_id.bytes
-
-
-def case_key(cursor, master: bytes, case_id: UUID) -> bytes | None:
-    """The case's data key, made on first use. Retries of one submission that race each
-    other all get the key that was stored first. None once the data was erased."""
-    wrapped = _seal(master, os.urandom(32), _key_aad(case_id))
-    cursor.execute(
-        """INSERT INTO intake_case_keys (case_id, wrapped_key) VALUES (%s, %s)
-           ON CONFLICT (case_id) DO UPDATE SET case_id = EXCLUDED.case_id
-           RETURNING wrapped_key""",
-        (case_id, wrapped),
-    )
-    stored = cursor.fetchone()["wrapped_key"]
-    return None if stored is None else _open(master, bytes(stored), _key_aad(case_id))
 
 
 def _seed_aad(case_id: UUID) -> bytes:
@@ -81,33 +52,14 @@ def _seed_aad(case_id: UUID) -> bytes:
 def token_seed(cursor, master: bytes, case_id: UUID) -> bytes:
     """The case's token seed, made on first use; retries racing each other all get the
     one stored first, hence the same token."""
-    sealed = _seal(master, os.urandom(32), _seed_aad(case_id))
+    sealed = seal(master, os.urandom(32), _seed_aad(case_id))
     cursor.execute(
         """INSERT INTO intake_token_seeds (case_id, sealed_seed) VALUES (%s, %s)
            ON CONFLICT (case_id) DO UPDATE SET case_id = EXCLUDED.case_id
            RETURNING sealed_seed""",
         (case_id, sealed),
     )
-    return _open(master, bytes(cursor.fetchone()["sealed_seed"]), _seed_aad(case_id))
-
-
-def stored_key(cursor, master: bytes, case_id: UUID) -> bytes | None:
-    cursor.execute("SELECT wrapped_key FROM intake_case_keys WHERE case_id = %s", (case_id,))
-    row = cursor.fetchone()
-    if row is None or row["wrapped_key"] is None:
-        return None
-    return _open(master, bytes(row["wrapped_key"]), _key_aad(case_id))
-
-
-def destroy_key(cursor, case_id: UUID) -> None:
-    """Forget the key for good; the row stays as a tombstone, so a late retry of the
-    submission cannot make a new key for the case."""
-    cursor.execute(
-        """INSERT INTO intake_case_keys (case_id, wrapped_key, erased_at) VALUES (%s, NULL, now())
-           ON CONFLICT (case_id) DO UPDATE SET wrapped_key = NULL,
-             erased_at = COALESCE(intake_case_keys.erased_at, now())""",
-        (case_id,),
-    )
+    return unseal(master, bytes(cursor.fetchone()["sealed_seed"]), _seed_aad(case_id))
 
 
 class MasterKey(DependencyProvider):
@@ -123,13 +75,13 @@ class MasterKey(DependencyProvider):
 
 def seal_contact(key: bytes, case_id: UUID, contact: dict[str, str]) -> str:
     plaintext = json.dumps(contact, ensure_ascii=False, sort_keys=True).encode()
-    return base64.b64encode(_seal(key, plaintext, _contact_aad(case_id))).decode()
+    return base64.b64encode(seal(key, plaintext, _contact_aad(case_id))).decode()
 
 
 def open_contact(key: bytes, case_id: UUID, sealed: str) -> dict[str, str] | None:
     """The contact, or None when this key does not open it."""
     try:
-        return json.loads(_open(key, base64.b64decode(sealed), _contact_aad(case_id)))
+        return json.loads(unseal(key, base64.b64decode(sealed), _contact_aad(case_id)))
     except (InvalidTag, ValueError):
         return None
 
@@ -162,8 +114,6 @@ class CaseKeys:
         """Destroy the key and, in the same transaction, delete the parts of the case's
         files: sealed under that key they could not be opened any more, and gone they
         cannot be opened by a key recovered from a backup either."""
-        from services.intake import attachments  # it seals with this module's functions
-
         with self.db.transaction() as cursor:
             destroy_key(cursor, case_id)
             attachments.delete_parts_of_case(cursor, case_id)
@@ -189,8 +139,6 @@ def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tupl
     code = normalise_tracking_code(tracking_code)
     if code is None:
         return False, f"{tracking_code!r} is not a tracking code"
-    from services.intake import attachments
-
     store = open_store(Intake)
     db = Database(max_size=1)
     try:
