@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         ("relay", lambda: relay_throughput(results, max(500, round(20_000 * scale)))),
         ("user_id", lambda: user_id_cost(results, max(500, round(5_000 * scale)))),
         # A light rate shows the latency of the path itself, 50/s what load adds to it.
-        ("end to end", lambda: end_to_end(results, rates=(10, 50), steady_seconds=10 * scale,
+        ("end to end", lambda: end_to_end(results, rates=(10, 50, 200), steady_seconds=10 * scale,
                                           threads=16, full_seconds=15 * scale)),
         # Appends to the stores of each size are timed for at most 20 s in all; the sizes
         # follow OURVOICE_BENCH_SCALE.

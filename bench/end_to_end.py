@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     results = Results()
     raw_commits(results, 5 * scale)
     publish_baselines(results, 5 * scale)
-    end_to_end(results, rates=(10, 50), steady_seconds=10 * scale, threads=16,
+    end_to_end(results, rates=(10, 50, 200), steady_seconds=10 * scale, threads=16,
                full_seconds=15 * scale)
     print(results.table())
     return 1 if results.failures else 0
