@@ -24,6 +24,7 @@ from bench.conversations import conversations
 from bench.end_to_end import end_to_end
 from bench.infra import foreign_activity
 from bench.notifications import notifications
+from bench.observability import observability
 from bench.postgres import event_appends, raw_commits
 from bench.relay import relay_throughput, user_id_cost
 from bench.replay import replay
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         # A light rate shows the latency of the path itself, 50/s what load adds to it.
         ("end to end", lambda: end_to_end(results, rates=(10, 50, 200), steady_seconds=10 * scale,
                                           threads=16, full_seconds=15 * scale)),
+        # The same full-speed load with JSON logs and metrics, and without, turn about;
+        # /health/ready idle and under load.
+        ("observability", lambda: observability(
+            results, seconds=15 * scale, probes_per_service=max(50, round(300 * scale)))),
         # Appends to the stores of each size are timed for at most 20 s in all; the sizes
         # follow OURVOICE_BENCH_SCALE.
         ("at scale", lambda: at_scale(results, 20 * scale, scale_factor() * scale)),

@@ -239,7 +239,7 @@ class RawQueueConsumer(SettlingQueueConsumer):
             found = []
             for provider in self._providers:
                 declared = provider.queue(channel).queue_declare(passive=True)
-                metrics.queue_ready.labels(provider.queue.name).set(declared.message_count)
+                metrics.waiting_in_queue(provider.queue.name, declared.message_count)
                 if declared.consumer_count == 0:
                     found.append(provider.queue)
             return found
@@ -290,14 +290,13 @@ class EventConsumer(Consumer):
             self.queue_consumer.reject_message(message)
             metrics.event_settled(event["event_type"], "refused")
             return
-        unsettled = metrics.unsettled.labels(self.queue.name)
-        unsettled.inc()
+        metrics.unsettled_changed(self.queue.name, +1)
         try:
             self.container.spawn_worker(
                 self, (event, tracking), {},
                 handle_result=partial(self.handle_result, message, event, time.perf_counter()))
         except ContainerBeingKilled:
-            unsettled.dec()
+            metrics.unsettled_changed(self.queue.name, -1)
             self.queue_consumer.requeue_message(message)
 
     def handle_result(self, message, event, started, worker_ctx, result=None, exc_info=None):
@@ -306,7 +305,7 @@ class EventConsumer(Consumer):
         try:
             outcome = self.handle_message_processed(message, result, exc_info)
         finally:
-            metrics.unsettled.labels(self.queue.name).dec()
+            metrics.unsettled_changed(self.queue.name, -1)
         seconds = time.perf_counter() - started
         metrics.event_settled(event["event_type"], outcome, seconds)
         # A wait is tried again every moment, and said once already (see _log_wait).

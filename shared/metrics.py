@@ -14,13 +14,18 @@ templates, event types, channels, outcomes, office kinds, store and follower nam
 
 Most figures are counted as things happen. Those that describe state (how far a relay
 or projection is behind, open cases) are read when scraped, from the database, so that
-they hold whichever instance did the work and whatever happened before a restart."""
+they hold whichever instance did the work and whatever happened before a restart.
+
+With OURVOICE_METRICS=off (`switch(False)`, as the service starts) every function below
+that counts returns at once and `GET /metrics` answers 404; what is read when scraped
+stays registered, since `/health/ready` reads the relays' lags through it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import wraps
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -69,23 +74,60 @@ deadlines = Counter(
 
 DELIVERY_OUTCOMES = {"sent": "sent", "retrying": "failed", "dead": "dead", "skipped": "skipped"}
 
+# -- counting, unless switched off ---------------------------------------------------------
+recording = True
 
+
+def switch(on: bool) -> None:
+    """OURVOICE_METRICS, applied once as the process starts (shared/runner.py)."""
+    global recording
+    recording = on
+
+
+def counted(count: Callable[..., None]) -> Callable[..., None]:
+    """A function that records a figure: while metrics are off, a call costs one check.
+    Every figure counted as things happen goes through one of these, so this is the one
+    place the switch is looked at."""
+
+    @wraps(count)
+    def if_on(*args, **kwargs) -> None:
+        if recording:
+            count(*args, **kwargs)
+
+    return if_on
+
+
+@counted
 def request_answered(endpoint: str, method: str, status: int, seconds: float) -> None:
     http_requests.labels(endpoint, method, str(status)).inc()
     http_seconds.labels(endpoint, method).observe(seconds)
 
 
+@counted
 def event_settled(event_type: str, outcome: str, seconds: float | None = None) -> None:
     events_consumed.labels(event_type, outcome).inc()
     if seconds is not None:
         event_seconds.labels(event_type).observe(seconds)
 
 
+@counted
+def unsettled_changed(queue: str, by: int) -> None:
+    """Messages handed to (+1) or settled by (-1) this process's workers."""
+    unsettled.labels(queue).inc(by)
+
+
+@counted
+def waiting_in_queue(queue: str, messages: int) -> None:
+    queue_ready.labels(queue).set(messages)
+
+
+@counted
 def published(store: str, event_types: Iterable[str]) -> None:
     for event_type in event_types:
         events_published.labels(store, event_type).inc()
 
 
+@counted
 def deliveries_recorded(outcomes: Iterable[tuple[str, str]]) -> None:
     """(channel, state) of deliveries whose new state was just recorded; states that are
     not an outcome (due, sending) are not counted."""
@@ -106,6 +148,11 @@ def deadlines_recorded(case) -> Iterator[None]:
     outcomes = [({"SlaWarning": "warned", "SlaBreached": "breached"}.get(type(e).__name__),
                  str(getattr(e, "deadline", ""))) for e in case.pending_events]
     yield
+    deadlines_met(outcomes)
+
+
+@counted
+def deadlines_met(outcomes: list[tuple[str | None, str]]) -> None:
     for outcome, deadline in outcomes:
         if outcome is not None:
             deadlines.labels(deadline, outcome).inc()

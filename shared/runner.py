@@ -25,7 +25,7 @@ import signal  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from shared import logcontext  # noqa: E402
+from shared import logcontext, metrics  # noqa: E402
 from shared.config import check_production, service_amqp_uri  # noqa: E402
 from shared.settings import settings  # noqa: E402
 
@@ -46,9 +46,11 @@ STOP_SECONDS = 3.0
 
 def check(service: str) -> None:
     """Before the service's own modules are imported (some read settings as they load):
-    every setting well formed, else the process stops naming each problem; then its logs."""
+    every setting well formed, else the process stops naming each problem; then its logs
+    and whether it counts metrics."""
     check_production(service)
     logcontext.configure(service, settings().log_format)
+    metrics.switch(settings().metrics)
 
 
 def main(service_class: type) -> None:

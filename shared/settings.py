@@ -83,7 +83,7 @@ def _one_of(*choices: str, refused: str = "") -> Kind:
     return Kind(accepts, convert)
 
 
-YES, NO = ("yes", "y", "true", "1"), ("no", "n", "false", "0")
+YES, NO = ("yes", "y", "true", "1", "on"), ("no", "n", "false", "0", "off")
 
 
 def _switch(text: str) -> bool:
@@ -226,7 +226,7 @@ def _signing_secrets(text: str) -> tuple[SigningSecret, ...]:
 TEXT = Kind("any text", str)
 WHOLE, COUNT = _whole(0), _whole(1)
 SECONDS = _number(0, above=True)
-SWITCH = Kind("yes or no (also y/n, true/false, 1/0)", _switch)
+SWITCH = Kind("yes or no (also y/n, true/false, 1/0, on/off)", _switch)
 DURATION = Kind("an ISO 8601 duration of days, hours, minutes or seconds such as P90D, "
                 "PT12H or PT30M", _duration)
 ADDRESS = Kind("HOST:PORT", _address)
@@ -444,6 +444,11 @@ class Settings:
         "OURVOICE_METRICS_TOKEN", TEXT, None, SERVICES,
         "when set, `GET /metrics` needs `Authorization: Bearer <this>`; unset, the metrics "
         "(counts only, never personal data) are open on each service's port", secret=True)
+    metrics: bool = setting(
+        "OURVOICE_METRICS", SWITCH, "on", SERVICES,
+        "`off`: nothing is counted and `GET /metrics` answers 404 (for a deployment without "
+        "Prometheus, and for the bench's measure of what counting costs); the readiness "
+        "probe still reads the relays' lags")
     ready_max_relay_lag: int = setting(
         "OURVOICE_READY_MAX_RELAY_LAG", _whole(1), "1000", SERVICES,
         "`/health/ready` answers 503 when a relay of the service is this many stored events "

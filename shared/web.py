@@ -715,8 +715,13 @@ class HealthAndSpec:
 
     @endpoint("GET", "/metrics", allow=(access.PUBLIC,),
               summary="Prometheus metrics, in the text exposition format",
-              errors={401: "OURVOICE_METRICS_TOKEN is set and the bearer token is not it"})
+              errors={401: "OURVOICE_METRICS_TOKEN is set and the bearer token is not it",
+                      404: "OURVOICE_METRICS is off: nothing is counted"})
     def get_metrics(self, request):
+        if not metrics.recording:
+            # Not an empty page: a scrape of nothing must not look like a quiet service.
+            return error_response(404, {"_": ["metrics are off on this service "
+                                              "(OURVOICE_METRICS=off)"]})
         # Counts only, nothing of a person or a case: open by default, like /health. An
         # operator whose service port faces the public sets a token for Prometheus.
         token = settings().metrics_token or ""

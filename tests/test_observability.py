@@ -1,7 +1,8 @@
 """What operators watch, through the real services: `/metrics` moving as a case flows,
 one case and one request followed through the JSON log lines of all four services,
 nothing secret in any line, and the health probes (live, ready, and /health, which
-opens no connection to the broker however often it is asked)."""
+opens no connection to the broker however often it is asked); with
+OURVOICE_METRICS=off, 404 at `/metrics`."""
 
 import json
 import re
@@ -296,3 +297,12 @@ def test_probing_health_many_times_opens_no_connection_to_the_broker(system):
                 assert requests.get(system.url(service, path), timeout=5).status_code == 200
     after = {service: broker_connections(system, service) for service in SERVICES}
     assert after == before
+
+
+def test_a_service_with_metrics_off_answers_404_at_metrics_and_is_still_ready(system):
+    with system.another("reporting", "reporting-uncounted", OURVOICE_METRICS="off") as url:
+        answer = requests.get(url + "/metrics", timeout=10)
+        assert answer.status_code == 404
+        assert "OURVOICE_METRICS=off" in answer.json()["errors"]["_"][0]
+        assert requests.get(url + "/health/ready", timeout=10).status_code == 200
+    assert requests.get(system.url("reporting", "/metrics"), timeout=10).status_code == 200

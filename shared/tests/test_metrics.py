@@ -89,6 +89,73 @@ def test_deadlines_are_counted_once_recorded_and_not_when_recording_failed():
                   outcome="breached") == breached + 1
 
 
+
+@pytest.fixture
+def metrics_off():
+    metrics.switch(False)
+    try:
+        yield
+    finally:
+        metrics.switch(True)
+
+
+def every_kind_of_count(case) -> None:
+    metrics.request_answered("/v1/cases", "POST", 201, 0.01)
+    metrics.event_settled("CaseRouted", "handled", 0.002)
+    metrics.unsettled_changed("ourvoice.test", +1)
+    metrics.waiting_in_queue("ourvoice.test", 7)
+    metrics.published("test-store", ["CaseRouted"])
+    metrics.deliveries_recorded([("email", "sent")])
+    with metrics.deadlines_recorded(case):
+        pass
+
+
+COUNTS = [("ourvoice_http_requests_total", {"endpoint": "/v1/cases", "method": "POST",
+                                            "status": "201"}),
+          ("ourvoice_http_request_seconds_count", {"endpoint": "/v1/cases", "method": "POST"}),
+          ("ourvoice_events_consumed_total", {"event_type": "CaseRouted", "outcome": "handled"}),
+          ("ourvoice_event_processing_seconds_count", {"event_type": "CaseRouted"}),
+          ("ourvoice_consumer_unsettled_messages", {"queue": "ourvoice.test"}),
+          ("ourvoice_consumer_queue_ready_messages", {"queue": "ourvoice.test"}),
+          ("ourvoice_events_published_total", {"store": "test-store", "event_type": "CaseRouted"}),
+          ("ourvoice_deliveries_total", {"channel": "email", "outcome": "sent"}),
+          ("ourvoice_deadlines_total", {"deadline": "resolve", "outcome": "breached"})]
+
+
+def test_with_metrics_off_nothing_is_counted_and_with_them_on_everything_is(metrics_off):
+    class SlaBreached(SimpleNamespace):
+        pass
+
+    case = SimpleNamespace(pending_events=[SlaBreached(deadline="resolve")])
+    before = {name: sample(name, **labels) for name, labels in COUNTS}
+    every_kind_of_count(case)
+    assert {name: sample(name, **labels) for name, labels in COUNTS} == before
+
+    metrics.switch(True)
+    every_kind_of_count(case)
+    after = {name: sample(name, **labels) for name, labels in COUNTS}
+    assert after["ourvoice_consumer_queue_ready_messages"] == 7
+    assert {name: after[name] - before[name] for name in before
+            if name != "ourvoice_consumer_queue_ready_messages"} == {
+        name: 1 for name, _ in COUNTS if name != "ourvoice_consumer_queue_ready_messages"}
+    metrics.unsettled_changed("ourvoice.test", -1)
+
+
+def test_the_setting_reads_on_and_off(monkeypatch):
+    from shared.settings import SettingsError, reload
+
+    try:
+        for value, counting in (("off", False), ("on", True), ("no", False), ("yes", True)):
+            monkeypatch.setenv("OURVOICE_METRICS", value)
+            assert reload().metrics is counting, value
+        monkeypatch.setenv("OURVOICE_METRICS", "sometimes")
+        with pytest.raises(SettingsError, match="OURVOICE_METRICS"):
+            reload()
+    finally:
+        monkeypatch.delenv("OURVOICE_METRICS")
+        reload()
+
+
 class Follower:
     def __init__(self, name: str, position: int, lag: int):
         self.name, self._position, self._lag = name, position, lag
