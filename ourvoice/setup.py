@@ -10,12 +10,28 @@ def setup() -> None:
     import kombu
 
     from shared import broker, topology
-    from shared.settings import settings
+    from shared.settings import SERVICES, settings
 
     migrate_all()
     with kombu.Connection(settings().amqp_uri) as connection:
         topology.declare(connection.default_channel)
+        for service in SERVICES:
+            declare_rpc_queue(connection, topology.rpc_queue(service))
     broker.put_service_users()
+
+
+def declare_rpc_queue(connection, queue) -> None:
+    """A service's quorum queue of RPC requests, in place of the classic queue an earlier
+    version made (a queue's type cannot change): setup runs with the services stopped,
+    and a request lost with the old queue is one its caller times out on and retries."""
+    import amqp.exceptions
+
+    try:
+        queue(connection.channel()).declare()
+    except amqp.exceptions.PreconditionFailed:  # it closed that channel
+        channel = connection.channel()
+        channel.queue_delete(queue.name)
+        queue(channel).declare()
 
 
 def migrate_all() -> list:

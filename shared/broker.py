@@ -21,7 +21,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from shared import topology
-from shared.config import SERVICES, broker_password, broker_user
+from shared.config import SERVICES, broker_nodes, broker_password, broker_user
 from shared.events import EVENT_TYPES
 from shared.settings import settings
 
@@ -112,8 +112,13 @@ def admin() -> Rabbitmqctl | ManagementApi:
     return ManagementApi(url) if url else Rabbitmqctl()
 
 
+def _operator_url() -> str:
+    """AMQP_URI's first node: every node of a cluster has the same login and vhost."""
+    return broker_nodes(settings().amqp_uri)[0]
+
+
 def _vhost() -> str:
-    path = urllib.parse.urlsplit(settings().amqp_uri).path
+    path = urllib.parse.urlsplit(_operator_url()).path
     return urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
 
 
@@ -166,7 +171,7 @@ class ManagementApi:
     def __init__(self, url: str):
         self.url = url.rstrip("/")
         self.vhost = _vhost()
-        parts = urllib.parse.urlsplit(settings().amqp_uri)
+        parts = urllib.parse.urlsplit(_operator_url())
         login = f"{urllib.parse.unquote(parts.username or '')}:" \
                 f"{urllib.parse.unquote(parts.password or '')}"
         self.auth = "Basic " + base64.b64encode(login.encode()).decode()

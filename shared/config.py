@@ -16,13 +16,14 @@ from shared.settings import (
     SERVICES,
     SETTINGS,
     SigningSecret,
+    broker_nodes,
     check_at_start,
     settings,
     weakness,
 )
 
 __all__ = ["DEFAULTS", "DEVELOPMENT_BROKER_PASSWORD", "DEVELOPMENT_VALUES", "SECRETS",
-           "SERVICES", "SigningSecret", "weakness"]
+           "SERVICES", "SigningSecret", "broker_nodes", "weakness"]
 
 # Each setting's default as written in the environment (None: unset).
 DEFAULTS = {name: s.default for name, s in SETTINGS.items()}
@@ -61,13 +62,14 @@ def broker_password(service: str) -> str:
 
 
 def amqp_uri_as(user: str, password: str, amqp_uri: str | None = None) -> str:
-    """AMQP_URI's broker and virtual host, with another user's credentials."""
+    """AMQP_URI's broker (or each node of its cluster) and virtual host, with another
+    user's credentials."""
     from urllib.parse import quote, urlsplit, urlunsplit
 
-    parts = urlsplit(amqp_uri or settings().amqp_uri)
-    address = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}"
-                                            f"@{address}"))
+    login = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return ";".join(
+        urlunsplit(parts._replace(netloc=f"{login}@{parts.netloc.rpartition('@')[2]}"))
+        for parts in map(urlsplit, broker_nodes(amqp_uri or settings().amqp_uri)))
 
 
 def service_amqp_uri(service: str) -> str:

@@ -42,6 +42,7 @@ from shared import metrics, topology
 from shared.config import broker_user
 from shared.db import transient
 from shared.events import MalformedEvent, read_event
+from shared.settings import masked_urls
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,12 @@ class SettlingQueueConsumer(QueueConsumer):
 
     # nameko lets only amqp's own ConnectionError go; a reset socket raises the OS's.
     GONE = (OSError, amqp.exceptions.ConnectionError)
+
+    def on_connection_error(self, exc, interval):
+        # nameko's own masks the password of the first URL only; AMQP_URI may list every
+        # node of a cluster, each with the service's password.
+        log.warning("cannot reach the broker at %s (%s); trying again in %s s",
+                    masked_urls(self.amqp_uri), exc, interval)
 
     def ack_message(self, message):
         self._settle(message, message.ack)

@@ -25,6 +25,7 @@ from nameko.constants import (
     SERIALIZER_CONFIG_KEY,
 )
 
+from shared import topology
 from shared.config import SERVICES, broker_user
 from shared.consumer import SettlingQueueConsumer
 
@@ -55,6 +56,11 @@ class Responder(nameko_rpc.Responder):
 
 class RpcConsumer(nameko_rpc.RpcConsumer):
     queue_consumer = SettlingQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        # Replicated over a cluster's nodes, so that losing one leaves RPC working.
+        self.queue = topology.rpc_queue(self.container.service_name)
 
     def handle_result(self, message, result, exc_info):
         # nameko's own, but replying through the stamping Responder.
@@ -96,6 +102,17 @@ class Rpc(nameko_rpc.Rpc):
 
 class ReplyListener(nameko_rpc.ReplyListener):
     queue_consumer = SettlingQueueConsumer()
+
+    def setup(self):
+        super().setup()
+        # nameko's reply queue is durable, so it stays on the node the service first
+        # reached: with that node down the service could not declare it again on another,
+        # and its queue consumer, which takes its RPC requests too, stopped. An exclusive
+        # queue goes with its connection and is made anew wherever the service connects
+        # next; a reply in flight is lost with it, and its caller times out as for any.
+        self.queue = kombu.Queue(
+            self.queue.name, exchange=self.queue.exchange, routing_key=self.routing_key,
+            durable=False, exclusive=True, queue_arguments=self.queue.queue_arguments)
 
 
 class RpcProxy(nameko_rpc.RpcProxy):

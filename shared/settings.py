@@ -120,6 +120,40 @@ def _url(*schemes: str) -> Kind:
     return Kind(f"{article} {' or '.join(f'{s}://' for s in schemes)} URL", convert)
 
 
+def broker_nodes(text: str) -> list[str]:
+    """AMQP_URI's URLs: one broker, or the nodes of one RabbitMQ cluster separated by `;`,
+    which kombu tries in turn (the next one when a node cannot be reached)."""
+    return [url.strip() for url in text.split(";") if url.strip()]
+
+
+def _broker_urls(text: str) -> str:
+    nodes = broker_nodes(text)
+    if not nodes:
+        raise ValueError
+    for url in nodes:
+        _url("amqp", "amqps").parse(url)
+    # One cluster: the operator's login and the virtual host are the same on every node
+    # (`ourvoice setup` and the commands use the first node's).
+    if len({urlsplit(url)._replace(netloc=urlsplit(url).netloc.rpartition("@")[0]) for url
+            in nodes}) > 1:
+        raise ValueError("lists nodes with different logins, schemes or virtual hosts: the "
+                         "nodes of one cluster share them")
+    return ";".join(nodes)
+
+
+def masked_urls(text: str) -> str:
+    """URLs as they may be printed: each one's password masked (AMQP_URI may list
+    several, and nameko's own masking sees only the first)."""
+    shown = []
+    for url in text.split(";"):
+        parts = urlsplit(url)
+        if parts.password:
+            host = parts.netloc.rpartition("@")[2]
+            url = urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
+        shown.append(url)
+    return ";".join(shown)
+
+
 def _path(text: str) -> Path:
     # A relative path is the working directory's if it is there, else the project's (the
     # defaults are the project's own files).
@@ -231,6 +265,8 @@ DURATION = Kind("an ISO 8601 duration of days, hours, minutes or seconds such as
                 "PT12H or PT30M", _duration)
 ADDRESS = Kind("HOST:PORT", _address)
 HTTP_URL = _url("http", "https")
+BROKER_URLS = Kind("an amqp:// or amqps:// URL, or several separated by `;` (the nodes of one "
+                   "cluster, tried in turn when one cannot be reached)", _broker_urls)
 FILE = Kind("the path of a file that exists", _file)
 FOLDER = Kind("the path of a folder that exists", _folder)
 KEY_32 = Kind("the base64 of 32 bytes", _key_of_32_bytes)
@@ -295,9 +331,12 @@ def _address_of(service: str, port: int) -> Any:
 class Settings:
     # -- the broker
     amqp_uri: str = setting(
-        "AMQP_URI", _url("amqp", "amqps"), "amqp://guest:guest@localhost:5672/", EVERYONE,
+        "AMQP_URI", BROKER_URLS, "amqp://guest:guest@localhost:5672/", EVERYONE,
         "RabbitMQ and its virtual host, with the operator's login (used by `ourvoice setup` "
-        "and the other commands; the services connect as their own users)", secret=True)
+        "and the other commands; the services connect as their own users). A cluster's "
+        "nodes are listed with `;` between them, each with the same login and virtual "
+        "host: a service connects to the first that answers and, when it loses that node, "
+        "to the next", secret=True)
     intake_broker_user: str = _broker_user(INTAKE)
     intake_broker_password: str = _broker_password(INTAKE)
     routing_broker_user: str = _broker_user(ROUTING)
@@ -773,12 +812,8 @@ def shown(s: Setting, text: str | None) -> str:
     """A value as it may be printed: secrets masked, a URL's password too."""
     if text is None:
         return "(unset)"
-    if s.secret and s.kind.accepts.endswith("URL"):  # only its password is secret
-        parts = urlsplit(text)
-        if parts.password:
-            host = parts.netloc.rpartition("@")[2]
-            return urlunsplit(parts._replace(netloc=f"{parts.username}:{MASK}@{host}"))
-        return text
+    if s.secret and s.kind in (BROKER_URLS, HTTP_URL):  # only a URL's password is secret
+        return masked_urls(text)
     if s.secret:
         return MASK if text else "(empty)"
     return text if text else "(empty)"

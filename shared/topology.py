@@ -66,6 +66,18 @@ def dead_letter_queue(service: str) -> Queue:
     )
 
 
+# nameko's RPC: its exchange, and a service's queue of requests as nameko names and binds
+# it, but a quorum queue. nameko's own is a classic queue, which lives on the one node
+# that first declared it: with that node down, no instance of the service could take a
+# request, nor declare the queue again on another node.
+RPC = Exchange("nameko-rpc", type="topic", durable=True)
+
+
+def rpc_queue(service: str) -> Queue:
+    return Queue(f"rpc-{service}", exchange=RPC, routing_key=f"{service}.*", durable=True,
+                 queue_arguments={"x-queue-type": "quorum"})
+
+
 def subscriber_queue_name(name: str) -> str:
     return f"ourvoice.subscriber.{name}"
 

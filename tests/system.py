@@ -69,9 +69,10 @@ def rabbitmqctl(*args: str, node: str | None = None) -> None:
 
 class System:
     def __init__(self, name: str, extra_env: dict | None = None, *, pg_port: int = 5432,
-                 amqp_port: int = 5672, rabbitmq_node: str | None = None):
+                 amqp_port: int | tuple[int, ...] = 5672, rabbitmq_node: str | None = None):
         """By default on the machine's PostgreSQL and RabbitMQ; the fault suite passes the
-        ports (and node name) of instances of its own."""
+        ports (and node name) of instances of its own: several ports for the nodes of a
+        cluster, in the order the services try them."""
         self.pg_port = pg_port
         self.rabbitmq_node = rabbitmq_node
         self.name = f"{name}_{uuid.uuid4().hex[:8]}"
@@ -79,7 +80,8 @@ class System:
         self.vhost = f"ourvoice-test-{self.name}"
         self.env = {
             **os.environ,
-            "AMQP_URI": f"amqp://guest:guest@127.0.0.1:{amqp_port}/{self.vhost}",
+            "AMQP_URI": self.amqp_uri_over(*([amqp_port] if isinstance(amqp_port, int)
+                                             else amqp_port)),
             "POSTGRES_DBNAME": self.dbname,
             "POSTGRES_HOST": "127.0.0.1",
             "POSTGRES_PORT": str(pg_port),
@@ -248,6 +250,11 @@ class System:
         """With the operator's credentials (who may do anything, but whose messages no
         service takes for one of its own)."""
         return kombu.Connection(self.env["AMQP_URI"])
+
+    def amqp_uri_over(self, *ports: int) -> str:
+        """The operator's AMQP_URI for the system's virtual host on the nodes listening
+        on `ports`, tried in that order."""
+        return ";".join(f"amqp://guest:guest@127.0.0.1:{port}/{self.vhost}" for port in ports)
 
     def amqp_uri_as(self, user: str, password: str) -> str:
         return amqp_uri_as(user, password, self.env["AMQP_URI"])

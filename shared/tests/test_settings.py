@@ -204,3 +204,25 @@ def test_every_variable_the_code_reads_is_a_setting():
              for path in (ROOT / folder).rglob("*.py") if "tests" not in path.parts
              for name in read.findall(path.read_text(encoding="utf-8"))}
     assert found and found - set(SETTINGS) == set()
+
+
+def test_amqp_uri_may_list_the_nodes_of_a_cluster_with_one_login_and_virtual_host():
+    nodes = "amqp://operator:pw@mq1:5672/ourvoice; amqp://operator:pw@mq2:5672/ourvoice"
+    assert load({"AMQP_URI": nodes}).amqp_uri == nodes.replace("; ", ";")
+    for mixed in ("amqp://operator:pw@mq1/ourvoice;amqp://operator:pw@mq2/other",
+                  "amqp://operator:pw@mq1/ourvoice;amqp://guest:guest@mq2/ourvoice",
+                  "amqp://operator:pw@mq1/ourvoice;mq2:5672"):
+        with pytest.raises(SettingsError) as refused:
+            load({"AMQP_URI": mixed})
+        assert refused.value.problems[0].startswith("AMQP_URI ")
+        assert "pw" not in str(refused.value) and "guest" not in str(refused.value)
+
+
+def test_each_node_gets_a_services_login_and_every_password_is_masked():
+    from shared.config import amqp_uri_as
+
+    nodes = "amqp://operator:hunter2hunter2@mq1:5672/v;amqp://operator:hunter2hunter2@mq2:5673/v"
+    assert amqp_uri_as("ourvoice-routing", "s3cr3t", nodes) == \
+        "amqp://ourvoice-routing:s3cr3t@mq1:5672/v;amqp://ourvoice-routing:s3cr3t@mq2:5673/v"
+    assert configuration.shown(SETTINGS["AMQP_URI"], nodes) == \
+        f"amqp://operator:{MASK}@mq1:5672/v;amqp://operator:{MASK}@mq2:5673/v"

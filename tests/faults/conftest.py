@@ -1,6 +1,7 @@
 import pytest
 
 from tests.faults.infra import ThrowawayPostgres, ThrowawayRabbitMQ
+from tests.faults.receivers import Receivers
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,14 @@ def rabbitmq():
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def receivers():
+    """The SMTP server and SMS gateway the system's notices go to."""
+    receivers = Receivers()
+    receivers.start()
+    try:
+        yield receivers
+    finally:
+        receivers.stop()
