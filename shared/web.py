@@ -520,7 +520,8 @@ def endpoint(
         handle.openapi = {
             "method": method.lower(),
             "path": path,
-            "summary": summary or (fn.__doc__ or "").strip().split("\n")[0],
+            "summary": summary or _summary(fn.__doc__),
+            "description": "" if summary else _description(fn.__doc__),
             "body": body,
             "response": response,
             "status": status,
@@ -538,6 +539,27 @@ def endpoint(
     return decorate
 
 
+def _paragraphs(docstring: str | None) -> list[str]:
+    """A docstring's paragraphs, each on one line (the source wraps them at its width)."""
+    text = inspect.cleandoc(docstring or "")
+    return [" ".join(paragraph.split()) for paragraph in text.split("\n\n") if paragraph.strip()]
+
+
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])")
+
+
+def _summary(docstring: str | None) -> str:
+    """The first sentence of a handler's docstring: its operation's summary."""
+    paragraphs = _paragraphs(docstring)
+    return _SENTENCE_END.split(paragraphs[0], maxsplit=1)[0] if paragraphs else ""
+
+
+def _description(docstring: str | None) -> str:
+    """What a handler's docstring says after its first sentence."""
+    text = "\n\n".join(_paragraphs(docstring))
+    return text[len(_summary(docstring)):].strip()
+
+
 def _admit(service, request: Request, allow: tuple, path_args: dict) -> access.Principal:
     """401 unless the token is valid, 403 unless one of the endpoint's rules lets it in."""
     with service.db.transaction() as cursor:
@@ -552,6 +574,9 @@ def _admit(service, request: Request, allow: tuple, path_args: dict) -> access.P
 
 def forbidden(message: str) -> HttpError:
     return HttpError(403, {"Authorization": [message]})
+
+
+HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 
 
 def openapi_document(service_class: type, title: str) -> dict:
@@ -576,6 +601,8 @@ def openapi_document(service_class: type, title: str) -> dict:
             "operationId": name,
             "responses": {str(route["status"]): {"description": "success"}},
         }
+        if route.get("description"):
+            operation["description"] = route["description"]
         if route["response"] is not None:
             operation["responses"][str(route["status"])]["content"] = {
                 "application/json": {"schema": route["response"]}}
@@ -637,8 +664,11 @@ def openapi_document(service_class: type, title: str) -> dict:
                 operation["responses"]["429"]["headers"] = {"Retry-After": {
                     "description": "seconds to wait", "schema": {"type": "integer"}}}
         paths.setdefault(route["path"], {})[route["method"]] = operation
-    for path, operations in paths.items():
-        spec.path(path=path, operations=operations)
+    # In the order a reader looks for them: by path, then by method as HTTP lists them.
+    for path in sorted(paths):
+        operations = paths[path]
+        spec.path(path=path, operations={method: operations[method] for method in HTTP_METHODS
+                                         if method in operations})
     return spec.to_dict()
 
 
