@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import eventlet
@@ -701,6 +702,19 @@ def page_file(request: Request, body: bytes, mimetype: str, policy: str) -> Resp
     return response.make_conditional(request)
 
 
+# The API's page, the same for every service: it draws the document of the service that
+# serves it, asks nothing of any other origin and runs no inline script or style.
+API_DOCS = Path(__file__).resolve().parent / "apidocs"
+API_DOCS_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                   "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+                   "frame-ancestors 'none'")
+
+
+@functools.cache
+def _api_docs_file(name: str) -> bytes:
+    return (API_DOCS / name).read_bytes()
+
+
 def _problems(db, amqp_uri: str) -> dict[str, list[str]]:
     """What of the database and the broker does not answer. The broker is asked on the
     process's kept connection: a probe never opens one of its own."""
@@ -747,8 +761,8 @@ def readiness(db, amqp_uri: str) -> Response:
 
 
 class HealthAndSpec:
-    """Mixed into every service: the health probes, GET /metrics, GET /openapi.json, the
-    ids on its log lines."""
+    """Mixed into every service: the health probes, GET /metrics, GET /openapi.json and
+    the page that shows it (GET /docs), the ids on its log lines."""
 
     title = "Our Voice"
     config = Config()
@@ -793,6 +807,22 @@ class HealthAndSpec:
     @endpoint("GET", "/openapi.json", allow=(access.PUBLIC,), summary="this document")
     def get_openapi(self, request):
         return openapi_document(type(self), self.title)
+
+    @endpoint("GET", "/docs", allow=(access.PUBLIC,), produces=("text/html",),
+              summary="this document as a page to read: every operation, its parameters, "
+                      "body and answers")
+    def get_docs(self, request):
+        return page_file(request, _api_docs_file("index.html"), "text/html", API_DOCS_POLICY)
+
+    @endpoint("GET", "/docs/docs.js", allow=(access.PUBLIC,), produces=("text/javascript",),
+              summary="the script of the API's page (served as written)")
+    def get_docs_script(self, request):
+        return page_file(request, _api_docs_file("docs.js"), "text/javascript", API_DOCS_POLICY)
+
+    @endpoint("GET", "/docs/docs.css", allow=(access.PUBLIC,), produces=("text/css",),
+              summary="the style sheet of the API's page")
+    def get_docs_style(self, request):
+        return page_file(request, _api_docs_file("docs.css"), "text/css", API_DOCS_POLICY)
 
     @http("GET,POST,PUT,PATCH,DELETE", "/<path:unknown>", public_read=True)
     def no_such_path(self, request, unknown):
