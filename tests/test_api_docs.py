@@ -206,6 +206,10 @@ def test_the_page_shows_every_operation_of_the_document(system, browser, service
     assert all(op["line"].startswith(f"{op['method'].upper()}\n") or
                op["line"].startswith(f"{op['method'].upper()} ") for op in shown)
     assert not any(op["visible"] for op in shown)
+    if service == "routing":
+        browser.viewport(1280, 900)
+        shot = browser.screenshot(SCREENSHOTS / "api-docs-routing.png")
+        print(f"\nscreenshot: {shot}")
 
     # Opened, each shows what the document says it takes and answers.
     browser.evaluate("document.getElementById('open-all').click()")
@@ -233,13 +237,8 @@ def test_the_page_shows_every_operation_of_the_document(system, browser, service
     assert shown_problems(browser, since) == []
     assert browser.evaluate("window.violations") == []
 
-    if service == "routing":
-        browser.viewport(1280, 900)
-        shot = browser.screenshot(SCREENSHOTS / "api-docs-routing.png")
-        print(f"\nscreenshot: {shot}")
 
-
-def test_the_page_says_so_when_its_policy_refuses_an_inline_script(system, browser):
+def test_the_pages_policy_refuses_an_inline_script_put_in_it(system, browser):
     """The page's policy holds, and the test above would see it refuse something."""
     browser.navigate("about:blank")
     browser.navigate(system.url("intake", "/docs"))
