@@ -8,6 +8,7 @@ and is counted by its route template and status."""
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import hmac
 import inspect
@@ -20,6 +21,7 @@ import socket
 import tempfile
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import eventlet
@@ -520,7 +522,8 @@ def endpoint(
         handle.openapi = {
             "method": method.lower(),
             "path": path,
-            "summary": summary or (fn.__doc__ or "").strip().split("\n")[0],
+            "summary": summary or _summary(fn.__doc__),
+            "description": "" if summary else _description(fn.__doc__),
             "body": body,
             "response": response,
             "status": status,
@@ -538,6 +541,27 @@ def endpoint(
     return decorate
 
 
+def _paragraphs(docstring: str | None) -> list[str]:
+    """A docstring's paragraphs, each on one line (the source wraps them at its width)."""
+    text = inspect.cleandoc(docstring or "")
+    return [" ".join(paragraph.split()) for paragraph in text.split("\n\n") if paragraph.strip()]
+
+
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z])")
+
+
+def _summary(docstring: str | None) -> str:
+    """The first sentence of a handler's docstring: its operation's summary."""
+    paragraphs = _paragraphs(docstring)
+    return _SENTENCE_END.split(paragraphs[0], maxsplit=1)[0] if paragraphs else ""
+
+
+def _description(docstring: str | None) -> str:
+    """What a handler's docstring says after its first sentence."""
+    text = "\n\n".join(_paragraphs(docstring))
+    return text[len(_summary(docstring)):].strip()
+
+
 def _admit(service, request: Request, allow: tuple, path_args: dict) -> access.Principal:
     """401 unless the token is valid, 403 unless one of the endpoint's rules lets it in."""
     with service.db.transaction() as cursor:
@@ -552,6 +576,9 @@ def _admit(service, request: Request, allow: tuple, path_args: dict) -> access.P
 
 def forbidden(message: str) -> HttpError:
     return HttpError(403, {"Authorization": [message]})
+
+
+HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 
 
 def openapi_document(service_class: type, title: str) -> dict:
@@ -576,6 +603,8 @@ def openapi_document(service_class: type, title: str) -> dict:
             "operationId": name,
             "responses": {str(route["status"]): {"description": "success"}},
         }
+        if route.get("description"):
+            operation["description"] = route["description"]
         if route["response"] is not None:
             operation["responses"][str(route["status"])]["content"] = {
                 "application/json": {"schema": route["response"]}}
@@ -637,9 +666,53 @@ def openapi_document(service_class: type, title: str) -> dict:
                 operation["responses"]["429"]["headers"] = {"Retry-After": {
                     "description": "seconds to wait", "schema": {"type": "integer"}}}
         paths.setdefault(route["path"], {})[route["method"]] = operation
-    for path, operations in paths.items():
-        spec.path(path=path, operations=operations)
+    # In the order a reader looks for them: by path, then by method as HTTP lists them.
+    for path in sorted(paths):
+        operations = paths[path]
+        spec.path(path=path, operations={method: operations[method] for method in HTTP_METHODS
+                                         if method in operations})
     return spec.to_dict()
+
+
+# -- pages: files served as written, to a browser -------------------------------------
+PAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # Asked again each time (answered 304 while unchanged), so a new version is used at once.
+    "Cache-Control": "no-cache",
+}
+
+
+@functools.cache
+def _gzipped(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=9, mtime=0)
+
+
+def page_file(request: Request, body: bytes, mimetype: str, policy: str) -> Response:
+    """One file of a page we serve (the staff console, the API's page), under its content
+    security policy; compressed for a browser that takes it (a phone on a slow network
+    loads a third), and 304 while the browser's copy is current."""
+    tag = hashlib.sha256(body).hexdigest()[:32]
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": policy, "Vary": "Accept-Encoding"}
+    if request.accept_encodings["gzip"]:
+        body, tag = _gzipped(body), f"{tag}-gzip"
+        headers["Content-Encoding"] = "gzip"
+    response = Response(body, mimetype=mimetype, headers=headers)
+    response.set_etag(tag)
+    return response.make_conditional(request)
+
+
+# The API's page, the same for every service: it draws the document of the service that
+# serves it, asks nothing of any other origin and runs no inline script or style.
+API_DOCS = Path(__file__).resolve().parent / "apidocs"
+API_DOCS_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
+                   "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+                   "frame-ancestors 'none'")
+
+
+@functools.cache
+def _api_docs_file(name: str) -> bytes:
+    return (API_DOCS / name).read_bytes()
 
 
 def _problems(db, amqp_uri: str) -> dict[str, list[str]]:
@@ -688,8 +761,8 @@ def readiness(db, amqp_uri: str) -> Response:
 
 
 class HealthAndSpec:
-    """Mixed into every service: the health probes, GET /metrics, GET /openapi.json, the
-    ids on its log lines."""
+    """Mixed into every service: the health probes, GET /metrics, GET /openapi.json and
+    the page that shows it (GET /docs), the ids on its log lines."""
 
     title = "Our Voice"
     config = Config()
@@ -734,6 +807,22 @@ class HealthAndSpec:
     @endpoint("GET", "/openapi.json", allow=(access.PUBLIC,), summary="this document")
     def get_openapi(self, request):
         return openapi_document(type(self), self.title)
+
+    @endpoint("GET", "/docs", allow=(access.PUBLIC,), produces=("text/html",),
+              summary="this document as a page to read: every operation, its parameters, "
+                      "body and answers")
+    def get_docs(self, request):
+        return page_file(request, _api_docs_file("index.html"), "text/html", API_DOCS_POLICY)
+
+    @endpoint("GET", "/docs/docs.js", allow=(access.PUBLIC,), produces=("text/javascript",),
+              summary="the script of the API's page (served as written)")
+    def get_docs_script(self, request):
+        return page_file(request, _api_docs_file("docs.js"), "text/javascript", API_DOCS_POLICY)
+
+    @endpoint("GET", "/docs/docs.css", allow=(access.PUBLIC,), produces=("text/css",),
+              summary="the style sheet of the API's page")
+    def get_docs_style(self, request):
+        return page_file(request, _api_docs_file("docs.css"), "text/css", API_DOCS_POLICY)
 
     @http("GET,POST,PUT,PATCH,DELETE", "/<path:unknown>", public_read=True)
     def no_such_path(self, request, unknown):

@@ -5,8 +5,6 @@ with the session token they log in for."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 from functools import cache
 from pathlib import Path
@@ -15,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from shared import access
 from shared.categories import categories
-from shared.web import endpoint, not_found
+from shared.web import endpoint, not_found, page_file
 
 FILES = Path(__file__).resolve().parent / "console"
 # Only these names are ever served: a name is looked up here, never joined to a path, so
@@ -28,13 +26,6 @@ SERVED = {"console.js": "text/javascript", "console.css": "text/css"}
 POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
           "img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self'; "
           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-HEADERS = {
-    "Content-Security-Policy": POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    # Asked again each time (answered 304 while unchanged), so a new version is used at once.
-    "Cache-Control": "no-cache",
-}
 
 
 @cache
@@ -54,21 +45,8 @@ def _words() -> bytes:
     return json.dumps(words, ensure_ascii=False, sort_keys=True).encode()
 
 
-@cache
-def _gzipped(body: bytes) -> bytes:
-    return gzip.compress(body, compresslevel=9, mtime=0)
-
-
 def _served(request, body: bytes, mimetype: str) -> Response:
-    """Compressed for a browser that takes it: a phone on a slow network loads a third."""
-    tag = hashlib.sha256(body).hexdigest()[:32]
-    headers = {**HEADERS, "Vary": "Accept-Encoding"}
-    if request.accept_encodings["gzip"]:
-        body, tag = _gzipped(body), f"{tag}-gzip"
-        headers["Content-Encoding"] = "gzip"
-    response = Response(body, mimetype=mimetype, headers=headers)
-    response.set_etag(tag)
-    return response.make_conditional(request)
+    return page_file(request, body, mimetype, POLICY)
 
 
 class Console:

@@ -92,3 +92,42 @@ def test_limits_from_the_environment_are_numbers_or_the_service_does_not_start(m
     monkeypatch.setenv("OURVOICE_HTTP_READ_TIMEOUT_SECONDS", "0")
     with pytest.raises(ValueError, match="OURVOICE_HTTP_READ_TIMEOUT_SECONDS"):
         reload()
+
+
+def test_an_operation_is_summed_up_by_its_first_sentence_and_described_by_the_rest():
+    from shared import access
+    from shared.web import endpoint, openapi_document
+
+    class Service:
+        @endpoint("POST", "/v1/things/{thing_id}/close", allow=(access.PUBLIC,))
+        def close(self, request, thing_id):
+            """Close the thing, with the reason: one the office cannot settle, or one
+            moved as often as allowed. Its clock stops.
+
+            Closed, it takes no more notes."""
+
+        @endpoint("GET", "/v1/things/{thing_id}", allow=(access.PUBLIC,))
+        def read(self, request, thing_id):
+            """The thing as it stands (any thing, e.g. an old one)."""
+
+        @endpoint("DELETE", "/v1/things/{thing_id}", allow=(access.PUBLIC,),
+                  summary="Forget the thing")
+        def forget(self, request, thing_id):
+            """Not what callers read: the summary given is."""
+
+        @endpoint("GET", "/health", allow=(access.PUBLIC,), summary="up")
+        def health(self, request):
+            pass
+
+    paths = openapi_document(Service, "Things")["paths"]
+    close = paths["/v1/things/{thing_id}/close"]["post"]
+    assert close["summary"] == ("Close the thing, with the reason: one the office cannot "
+                                "settle, or one moved as often as allowed.")
+    assert close["description"] == "Its clock stops.\n\nClosed, it takes no more notes."
+    thing = paths["/v1/things/{thing_id}"]
+    assert thing["get"]["summary"] == "The thing as it stands (any thing, e.g. an old one)."
+    assert "description" not in thing["get"]
+    assert thing["delete"]["summary"] == "Forget the thing" and "description" not in thing["delete"]
+    # By path, then by method in HTTP's order, whatever the handlers are called.
+    assert list(paths) == ["/health", "/v1/things/{thing_id}", "/v1/things/{thing_id}/close"]
+    assert list(thing) == ["get", "delete"]
