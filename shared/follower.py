@@ -25,6 +25,7 @@ from psycopg import sql
 from shared import metrics
 from shared.config import Postgres
 from shared.db import TRANSIENT, Database
+from shared.logs import notifications_after
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class LogFollower:
             row = cursor.fetchone()
             if row is None:
                 return 0  # another instance is following this log right now
-            notifications = self.read_after(cursor, row["position"])
+            notifications = self.read(cursor, row["position"])
             if not notifications:
                 caught_up = getattr(self.handle, "caught_up", None)
                 if caught_up is not None:  # the relay clears an alarm that no longer holds
@@ -134,20 +135,11 @@ class LogFollower:
                 )
             return len(done)
 
-    def read_after(self, cursor: psycopg.Cursor, position: int) -> list[Notification]:
+    def read(self, cursor: psycopg.Cursor, position: int) -> list[Notification]:
         """The notifications after `position`, read in the pass's own transaction rather
-        than through the recorder's pool: the same rows (the recorder's table and
-        columns), one transaction per pass instead of two."""
-        cursor.execute(
-            sql.SQL("SELECT notification_id, originator_id, originator_version, topic, state"
-                    " FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s")
-            .format(sql.Identifier(self.recorder.datastore.schema),
-                    sql.Identifier(self.recorder.events_table_name)),
-            (position, self.batch_size), prepare=True)
-        return [Notification(id=row["notification_id"], originator_id=row["originator_id"],
-                             originator_version=row["originator_version"], topic=row["topic"],
-                             state=bytes(row["state"]))
-                for row in cursor.fetchall()]
+        than through the recorder's pool: one transaction per pass, not two."""
+        return notifications_after(cursor, self.recorder.events_table_name, position,
+                                   self.batch_size)
 
     def position(self) -> int:
         """Where the follower stands, whichever instance moved it last."""
