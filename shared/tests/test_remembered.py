@@ -1,7 +1,11 @@
 """A value every event would read again: kept for its delay, read again after it, and at
 once after a change this process projected."""
 
+from contextlib import contextmanager
+from types import SimpleNamespace
+
 from shared.remembered import REREAD_SECONDS, Remembered
+from shared.store import Projection
 
 
 class Clock:
@@ -52,3 +56,41 @@ def test_a_read_under_way_when_a_change_commits_is_not_kept():
 
     assert kept.get(read_then_change_commits)["webhooks"] == 1
     assert kept.get(lambda: dict(table))["webhooks"] == 2
+
+
+class Cursor:
+    """Stands for a follower's cursor: what a projection's pass writes."""
+
+    def __init__(self):
+        self.written = []
+        self.connection = self
+
+    @contextmanager
+    def pipeline(self):
+        yield
+
+    def executemany(self, query, rows):
+        self.written += rows
+
+
+def test_a_projection_forgets_what_it_changed_once_its_pass_committed():
+    table = {"address": "old"}
+    kept = Remembered(REREAD_SECONDS, clock=Clock())
+    kept.get(lambda: dict(table))
+
+    def apply(writes, event):
+        if event == "OfficeAmended":
+            writes.execute("UPDATE amendments", (event,))
+
+    projection = Projection("amendments", (), apply, changed=kept.forget)
+    handle = projection.handler(SimpleNamespace(mapper=SimpleNamespace(
+        to_domain_event=lambda notification: notification)))
+
+    handle(Cursor(), ["CaseRouted"])  # nothing of the amendments written
+    handle.committed()
+    table["address"] = "new"
+    assert kept.get(lambda: dict(table))["address"] == "old"
+    handle(Cursor(), ["CaseRouted", "OfficeAmended"])
+    assert kept.get(lambda: dict(table))["address"] == "old"  # not committed yet
+    handle.committed()
+    assert kept.get(lambda: dict(table))["address"] == "new"
