@@ -11,10 +11,10 @@ import os
 import time
 from collections.abc import Sequence
 from itertools import cycle
-from typing import Any, cast
+from typing import Any
 
 import kombu
-from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.persistence import Notification
 
 from bench.broker import bound_queue, message_count, service_queue_messages
 from bench.cases import COMMUNES, new_case
@@ -32,18 +32,16 @@ from shared.store import open_store
 FILL_BATCH = 500  # cases per transaction while filling
 
 
-class TimedRecorder:
-    """Passes reads through to the store's recorder and adds up the time they take, so
-    the relay's time splits into reading, publishing, and the rest."""
+class TimedFollower(LogFollower):
+    """Adds up the time the follower's reads of the log take, so the relay's time splits
+    into reading, publishing, and the rest."""
 
-    def __init__(self, recorder: ApplicationRecorder):
-        self.recorder = recorder
-        self.seconds = 0.0
+    seconds = 0.0
 
-    def select_notifications(self, *args: Any, **kwargs: Any) -> Sequence[Notification]:
+    def read(self, cursor: Any, position: int) -> list[Notification]:
         start = time.perf_counter()
         try:
-            return self.recorder.select_notifications(*args, **kwargs)
+            return super().read(cursor, position)
         finally:
             self.seconds += time.perf_counter() - start
 
@@ -92,10 +90,8 @@ def relay_throughput(results: Results, events: int) -> None:
                 queue = bound_queue("bench.relayed", topology.EVENTS)
                 queue(channel).declare()
 
-                recorder = TimedRecorder(store.recorder)
-                follower = LogFollower(
-                    "relay:intake", db, cast(ApplicationRecorder, recorder),
-                    Relay(Intake.name, store, publisher),
+                follower = TimedFollower(
+                    "relay:intake", db, store.recorder, Relay(Intake.name, store, publisher),
                 )
                 progress = Progress("relaying")
                 relayed = passes = 0
@@ -134,7 +130,7 @@ def relay_throughput(results: Results, events: int) -> None:
                 baseline=results.find("amqp.confirmed"))
     results.add("relay.vs.batches", "Relay vs. raw batched confirms, same topology", rate, "/s",
                 baseline=results.find("amqp.batches"))
-    other = elapsed - recorder.seconds - publisher.seconds
+    other = elapsed - follower.seconds - publisher.seconds
     results.details["relay"] = {
         "events": events,
         "relayed": relayed,
@@ -142,12 +138,12 @@ def relay_throughput(results: Results, events: int) -> None:
         "seconds": round(elapsed, 3),
         "queued_in_bound_queue": queued,
         "stored_copies_per_message": round(copies / max(queued, 1), 2),
-        "share_reading_log": round(recorder.seconds / elapsed, 3),
+        "share_reading_log": round(follower.seconds / elapsed, 3),
         "share_publishing_confirmed": round(publisher.seconds / elapsed, 3),
         "share_decoding_encoding_and_position": round(other / elapsed, 3),
     }
     results.notes.append(
-        f"Relay time: {recorder.seconds / elapsed:.0%} reading the log, "
+        f"Relay time: {follower.seconds / elapsed:.0%} reading the log, "
         f"{publisher.seconds / elapsed:.0%} publishing and awaiting confirms, "
         f"{other / elapsed:.0%} decoding events, building envelopes and moving the position."
     )

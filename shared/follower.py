@@ -1,8 +1,8 @@
 """Following an event store's notification log, in order, exactly once.
 
 The relay and every local projection are followers. Each pass locks the follower's row
-in `ourvoice_followers`, reads the notifications after its position, hands them to the
-follower's handler inside the same transaction and moves the position on commit. So a
+in `ourvoice_followers`, reads the notifications after its position and hands them to the
+follower's handler, all in one transaction, and moves the position on commit. So a
 projection's rows and its position commit together, and when several instances of a
 service run, one follows while the others find the row locked and wait their turn.
 
@@ -25,6 +25,7 @@ from psycopg import sql
 from shared import metrics
 from shared.config import Postgres
 from shared.db import TRANSIENT, Database
+from shared.logs import notifications_after
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,13 @@ class LogFollower:
 
     def follow_once(self) -> int:
         """One pass; returns how many notifications it handled (0 when none or locked)."""
+        handled = self._pass()
+        committed = getattr(self.handle, "committed", None)
+        if handled and committed is not None:  # a projection forgets what it changed
+            committed()
+        return handled
+
+    def _pass(self) -> int:
         with self.db.transaction() as cursor:
             if not self.registered:
                 cursor.execute(
@@ -112,9 +120,7 @@ class LogFollower:
             row = cursor.fetchone()
             if row is None:
                 return 0  # another instance is following this log right now
-            notifications = self.recorder.select_notifications(
-                start=row["position"], limit=self.batch_size, inclusive_of_start=False
-            )
+            notifications = self.read(cursor, row["position"])
             if not notifications:
                 caught_up = getattr(self.handle, "caught_up", None)
                 if caught_up is not None:  # the relay clears an alarm that no longer holds
@@ -128,6 +134,12 @@ class LogFollower:
                     (done[-1].id, self.name),
                 )
             return len(done)
+
+    def read(self, cursor: psycopg.Cursor, position: int) -> list[Notification]:
+        """The notifications after `position`, read in the pass's own transaction rather
+        than through the recorder's pool: one transaction per pass, not two."""
+        return notifications_after(cursor, self.recorder.events_table_name, position,
+                                   self.batch_size)
 
     def position(self) -> int:
         """Where the follower stands, whichever instance moved it last."""

@@ -37,6 +37,20 @@ def notification(row: tuple) -> Notification:
                         originator_version=version, topic=topic, state=bytes(state))
 
 
+def notifications_after(cursor, events_table: str, position: int, limit: int,
+                        stop: int | None = None) -> list[Notification]:
+    """The store's notifications after `position` (up to `stop`), in log order, on the
+    caller's connection: a follower reads them in the transaction that moves its
+    position."""
+    cursor.execute(sql.SQL(
+        "SELECT " + COLUMNS + " FROM {} WHERE notification_id > %s"
+        + (" AND notification_id <= %s" if stop is not None else "")
+        + " ORDER BY notification_id LIMIT %s"
+    ).format(sql.Identifier(events_table)),
+        [position, *([stop] if stop is not None else []), limit], prepare=True)
+    return [notification(row) for row in _tuples(cursor.fetchall())]
+
+
 def decode(store: type, row: tuple) -> Any:
     """A row of (notification_id, originator_id, originator_version, topic, state) as
     the domain event it stores."""
@@ -103,15 +117,10 @@ class StoreLog:
         self.name = store.name
         self.mapper = mapper(store)
         self.recorder = self
+        self.events_table_name = f"{store.name}_events"  # as eventsourcing names it
 
     def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
                              *, inclusive_of_start: bool = True) -> list[Notification]:
-        query = sql.SQL("SELECT " + COLUMNS + " FROM {} WHERE notification_id "
-                        + (">=" if inclusive_of_start else ">") + " %s"
-                        + (" AND notification_id <= %s" if stop is not None else "")
-                        + " ORDER BY notification_id LIMIT %s"
-                        ).format(sql.Identifier(f"{self.name}_events"))
-        params = [start or 0, *([stop] if stop is not None else []), limit]
+        after = (start or 0) - (1 if inclusive_of_start and start else 0)
         with self.db.transaction() as cursor:
-            cursor.execute(query, params)
-            return [notification(row) for row in _tuples(cursor.fetchall())]
+            return notifications_after(cursor, self.events_table_name, after, limit, stop)

@@ -51,6 +51,10 @@ def check(service: str) -> None:
     check_production(service)
     logcontext.configure(service, settings().log_format)
     metrics.switch(settings().metrics)
+    # Every connection of the process (eventsourcing's pool and ours) names the service in
+    # pg_stat_activity and the server's logs, so an operator sees who holds what. libpq
+    # reads it from the environment; an operator's own value is kept.
+    os.environ.setdefault("PGAPPNAME", f"ourvoice-{service}")
 
 
 def main(service_class: type) -> None:

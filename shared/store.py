@@ -55,9 +55,15 @@ class Projection:
     name: str
     ddl: Sequence[str]
     apply: Callable[[psycopg.Cursor, Any], None]
+    # Called once a pass that wrote to this read model's rows has committed: what the
+    # service keeps in memory from them is forgotten, or who waits on them is told.
+    changed: Callable[[], None] | None = None
 
     def handler(self, store: CaseStore):
+        wrote = False
+
         def handle(cursor, notifications):
+            nonlocal wrote
             writes = Writes(cursor)
             # Pipelined: the statements of a batch go out without waiting on each reply,
             # so a replay is not one network round trip per event.
@@ -65,7 +71,15 @@ class Projection:
                 for notification in notifications:
                     self.apply(writes, store.mapper.to_domain_event(notification))
                 writes.flush()
+            wrote = wrote or writes.wrote
 
+        def committed() -> None:
+            nonlocal wrote
+            if wrote and self.changed is not None:
+                self.changed()
+            wrote = False
+
+        handle.committed = committed
         return handle
 
 
@@ -93,8 +107,10 @@ class Writes:
         self.cursor = cursor
         self.query: Any = None
         self.rows: list[Sequence[Any]] = []
+        self.wrote = False
 
     def execute(self, query: Any, params: Sequence[Any] = ()) -> None:
+        self.wrote = True
         if query != self.query or len(self.rows) >= self.SEND_EVERY:
             self.flush()
             self.query = query

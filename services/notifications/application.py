@@ -9,9 +9,11 @@ is handed in by its caller, and sending is the sender's."""
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -78,6 +80,19 @@ def jsonable(value):
 
 class Notifications(CaseStore):
     name = "notifications"
+    # Whether a case's citizen is anonymous never changes once noted: kept for the cases
+    # seen last (some bytes each), so each later event of a case does not read it again.
+    AUDIENCES_KEPT = 20_000
+
+    @cached_property
+    def audiences(self) -> OrderedDict[UUID, bool]:
+        return OrderedDict()
+
+    def _keep_audience(self, case_id: UUID, anonymous: bool) -> None:
+        self.audiences[case_id] = anonymous
+        self.audiences.move_to_end(case_id)
+        while len(self.audiences) > self.AUDIENCES_KEPT:
+            self.audiences.popitem(last=False)
 
     # -- what a public event calls for ---------------------------------------------------
     def record_notices(self, event: dict, tracking: Tracking, *,
@@ -109,17 +124,23 @@ class Notifications(CaseStore):
             self.record(*remembered, *deliveries, tracking=tracking)
         else:
             self.recorder.insert_tracking(tracking)
+        for audience in remembered:  # once recorded
+            self._keep_audience(audience.case_id, audience.anonymous)
         return deliveries
 
     def _anonymous(self, case_id: UUID, occurred_at: datetime) -> bool | None:
+        if case_id in self.audiences:
+            return self.audiences[case_id]
         try:
-            return self.repository.get(audience_id(case_id)).anonymous
+            anonymous = self.repository.get(audience_id(case_id)).anonymous
         except AggregateNotFoundError:
             # A submission never seen (history from before this service) is left to
             # intake, whose contact lookup refuses an anonymous case anyway.
             if clock.now() - occurred_at < WAIT_FOR_SUBMISSION:
                 raise SubmissionNotRead("the case's submission has not been read yet") from None
             return None
+        self._keep_audience(case_id, anonymous)
+        return anonymous
 
     # -- the sender's tries ----------------------------------------------------------------
     def start_tries(self, tries: Sequence[Try], now: datetime, lease: timedelta,

@@ -7,10 +7,12 @@ transaction as its position in the log, so a rebuild gives the same rows:
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 from services.notifications.domain import Delivery, Subscription, Webhook
 from services.notifications.webhooks import open_secret, seal_secret
+from shared.remembered import Remembered
 from shared.store import Projection
 
 OPEN_STATES = ("due", "sending", "retrying")
@@ -141,7 +143,18 @@ def dead_letters(cursor, limit: int = 500) -> list[dict]:
     return cursor.fetchall()
 
 
-OUTBOX = Projection("notifications.outbox", OUTBOX_DDL, apply_to_outbox)
+def next_due(cursor, exclude: list) -> datetime | None:
+    """When the soonest delivery not under way here is due (None: none is)."""
+    cursor.execute("SELECT min(next_at) AS next_at FROM notifications_outbox "
+                   "WHERE next_at IS NOT NULL AND NOT (delivery_id = ANY(%s))", (exclude,))
+    return cursor.fetchone()["next_at"]
+
+
+# Set when this process's projection changed the outbox: the sender looks at it again.
+OUTBOX_CHANGED = threading.Event()
+
+OUTBOX = Projection("notifications.outbox", OUTBOX_DDL, apply_to_outbox,
+                    changed=OUTBOX_CHANGED.set)
 
 # -- webhooks ----------------------------------------------------------------------
 
@@ -223,6 +236,12 @@ def list_webhooks(cursor) -> list[dict]:
     return cursor.fetchall()
 
 
-WEBHOOKS = Projection("notifications.webhooks", WEBHOOKS_DDL, apply_to_webhooks)
+# The webhooks subscribed now, as every event needs them: read again when this process
+# projected a registration or a removal, and at least every REREAD_SECONDS (another
+# instance's).
+SUBSCRIBED: Remembered[tuple[Subscription, ...]] = Remembered()
+
+WEBHOOKS = Projection("notifications.webhooks", WEBHOOKS_DDL, apply_to_webhooks,
+                      changed=SUBSCRIBED.forget)
 
 PROJECTIONS = (OUTBOX, WEBHOOKS)

@@ -27,7 +27,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import eventlet
@@ -99,6 +99,10 @@ class Sender(DependencyProvider):
         self.store = None
         self.running = False
         self.secrets_sealed = False
+        # After a pass that found nothing due: until when nothing can be (the soonest
+        # next try, at most a poll interval ahead), unless the outbox changes before.
+        self.quiet_until: tuple[datetime, float] | None = None
+        self.poll_seconds = settings().poll_seconds
 
     def get_dependency(self, worker_ctx) -> Sender:
         return self
@@ -160,15 +164,21 @@ class Sender(DependencyProvider):
                 log.info("sealed %d webhook secret(s) kept in plain text", sealed)
             self.secrets_sealed = True
         now = clock.now()
+        if self.quiet(now):
+            return 0  # no transaction at all: nothing can be due yet
+        # Cleared before looking: a change of the outbox during this pass sets it again.
+        readmodels.OUTBOX_CHANGED.clear()
         with db.transaction() as cursor:
             claimed = []
+            busy = [*self.in_flight, *self.recently_done()]
             for channel in CHANNELS:
                 free = self.pools[channel].free()
                 if free:
-                    claimed += readmodels.claim(cursor, channel, now, free,
-                                                [*self.in_flight, *self.recently_done()])
+                    claimed += readmodels.claim(cursor, channel, now, free, busy)
             if not claimed:
+                self.keep_quiet(now, readmodels.next_due(cursor, busy))
                 return 0
+            self.quiet_until = None
             deliveries = [delivery for delivery in readmodels.load(cursor, store, claimed)
                           if delivery.attemptable(now)]
             addresses = Addresses(intake, routing, self.settings.lookup_timeout, self.offices)
@@ -188,6 +198,21 @@ class Sender(DependencyProvider):
                 self.pools[item.delivery.channel].spawn_n(self._send, item)
                 started += 1
         return started
+
+    def quiet(self, now: datetime) -> bool:
+        """Whether the last look found nothing due before now and the outbox has not
+        changed since; without this the timer's every tick (20 a second) would be a
+        transaction even when nothing happens. Another instance's changes, which this
+        process's projection may not write, are seen within a poll interval."""
+        if self.quiet_until is None or readmodels.OUTBOX_CHANGED.is_set():
+            return False
+        due, until = self.quiet_until
+        return now < due and time.monotonic() < until
+
+    def keep_quiet(self, now: datetime, next_due: datetime | None) -> None:
+        ahead = now + timedelta(seconds=self.poll_seconds)
+        self.quiet_until = (min(next_due, ahead) if next_due else ahead,
+                            time.monotonic() + self.poll_seconds)
 
     def prepare(self, delivery: Delivery, addresses: Addresses, cursor) -> Outgoing:
         """What to send and where; a delivery with no address on its channel is skipped

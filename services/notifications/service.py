@@ -63,6 +63,10 @@ class Service(HealthAndSpec):
             return history.case_history(cursor, case_id)
 
     def _subscriptions(self):
+        """Kept in memory (see shared/remembered.py): every event needs them."""
+        return readmodels.SUBSCRIBED.get(self._read_subscriptions)
+
+    def _read_subscriptions(self):
         with self.db.transaction() as cursor:
             return readmodels.subscriptions(cursor)
 

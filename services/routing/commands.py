@@ -48,7 +48,7 @@ def directory(args: argparse.Namespace) -> int:
         for office_id, changes in amendments.items():
             directory.amend(office_id=office_id, changes=changes, by="operator")
         store.record(directory)
-        print(f"{len(amendments)} office(s) amended; routing applies them within a second")
+        print(f"{len(amendments)} office(s) amended; routing applies them within two seconds")
         return 0
     finally:
         store.close()

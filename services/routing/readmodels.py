@@ -17,6 +17,7 @@ from datetime import timedelta
 from psycopg.types.json import Jsonb
 
 from shared import metrics
+from shared.remembered import Remembered
 from shared.store import Projection
 
 # -- office queue ------------------------------------------------------------------
@@ -324,6 +325,11 @@ def load_amendments(cursor) -> dict[str, dict]:
     return {row["office_id"]: row["changes"] for row in cursor.fetchall()}
 
 
-OFFICE_AMENDMENTS = Projection("routing.office_amendments", AMENDMENTS_DDL, apply_to_amendments)
+# The directory with its amendments, as every routed case needs it: read again when this
+# process projected an amendment, and at least every REREAD_SECONDS (another instance's).
+DIRECTORY: Remembered[dict] = Remembered()
+
+OFFICE_AMENDMENTS = Projection("routing.office_amendments", AMENDMENTS_DDL, apply_to_amendments,
+                               changed=DIRECTORY.forget)
 
 PROJECTIONS = (OFFICE_QUEUE, DEADLINE_TIMERS, OFFICE_AMENDMENTS)

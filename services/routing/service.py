@@ -9,7 +9,6 @@ directory they all read."""
 
 from __future__ import annotations
 
-import time
 import unicodedata
 
 from nameko.timer import timer
@@ -34,8 +33,6 @@ from shared.web import HealthAndSpec, endpoint
 
 __all__ = ["Routing", "Service", "policies"]
 
-DIRECTORY_SECONDS = 2.0
-_directory_cache: dict = {}
 # Built now, as the service starts, rather than on the first case it routes (building the
 # 2,132 offices from the administrative units takes most of a second).
 base_directory()
@@ -59,14 +56,13 @@ class Service(Actions, CaseFiles, Desk, Sessions, Console, Answers, HealthAndSpe
 
     # -- the directory ---------------------------------------------------------------
     def directory(self) -> dict:
-        """The directory with operators' amendments, read again at most every few seconds:
-        amendments are rare and every routed case needs the directory."""
-        cached = _directory_cache.get("offices")
-        if cached is None or time.monotonic() - _directory_cache["at"] > DIRECTORY_SECONDS:
-            with self.db.transaction() as cursor:
-                cached = amended(base_directory(), readmodels.load_amendments(cursor))
-            _directory_cache.update(offices=cached, at=time.monotonic())
-        return cached
+        """The directory with operators' amendments, kept in memory (see
+        shared/remembered.py): amendments are rare and every routed case needs it."""
+        return readmodels.DIRECTORY.get(self._read_directory)
+
+    def _read_directory(self) -> dict:
+        with self.db.transaction() as cursor:
+            return amended(base_directory(), readmodels.load_amendments(cursor))
 
     @endpoint("GET", "/v1/offices", allow=(access.PUBLIC,), query=OfficesQuery,
               response=OfficeOut(many=True))

@@ -80,6 +80,24 @@ def test_an_anonymous_citizen_is_never_told_and_the_event_is_still_tracked(store
         record(store, event("CaseResolved", office_id=None, case_id=case), at=at)
 
 
+def test_a_cases_audience_is_read_from_the_store_once(store, monkeypatch):
+    case, other = uuid.uuid4(), uuid.uuid4()
+    record(store, event("CaseSubmitted", case_id=case, anonymous=True))
+    record(store, event("CaseSubmitted", case_id=other, anonymous=False))
+    store.audiences.clear()  # as in an instance that did not take the submissions
+    reads = []
+    get = store.repository.get
+    monkeypatch.setattr(store.repository, "get", lambda *a, **k: reads.append(a) or get(*a, **k))
+    for _ in range(3):
+        assert record(store, event("CaseResolved", office_id=None, case_id=case,
+                                   resolution="fixed")) == []
+        assert told(record(store, event("CaseResolved", office_id=None, case_id=other,
+                                        resolution="fixed"))) == {
+            ("citizen", "citizen", "case-resolved", "sms"),
+            ("citizen", "citizen", "case-resolved", "email")}
+    assert reads == [(audience_id(case),), (audience_id(other),)]
+
+
 def test_a_later_event_waits_for_its_submission_only_so_long(store):
     case = uuid.uuid4()
     with pytest.raises(SubmissionNotRead):
