@@ -55,6 +55,26 @@ def history(system, case, token=None, **params):
                        token or system.principal("auditor"), params=params)
 
 
+def complete_history(system, case):
+    """The case's history once notifications has sent all it will send about the case
+    (each try and outcome is an event of its own), and the history lists every event
+    stored: the audit history is read from each service's index, which follows its store
+    within a second."""
+    def sent_all():
+        return system.scalar("SELECT count(*) FROM notifications_outbox WHERE case_id = %s "
+                             "AND state IN ('due', 'sending', 'retrying')",
+                             (case["case_id"],)) == 0
+
+    def complete():
+        response = history(system, case)
+        assert response.status_code == 200, response.text
+        listed = {(e["store"], e["position"]) for e in response.json()["events"]}
+        return listed == stored(system, case) and response
+
+    wait_until(sent_all, what="every notice about the case sent")
+    return wait_until(complete, what="every stored event of the case in its history")
+
+
 def stored(system, case) -> set[tuple[str, int]]:
     """(store, notification id) of every stored event of the case, found the slow way."""
     found = set()
@@ -97,13 +117,7 @@ def worked(system):
 
 def test_the_history_has_every_event_of_every_service_in_order_with_actor_and_state(
         system, worked):
-    def complete():  # notifications may still be sending; the index follows within a second
-        response = history(system, worked)
-        assert response.status_code == 200, response.text
-        listed = {(e["store"], e["position"]) for e in response.json()["events"]}
-        return listed == stored(system, worked) and response
-
-    response = wait_until(complete, what="every stored event of the case in its history")
+    response = complete_history(system, worked)
     found = response.json()
     events = found["events"]
     assert {e["store"] for e in events} == {"intake", "routing", "notifications"}
@@ -391,7 +405,7 @@ def test_a_service_that_cannot_give_its_part_makes_it_503_and_the_cli_reads_the_
         system, worked):
     """Never a history with a gap: a service that does not answer is named; the CLI reads
     each service's part from its store, with the services stopped."""
-    whole = history(system, worked).json()
+    whole = complete_history(system, worked).json()
     system.stop("notifications")
     try:
         response = history(system, worked)
