@@ -1,4 +1,5 @@
-"""The HTTP edge every service shares: one error format, JSON in and out, validation by
+"""The HTTP edge every service shares: one error format, JSON in and out (an endpoint
+that speaks a standard's own formats, Open311's, says so with AnswerFormat), validation by
 marshmallow schemas, health probes and `/metrics`, an OpenAPI document generated from the
 same schemas that validate the requests, and the server underneath, which bounds what one
 client can hold: time to send a request, the size of its body, and (for public reads) how
@@ -506,8 +507,8 @@ def endpoint(
     signed_body: type[Schema] | None = None,
     formats: tuple[AnswerFormat, ...] = (JSON,),
 ):
-    """A nameko HTTP entrypoint, speaking JSON unless told otherwise. `path` is written as in OpenAPI
-    (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
+    """A nameko HTTP entrypoint, speaking JSON unless told otherwise. `path` is written
+    as in OpenAPI (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
     names, or rules such as `access.OfficeInPath()`; left empty, it refuses everyone.
     The method gets the validated body (if any) as `payload`, the caller as `principal`
     (if it takes one), and returns the response body or a werkzeug Response.
