@@ -4,7 +4,7 @@ with the declared content type, headers and body schema.
 
 Each operation gets a bounded number of requests: the document's own examples, then valid
 and invalid ones generated from it (hypothesis drives schemathesis' strategies directly;
-at most some 600 requests, about 25 s on the test machine)."""
+at most some 800 requests, about 35 s on the test machine)."""
 
 import pytest
 import requests

@@ -358,3 +358,29 @@ def test_too_many_reads_are_refused_in_the_format_of_the_path(system):
     assert answer.status_code == 429, answer.text
     assert described(answer, "xml")[0].startswith("too many requests from this address")
     assert int(answer.headers["Retry-After"]) >= 1
+
+
+def test_an_open311_client_library_reads_our_endpoints_in_both_formats(system):
+    from georeport import GeoReport  # a client made for cities' Open311 endpoints
+
+    (endpoint,) = get(system, "discovery.json").json()["endpoints"]
+    posted = post(system, **new_request(description="Read by a client library"))
+    assert posted.status_code == 201, posted.text
+    code = posted.json()[0]["service_request_id"]
+    json_client = GeoReport(endpoint["url"], output_format="json")
+    xml_client = GeoReport(endpoint["url"], output_format="xml")
+
+    services = json_client.get_service_list()
+    assert [s["service_code"] for s in xml_client.get_service_list()] == [
+        s["service_code"] for s in services]
+    definition = xml_client.get_service_definition("water-supply")
+    assert [a["code"] for a in definition["attributes"]["attribute"]] == [
+        a["code"] for a in json_client.get_service_definition("water-supply")["attributes"]]
+
+    as_json = json_client.get_service_request(code)
+    as_xml = xml_client.get_service_request(code)
+    assert as_xml["service_request_id"] == as_json["service_request_id"] == code
+    for field in ("status", "service_code", "address_id", "address", "requested_datetime"):
+        assert as_xml[field] == as_json[field], field
+    assert as_xml["description"] is None and as_json["description"] is None  # no api_key
+    assert code in {r["service_request_id"] for r in xml_client.get_service_requests()}
