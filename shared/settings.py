@@ -463,10 +463,20 @@ class Settings:
     # -- limits
     open311_keys: str | None = setting(
         "OURVOICE_OPEN311_KEYS", TEXT, None, (INTAKE,),
-        "Open311 `api_key`s accepted by `POST requests.json`, comma separated; "
+        "Open311 `api_key`s accepted by `POST requests.json` (or `.xml`), comma separated; "
         "`KEY:read-descriptions` also reads descriptions of ordinary cases in GETs; while "
         "unset, only `open311-development-key` (no grant), and only outside production",
         secret=True)
+    open311_url: str | None = setting(
+        "OURVOICE_OPEN311_URL", HTTP_URL, None, (INTAKE,),
+        "Open311's public address, as its discovery document gives it to clients (e.g. "
+        "`https://ourvoice.example.org/open311/v2`, behind a proxy with TLS)",
+        default_in_words="`http://`, the `Host` the client asked for and `/open311/v2`")
+    open311_contact: str = setting(
+        "OURVOICE_OPEN311_CONTACT", TEXT,
+        "Ask the operator of this Our Voice service, who also gives out api_keys.",
+        (INTAKE,), "whom developers of Open311 clients ask for help and for an "
+        "`api_key`: the `contact` and `key_service` of the discovery document")
     submissions_per_minute: int = setting(
         "OURVOICE_SUBMISSIONS_PER_MINUTE", WHOLE, "600", (INTAKE,),
         "submissions per client address and minute, per intake instance; `0` turns the "

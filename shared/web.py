@@ -1,4 +1,5 @@
-"""The HTTP edge every service shares: one error format, JSON in and out, validation by
+"""The HTTP edge every service shares: one error format, JSON in and out (an endpoint
+that speaks a standard's own formats, Open311's, says so with AnswerFormat), validation by
 marshmallow schemas, health probes and `/metrics`, an OpenAPI document generated from the
 same schemas that validate the requests, and the server underneath, which bounds what one
 client can hold: time to send a request, the size of its body, and (for public reads) how
@@ -79,6 +80,47 @@ def json_response(status: int, body: Any, headers: dict | None = None) -> Respon
 def error_response(status: int, errors: dict[str, list[str]],
                    headers: dict | None = None) -> Response:
     return json_response(status, {"errors": errors}, headers)
+
+
+class AnswerFormat:
+    """How an endpoint writes what its handler returns, and its errors. The handler
+    returns one body (a dict or a list) whatever the format; the route it was called by
+    picks the format. The default is this API's JSON and error format; a standard with
+    formats of its own (Open311's JSON and XML) brings a subclass, and each of its
+    endpoints gets one route per format: its path with the format's suffix."""
+
+    name = "json"
+    suffix = ""
+    media_type = "application/json"
+    # The errors' schema in the OpenAPI document, under this name among its components.
+    errors_schema_name = "Errors"
+    errors_schema: dict = {
+        "type": "object",
+        "properties": {"errors": {"type": "object", "additionalProperties": {
+            "type": "array", "items": {"type": "string"}}}},
+        "required": ["errors"],
+    }
+
+    def answer(self, status: int, body: Any, headers: dict | None = None) -> Response:
+        return json_response(status, body, headers)
+
+    def errors(self, status: int, errors: dict[str, list[str]],
+               headers: dict | None = None) -> Response:
+        return error_response(status, errors, headers)
+
+    def answer_schema(self, schema: Any) -> Any:
+        """The OpenAPI schema of a successful body, from the endpoint's response schema."""
+        return schema
+
+
+JSON = AnswerFormat()
+# Where the server leaves the format of the route a request matched, for its refusals
+# and its handler's answers.
+FORMAT_KEY = "ourvoice.answer_format"
+
+
+def answer_format(environ: dict) -> AnswerFormat:
+    return environ.get(FORMAT_KEY, JSON)
 
 
 def _field_errors(messages: Any) -> dict[str, list[str]]:
@@ -318,7 +360,7 @@ class BoundedWebServer(WebServer):
             wait = self.public_reads.admit(environ.get("REMOTE_ADDR", ""))
             if wait is not None:
                 seconds = retry_after(wait)
-                raise Refused(error_response(
+                raise Refused(provider.answers.errors(
                     429, {"_": [f"too many requests from this address; try again in {seconds} s"]},
                     headers={"Retry-After": seconds}))
         body = self._read_body(environ)
@@ -385,7 +427,7 @@ class BoundedWebServer(WebServer):
     @staticmethod
     def _refuse(environ: dict, status: int, message: str) -> Refused:
         environ["ourvoice.refuse_body"]()
-        return Refused(error_response(status, {"_": [message]}))
+        return Refused(answer_format(environ).errors(status, {"_": [message]}))
 
 
 class BoundedWsgiApp(WsgiApp):
@@ -401,6 +443,7 @@ class BoundedWsgiApp(WsgiApp):
         try:
             provider, values = adapter.match()
             route = provider.template
+            environ[FORMAT_KEY] = provider.answers
             self.server.admit(provider, environ)
             request = Request(environ, shallow=True)
             request.path_values = values
@@ -426,19 +469,23 @@ def route_template(rule: str) -> str:
 
 class HttpEntrypoint(HttpRequestHandler):
     """nameko's HTTP entrypoint on the bounded server; `public_read` marks what anyone
-    may read, limited per client address."""
+    may read, limited per client address; `answers` is the format of the route's
+    answers and errors, the server's own refusals included."""
 
     server = BoundedWebServer()
 
     def __init__(self, method: str, url: str, *, public_read: bool = False,
-                 upload=None, **kwargs):
+                 upload=None, answers: AnswerFormat = JSON, **kwargs):
         self.public_read = public_read
         self.upload = upload  # for a file's body: () -> the most bytes it may have
+        self.answers = answers
         self.template = route_template(url)
         super().__init__(method, url, **kwargs)
 
 
 http = HttpEntrypoint.decorator
+# What a catch-all route answers: every method any endpoint has.
+ANY_METHOD = "GET,POST,PUT,PATCH,DELETE"
 
 
 def endpoint(
@@ -458,9 +505,10 @@ def endpoint(
     gone=None,
     produces: tuple[str, ...] = (),
     signed_body: type[Schema] | None = None,
+    formats: tuple[AnswerFormat, ...] = (JSON,),
 ):
-    """A nameko HTTP entrypoint speaking JSON. `path` is written as in OpenAPI
-    (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
+    """A nameko HTTP entrypoint, speaking JSON unless told otherwise. `path` is written
+    as in OpenAPI (`/v1/cases/{tracking_code}`). `allow` says who may call it: `access.PUBLIC`, role
     names, or rules such as `access.OfficeInPath()`; left empty, it refuses everyone.
     The method gets the validated body (if any) as `payload`, the caller as `principal`
     (if it takes one), and returns the response body or a werkzeug Response.
@@ -476,9 +524,11 @@ def endpoint(
     an erased file is gone whoever asks, even with a token that erasure revoked.
     `produces` lists the media types a successful answer that is not JSON may have.
     `signed_body` documents a body the endpoint reads itself, as it came, because its
-    signature covers the bytes (a webhook's): it is checked before anything is parsed."""
+    signature covers the bytes (a webhook's): it is checked before anything is parsed.
+    `formats` are the formats the endpoint answers in (AnswerFormat), each at `path` with
+    the format's suffix, from the same body the method returns: its errors too, so a
+    route's answers all speak one format."""
 
-    rule = re.sub(r"{(\w+)}", r"<string:\1>", path)
     public_read = access.PUBLIC in allow and method == "GET"
     body_schema = body() if body else None
     query_schema = query() if query else None
@@ -490,6 +540,7 @@ def endpoint(
 
         @functools.wraps(fn)
         def handle(self, request: Request, **path_args):
+            answers = answer_format(request.environ)
             try:
                 why_gone = gone(self, path_args) if gone is not None else None
                 if why_gone:
@@ -505,23 +556,26 @@ def endpoint(
                     path_args["query"] = load_query(request, query_schema)
                 result = fn(self, request, **path_args)
             except HttpError as error:
-                return error_response(error.status, error.errors, error.headers)
+                return answers.errors(error.status, error.errors, error.headers)
             except TRANSIENT + (ConnectionError,):
                 # The database or broker is away (a restart, a failover): nothing was
                 # recorded, and the client may simply try again.
                 log.warning("%s %s: a dependency is unavailable", method, path, exc_info=True)
-                return error_response(503, {"_": ["temporarily unavailable; try again"]},
+                return answers.errors(503, {"_": ["temporarily unavailable; try again"]},
                                       headers={"Retry-After": "1"})
             except Exception:
                 log.exception("%s %s failed", method, path)
-                return error_response(500, {"_": ["internal error; it has been logged"]})
+                return answers.errors(500, {"_": ["internal error; it has been logged"]})
             if isinstance(result, Response):
                 return result
-            return json_response(status, result)
+            return answers.answer(status, result)
 
-        handle.openapi = {
+        handle.openapi = [{
             "method": method.lower(),
-            "path": path,
+            "path": path + answers.suffix,
+            # One operation per format: the first keeps the method's name.
+            "operation_id": fn.__name__ if n == 0 else f"{fn.__name__}_{answers.name}",
+            "format": answers,
             "summary": summary or _summary(fn.__doc__),
             "description": "" if summary else _description(fn.__doc__),
             "body": body,
@@ -535,8 +589,12 @@ def endpoint(
             "upload": upload is not None,
             "produces": produces,
             "signed_body": signed_body,
-        }
-        return http(method, rule, public_read=public_read, upload=upload)(handle)
+        } for n, answers in enumerate(formats)]
+        for answers in formats:
+            rule = re.sub(r"{(\w+)}", r"<string:\1>", path + answers.suffix)
+            handle = http(method, rule, public_read=public_read, upload=upload,
+                          answers=answers)(handle)
+        return handle
 
     return decorate
 
@@ -582,96 +640,101 @@ HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 
 
 def openapi_document(service_class: type, title: str) -> dict:
-    """OpenAPI 3 for every @endpoint of a service, from its marshmallow schemas."""
+    """OpenAPI 3 for every @endpoint of a service, from its marshmallow schemas: one
+    operation per path and format."""
     spec = APISpec(title=title, version="1.0.0", openapi_version="3.0.3",
                    plugins=[MarshmallowPlugin()])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    spec.components.schema("Errors", {
-        "type": "object",
-        "properties": {"errors": {"type": "object", "additionalProperties": {
-            "type": "array", "items": {"type": "string"}}}},
-        "required": ["errors"],
-    })
+    error_schemas: set[str] = set()
     paths: dict[str, dict] = {}
     for name in sorted(dir(service_class)):
-        route = getattr(getattr(service_class, name), "openapi", None)
-        if route is None:
-            continue
-        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
-        operation: dict[str, Any] = {
-            "summary": route["summary"],
-            "operationId": name,
-            "responses": {str(route["status"]): {"description": "success"}},
-        }
-        if route.get("description"):
-            operation["description"] = route["description"]
-        if route["response"] is not None:
-            operation["responses"][str(route["status"])]["content"] = {
-                "application/json": {"schema": route["response"]}}
-        if route.get("produces"):
-            operation["responses"][str(route["status"])]["content"] = {
-                media_type: {"schema": {"type": "string", "format": "binary"}}
-                for media_type in route["produces"]}
-        params = re.findall(r"{(\w+)}", route["path"])
-        parameters: list[dict] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in params
-        ]
-        parameters += [{"name": name, "in": "header", "required": False, "schema": schema}
-                       for name, schema in route.get("headers", {}).items()]
-        if route.get("query") is not None:
-            parameters.append({"in": "query", "schema": route["query"]})
-        if parameters:
-            operation["parameters"] = parameters
-        if route["body"] is not None or route.get("signed_body") is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {
-                    "schema": route["body"] or route["signed_body"]}},
-            }
-        if route.get("signed_body") is not None:
-            # Read only once its signature holds: without one, any body is a 401.
-            operation["x-signed-body"] = True
-        if route.get("form") is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/x-www-form-urlencoded": {"schema": route["form"]}},
-            }
-        if route.get("upload"):
-            binary = {"type": "string", "format": "binary"}
-            operation["requestBody"] = {"required": True, "content": {
-                "application/octet-stream": {"schema": binary},
-                "multipart/form-data": {"schema": {
-                    "type": "object", "properties": {"file": binary}, "required": ["file"]}},
-            }}
-        if route["body"] is not None or route.get("form") is not None or route.get("query") \
-                or route.get("headers") or route.get("upload") or route.get("signed_body"):
-            operation["responses"]["400"] = {"description": "invalid input", **error}
-        if not route["public"]:
-            operation["security"] = [{"bearer": []}]
-            operation["responses"]["401"] = {"description": "no valid token", **error}
-            operation["responses"]["403"] = {"description": "not allowed", **error}
-        operation["responses"]["404"] = {"description": "not found", **error}
-        if route["body"] is not None or route.get("form") is not None or route.get("upload") \
-                or route.get("signed_body"):
-            operation["responses"]["413"] = {"description": "the body is too large", **error}
-        if route["public"] and route["method"] == "get":
-            operation["responses"]["429"] = {
-                "description": "too many reads from this address", **error,
-                "headers": {"Retry-After": {"description": "seconds to wait",
-                                            "schema": {"type": "integer"}}}}
-        for code, description in route.get("errors", {}).items():
-            operation["responses"][str(code)] = {"description": description, **error}
-            if code == 429:
-                operation["responses"]["429"]["headers"] = {"Retry-After": {
-                    "description": "seconds to wait", "schema": {"type": "integer"}}}
-        paths.setdefault(route["path"], {})[route["method"]] = operation
+        for route in getattr(getattr(service_class, name), "openapi", None) or ():
+            answers: AnswerFormat = route["format"]
+            if answers.errors_schema_name not in error_schemas:
+                spec.components.schema(answers.errors_schema_name, answers.errors_schema)
+                error_schemas.add(answers.errors_schema_name)
+            paths.setdefault(route["path"], {})[route["method"]] = _operation(route)
     # In the order a reader looks for them: by path, then by method as HTTP lists them.
     for path in sorted(paths):
         operations = paths[path]
         spec.path(path=path, operations={method: operations[method] for method in HTTP_METHODS
                                          if method in operations})
     return spec.to_dict()
+
+
+def _operation(route: dict) -> dict[str, Any]:
+    """One endpoint's operation in one format, from what its decorator recorded."""
+    answers: AnswerFormat = route["format"]
+    error = {"content": {answers.media_type: {"schema": {
+        "$ref": f"#/components/schemas/{answers.errors_schema_name}"}}}}
+    operation: dict[str, Any] = {
+        "summary": route["summary"],
+        "operationId": route["operation_id"],
+        "responses": {str(route["status"]): {"description": "success"}},
+    }
+    if route.get("description"):
+        operation["description"] = route["description"]
+    if route["response"] is not None:
+        operation["responses"][str(route["status"])]["content"] = {
+            answers.media_type: {"schema": answers.answer_schema(route["response"])}}
+    if route.get("produces"):
+        operation["responses"][str(route["status"])]["content"] = {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in route["produces"]}
+    params = re.findall(r"{(\w+)}", route["path"])
+    parameters: list[dict] = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in params
+    ]
+    parameters += [{"name": name, "in": "header", "required": False, "schema": schema}
+                   for name, schema in route.get("headers", {}).items()]
+    if route.get("query") is not None:
+        parameters.append({"in": "query", "schema": route["query"]})
+    if parameters:
+        operation["parameters"] = parameters
+    if route["body"] is not None or route.get("signed_body") is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {
+                "schema": route["body"] or route["signed_body"]}},
+        }
+    if route.get("signed_body") is not None:
+        # Read only once its signature holds: without one, any body is a 401.
+        operation["x-signed-body"] = True
+    if route.get("form") is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": route["form"]}},
+        }
+    if route.get("upload"):
+        binary = {"type": "string", "format": "binary"}
+        operation["requestBody"] = {"required": True, "content": {
+            "application/octet-stream": {"schema": binary},
+            "multipart/form-data": {"schema": {
+                "type": "object", "properties": {"file": binary}, "required": ["file"]}},
+        }}
+    if route["body"] is not None or route.get("form") is not None or route.get("query") \
+            or route.get("headers") or route.get("upload") or route.get("signed_body"):
+        operation["responses"]["400"] = {"description": "invalid input", **error}
+    if not route["public"]:
+        operation["security"] = [{"bearer": []}]
+        operation["responses"]["401"] = {"description": "no valid token", **error}
+        operation["responses"]["403"] = {"description": "not allowed", **error}
+    operation["responses"]["404"] = {"description": "not found", **error}
+    if route["body"] is not None or route.get("form") is not None or route.get("upload") \
+            or route.get("signed_body"):
+        operation["responses"]["413"] = {"description": "the body is too large", **error}
+    if route["public"] and route["method"] == "get":
+        operation["responses"]["429"] = {
+            "description": "too many reads from this address", **error,
+            "headers": {"Retry-After": {"description": "seconds to wait",
+                                        "schema": {"type": "integer"}}}}
+    for code, description in route.get("errors", {}).items():
+        operation["responses"][str(code)] = {"description": description, **error}
+        if code == 429:
+            operation["responses"]["429"]["headers"] = {"Retry-After": {
+                "description": "seconds to wait", "schema": {"type": "integer"}}}
+    return operation
 
 
 # -- pages: files served as written, to a browser -------------------------------------
@@ -824,7 +887,7 @@ class HealthAndSpec:
     def get_docs_style(self, request):
         return page_file(request, _api_docs_file("docs.css"), "text/css", API_DOCS_POLICY)
 
-    @http("GET,POST,PUT,PATCH,DELETE", "/<path:unknown>", public_read=True)
+    @http(ANY_METHOD, "/<path:unknown>", public_read=True)
     def no_such_path(self, request, unknown):
         # Matched only when no other route does: even a wrong URL gets the JSON error.
         return error_response(404, {"_": [f"no such resource: /{unknown}"]})

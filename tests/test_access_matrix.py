@@ -87,11 +87,12 @@ MATRIX = {
     ("intake", "POST", "/v1/channels/telegram"): (
         SIGNED, {"update_id": 1, "message": {"message_id": 1, "chat": {"id": 1},
                                              "text": "HELP"}}),
-    ("intake", "GET", "/open311/v2/services.json"): (PUBLIC, None),
-    ("intake", "GET", "/open311/v2/services/{service_code}.json"): (PUBLIC, None),
-    ("intake", "GET", "/open311/v2/requests.json"): (PUBLIC, None),
-    ("intake", "POST", "/open311/v2/requests.json"): (PUBLIC, None),
-    ("intake", "GET", "/open311/v2/requests/{service_request_id}.json"): (PUBLIC, None),
+    # Open311: each endpoint in JSON and in XML, the same rules for both.
+    **{("intake", method, f"/open311/v2/{path}.{suffix}"): (PUBLIC, None)
+       for method, path in (("GET", "discovery"), ("GET", "services"),
+                            ("GET", "services/{service_code}"), ("GET", "requests"),
+                            ("POST", "requests"), ("GET", "requests/{service_request_id}"))
+       for suffix in ("json", "xml")},
     ("routing", "GET", "/health"): (PUBLIC, None),
     ("routing", "GET", "/health/live"): (PUBLIC, None),
     ("routing", "GET", "/health/ready"): (PUBLIC, None),

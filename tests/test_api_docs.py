@@ -21,8 +21,11 @@ pytestmark = pytest.mark.e2e
 
 SCREENSHOTS = ROOT / "build" / "screenshots"
 METHODS = ("get", "put", "post", "patch", "delete")
-# The route that answers every path no other route matches, with the JSON 404.
+# The route that answers every path no other route matches, with the JSON 404; and
+# intake's under /open311/, with Open311's list of errors (in XML for a path in .xml).
 CATCH_ALL = "/{unknown}"
+CATCH_ALLS = {service: {CATCH_ALL} for service in SERVICES} | {
+    "intake": {CATCH_ALL, "/open311/{unknown}", "/open311/{unknown}.xml"}}
 
 
 def document(system, service: str) -> dict:
@@ -85,9 +88,9 @@ def test_the_document_is_valid_openapi(system, service):
 def test_the_document_names_every_route_and_only_those(system, service):
     documented = set(operations(document(system, service)))
     routes = routes_of(service)
-    assert {route for route in routes if route[1] == CATCH_ALL} == {
-        (method, CATCH_ALL) for method in METHODS}
-    assert documented == {route for route in routes if route[1] != CATCH_ALL}
+    catch_alls = {route for route in routes if "{unknown}" in route[1]}
+    assert catch_alls == {(method, path) for method in METHODS for path in CATCH_ALLS[service]}
+    assert documented == routes - catch_alls
     # And the running service answers each operation from its own route, not the one
     # for paths it does not have (called without a token or body: refused or invalid).
     caught = {}

@@ -302,7 +302,8 @@ def test_auditors_tokens_write_nothing(system, worked):
                 answer = system.call(method.upper(), service, url, auditor, json={})
                 refused.append((service, method, path, answer.status_code))
     assert refused and all(code == 403 for *_, code in refused), refused
-    assert public_writes == {"/v1/cases", "/open311/v2/requests.json", "/v1/sessions",
+    assert public_writes == {"/v1/cases", "/open311/v2/requests.json",
+                             "/open311/v2/requests.xml", "/v1/sessions",
                              "/v1/channels/sms", "/v1/channels/telegram"}
 
 

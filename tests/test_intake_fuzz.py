@@ -4,7 +4,7 @@ with the declared content type, headers and body schema.
 
 Each operation gets a bounded number of requests: the document's own examples, then valid
 and invalid ones generated from it (hypothesis drives schemathesis' strategies directly;
-at most some 600 requests, about 25 s on the test machine)."""
+at most some 800 requests, about 35 s on the test machine)."""
 
 import pytest
 import requests
@@ -56,9 +56,10 @@ def test_every_generated_request_is_answered_as_the_openapi_document_says(system
     assert {op.path for op in operations} >= {
         "/v1/cases", "/v1/cases/{tracking_code}", "/v1/cases/{tracking_code}/messages",
         "/v1/cases/{tracking_code}/feedback", "/v1/cases/{tracking_code}/withdraw",
-        "/v1/categories", "/open311/v2/requests.json", "/open311/v2/services.json",
-        "/open311/v2/services/{service_code}.json",
-        "/open311/v2/requests/{service_request_id}.json"}
+        "/v1/categories", "/open311/v2/discovery.json", "/open311/v2/discovery.xml",
+        *(f"/open311/v2/{path}.{fmt}" for fmt in ("json", "xml") for path in (
+            "requests", "services", "services/{service_code}",
+            "requests/{service_request_id}"))}
     session = requests.Session()
     answers: dict[str, list[int]] = {}
     failures: list[str] = []
@@ -81,3 +82,4 @@ def test_every_generated_request_is_answered_as_the_openapi_document_says(system
     # The run got past validation to real work, not only to 400s.
     assert 201 in answers["POST /v1/cases (examples)"], answers["POST /v1/cases (examples)"]
     assert 200 in answers["GET /open311/v2/requests.json (positive)"]
+    assert 200 in answers["GET /open311/v2/requests.xml (positive)"]

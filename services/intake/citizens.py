@@ -66,7 +66,7 @@ class Citizens:
         """Submit a complaint, support request, information request or evaluation."""
         wait = self.limit.admit(request.remote_addr or "")
         if wait is not None:
-            return too_many(wait)
+            raise too_many(wait)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not (1 <= len(key) <= 200):
             raise HttpError(400, {"Idempotency-Key": ["must be 1 to 200 characters"]})

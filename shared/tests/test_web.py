@@ -5,12 +5,22 @@ import json
 import pytest
 from marshmallow import Schema, fields
 from werkzeug.test import EnvironBuilder
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
+from shared.access import PUBLIC
 from shared.config import env
 from shared.db import Database
 from shared.settings import reload, settings
-from shared.web import HttpError, health, load_body
+from shared.web import (
+    FORMAT_KEY,
+    JSON,
+    AnswerFormat,
+    HttpError,
+    endpoint,
+    health,
+    load_body,
+    openapi_document,
+)
 
 
 def test_health_is_200_when_database_and_broker_answer():
@@ -131,3 +141,59 @@ def test_an_operation_is_summed_up_by_its_first_sentence_and_described_by_the_re
     # By path, then by method in HTTP's order, whatever the handlers are called.
     assert list(paths) == ["/health", "/v1/things/{thing_id}", "/v1/things/{thing_id}/close"]
     assert list(thing) == ["get", "delete"]
+
+
+class Shouted(AnswerFormat):
+    """A format of a test's own: the answer and the errors as plain text."""
+
+    name = "txt"
+    suffix = ".txt"
+    media_type = "text/plain"
+    errors_schema_name = "ShoutedErrors"
+    errors_schema = {"type": "string"}
+
+    def answer(self, status, body, headers=None):
+        return Response(str(body).upper(), status=status, mimetype=self.media_type)
+
+    def errors(self, status, errors, headers=None):
+        return Response(f"ERROR {status}", status=status, mimetype=self.media_type)
+
+
+class Answers(Schema):
+    word = fields.String(required=True)
+
+
+class Speaking:
+    @endpoint("GET", "/words/{word}", allow=(PUBLIC,), response=Answers,
+              formats=(JSON, Shouted()))
+    def word(self, request, word):
+        """A word, in JSON or shouted."""
+        if word == "none":
+            raise HttpError(404, {"_": ["no such word"]})
+        return {"word": word}
+
+
+def test_an_endpoint_answers_in_the_format_of_its_route_from_one_body():
+    def call(path: str, answers: AnswerFormat):
+        request = Request(EnvironBuilder(path=path).get_environ())
+        request.environ[FORMAT_KEY] = answers
+        return Speaking.word(Speaking(), request, word=path.rsplit("/", 1)[1].split(".")[0])
+
+    assert json.loads(call("/words/hello", JSON).get_data()) == {"word": "hello"}
+    assert call("/words/hello.txt", Shouted()).get_data() == b"{'WORD': 'HELLO'}"
+    missing = call("/words/none.txt", Shouted())
+    assert (missing.status_code, missing.get_data()) == (404, b"ERROR 404")
+    assert json.loads(call("/words/none", JSON).get_data()) == {
+        "errors": {"_": ["no such word"]}}
+
+
+def test_the_openapi_document_has_an_operation_per_format():
+    paths = openapi_document(Speaking, "test")["paths"]
+    assert set(paths) == {"/words/{word}", "/words/{word}.txt"}
+    plain, shouted = paths["/words/{word}"]["get"], paths["/words/{word}.txt"]["get"]
+    assert (plain["operationId"], shouted["operationId"]) == ("word", "word_txt")
+    assert set(shouted["responses"]["200"]["content"]) == {"text/plain"}
+    assert shouted["responses"]["404"]["content"]["text/plain"]["schema"] == {
+        "$ref": "#/components/schemas/ShoutedErrors"}
+    assert plain["responses"]["404"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Errors"}
