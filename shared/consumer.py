@@ -2,11 +2,18 @@
 
 `@on_events(service)` makes a nameko method consume the service's quorum queue. The
 service keeps its Database dependency as `self.db`. The method receives the validated
-envelope and a `Tracking` for (source, position); it must
-commit that tracking in the same transaction as its own writes, either with the events it
-records (`store.record(..., tracking=tracking)`) or with its read-model rows
-(`ReadModel.tracked`). A redelivered message then finds its tracking row and changes
-nothing.
+envelope and a `Tracking` for (source, position); it must commit that tracking in the
+same transaction as the events it records (`store.record(..., tracking=tracking)`). A
+redelivered message then finds its tracking row and changes nothing.
+
+`@on_event_batches(service)` is for read models kept from the events alone: the method
+receives a cursor and the (source, envelope) pairs of the messages delivered so far (a
+read model's `apply`), in a transaction the consumer opened and in which it recorded
+their tracking rows; pairs whose rows were there already are left out, so a redelivered
+batch changes nothing. A batch is whatever the broker has delivered when the last one is
+done, never a wait for more: one message alone when traffic is light. One transaction
+and one acknowledgement per batch; a batch that fails is split until the failing message
+is found, and that one alone is treated as below.
 
 What happens to a message, on purpose:
 - handled, or already handled: acknowledged;
@@ -25,8 +32,11 @@ import json
 import logging
 import random
 import socket
+import sys
 import threading
 import time
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 
@@ -55,6 +65,10 @@ MAX_CONFLICTS = 20
 WAIT_FOR_PREDECESSOR_SECONDS = 300.0
 # No public event comes near this size; anything bigger is refused unread.
 MAX_MESSAGE_BYTES = 256 * 1024
+# What the broker may hand a batch consumer before it acknowledges any, and the most one
+# batch takes: with half of it in a batch, the next batch is being delivered meanwhile.
+BATCH_PREFETCH = 400
+MAX_BATCH = 200
 
 
 # Events refused in this process because their publisher was not their source's service:
@@ -200,6 +214,9 @@ class RawQueueConsumer(SettlingQueueConsumer):
     def __init__(self):
         super().__init__()
         self.live = None  # the connection consuming now, once kombu made it
+        # Delivery tags handed over and not yet settled, by channel: what tells whether
+        # one acknowledgement of many is safe (see ack_together).
+        self.outstanding: dict[object, set[int]] = {}
 
     def start(self):
         super().start()
@@ -215,12 +232,50 @@ class RawQueueConsumer(SettlingQueueConsumer):
                 queues=[provider.queue],
                 on_message=partial(self.handle_message, provider, None),
             )
-            consumer.qos(prefetch_count=self.prefetch_count)
+            # A service has one event queue, so its consumer's prefetch is the channel's
+            # (RabbitMQ gives consumers the prefetch last set before they start).
+            consumer.qos(prefetch_count=provider.prefetch or self.prefetch_count)
             self._consumers[provider] = consumer
         return self._consumers.values()
 
     def handle_message(self, provider, body, message):
+        self.outstanding.setdefault(message.channel, set()).add(message.delivery_tag)
         provider.handle_message(body, message)
+
+    def _settle(self, message, settle) -> None:
+        self._forget(message)
+        super()._settle(message, settle)
+
+    def _forget(self, message) -> None:
+        tags = self.outstanding.get(message.channel)
+        if tags is not None:
+            tags.discard(message.delivery_tag)
+            if not tags:
+                del self.outstanding[message.channel]
+
+    def ack_together(self, messages) -> None:
+        """Acknowledge `messages` with one basic.ack per channel: the highest delivery
+        tag, `multiple`. That acknowledges every delivery on the channel up to that tag,
+        so it is sent only when each of those not among `messages` is settled already;
+        a batch consumer settles in delivery order and its failed messages first, so it
+        always is. Should it ever not be, each message is acknowledged alone instead."""
+        by_channel = defaultdict(list)
+        for message in messages:
+            by_channel[message.channel].append(message)
+        for channel, group in by_channel.items():
+            tags = {message.delivery_tag for message in group}
+            last = max(group, key=lambda message: message.delivery_tag)
+            others = [tag for tag in self.outstanding.get(channel, ())
+                      if tag <= last.delivery_tag and tag not in tags]
+            if others:
+                log.warning("deliveries %s are not settled yet; acknowledging %d messages "
+                            "one by one", sorted(others)[:10], len(group))
+                for message in group:
+                    self.ack_message(message)
+                continue
+            for message in group:
+                self._forget(message)
+            self._settle(last, partial(last.ack, multiple=True))
 
     def _watch(self) -> None:
         unconsumed = set()
@@ -265,12 +320,30 @@ class RawQueueConsumer(SettlingQueueConsumer):
 
 class EventConsumer(Consumer):
     queue_consumer = RawQueueConsumer()
+    # The broker's prefetch for this consumer; None: one message per worker.
+    prefetch: int | None = None
 
     def __init__(self, service: str, **kwargs):
         super().__init__(topology.service_queue(service), **kwargs)
         self.service = service
 
     def handle_message(self, body, message):
+        taken = self.read(message)
+        if taken is None:
+            return
+        event, tracking = taken
+        metrics.unsettled_changed(self.queue.name, +1)
+        try:
+            self.container.spawn_worker(
+                self, (event, tracking), {},
+                handle_result=partial(self.handle_result, message, event, time.perf_counter()))
+        except ContainerBeingKilled:
+            metrics.unsettled_changed(self.queue.name, -1)
+            self.queue_consumer.requeue_message(message)
+
+    def read(self, message) -> tuple[dict, Tracking] | None:
+        """The message's envelope and (source, position); None for one settled at once
+        (malformed, or not published by its source's service)."""
         try:
             if len(message.body) > MAX_MESSAGE_BYTES:
                 raise MalformedEvent(f"{len(message.body)} bytes is more than any event")
@@ -284,7 +357,7 @@ class EventConsumer(Consumer):
             log.warning("dead-lettering a malformed message: %s", str(error)[:300])
             self.queue_consumer.reject_message(message)
             metrics.event_settled("malformed", "dead-lettered")
-            return
+            return None
         publisher = message.properties.get("user_id")
         source = tracking.application_name
         if not published_by_owner(source, publisher):
@@ -296,15 +369,8 @@ class EventConsumer(Consumer):
                         "user %r", source[:100], str(publisher)[:100])
             self.queue_consumer.reject_message(message)
             metrics.event_settled(event["event_type"], "refused")
-            return
-        metrics.unsettled_changed(self.queue.name, +1)
-        try:
-            self.container.spawn_worker(
-                self, (event, tracking), {},
-                handle_result=partial(self.handle_result, message, event, time.perf_counter()))
-        except ContainerBeingKilled:
-            metrics.unsettled_changed(self.queue.name, -1)
-            self.queue_consumer.requeue_message(message)
+            return None
+        return event, tracking
 
     def handle_result(self, message, event, started, worker_ctx, result=None, exc_info=None):
         """In the worker's green thread, once the handler returned: settle the message,
@@ -313,28 +379,122 @@ class EventConsumer(Consumer):
             outcome = self.handle_message_processed(message, result, exc_info)
         finally:
             metrics.unsettled_changed(self.queue.name, -1)
+        self.settled(event, outcome, started)
+        return result, exc_info
+
+    def settled(self, event: dict, outcome: str, started: float) -> None:
         seconds = time.perf_counter() - started
         metrics.event_settled(event["event_type"], outcome, seconds)
         # A wait is tried again every moment, and said once already (see _log_wait).
         log.log(logging.DEBUG if outcome == "waiting" else logging.INFO,
                 "%s %s in %.0f ms", event["event_type"], outcome, seconds * 1000,
                 extra={"event_id": event["event_id"], "case_id": event["case_id"]})
-        return result, exc_info
 
     def handle_message_processed(self, message, result=None, exc_info=None) -> str:
         """Settles the message; returns what became of it."""
-        if exc_info is None and isinstance(result, Waiting):
+        outcome = outcome_of(result, exc_info)
+        self.settle(message, outcome)
+        return outcome
+
+    def settle(self, message, outcome: str) -> None:
+        if outcome in ("waiting", "requeued"):
             self.queue_consumer.requeue_message(message)
-            return "waiting"
-        elif exc_info is None:
+        elif outcome == "handled":
             self.queue_consumer.ack_message(message)
-            return "handled"
-        elif issubclass(exc_info[0], (ConnectionError, NotYet)) or transient(exc_info[1]):
-            self.queue_consumer.requeue_message(message)
-            return "requeued"
         else:
             self.queue_consumer.reject_message(message)
-            return "dead-lettered"
+
+
+def outcome_of(result=None, exc_info=None) -> str:
+    """What becomes of a message, from what its handling returned or raised."""
+    if exc_info is None and isinstance(result, Waiting):
+        return "waiting"
+    elif exc_info is None:
+        return "handled"
+    elif issubclass(exc_info[0], (ConnectionError, NotYet)) or transient(exc_info[1]):
+        return "requeued"
+    else:
+        return "dead-lettered"
+
+
+@dataclass
+class Delivery:
+    message: object
+    event: dict
+    tracking: Tracking
+    started: float = field(default_factory=time.perf_counter)
+
+
+class EventBatchConsumer(EventConsumer):
+    """Takes delivered messages in batches, one batch at a time: messages are settled in
+    the order they came, which is what lets one acknowledgement settle a whole batch."""
+
+    prefetch = BATCH_PREFETCH
+
+    def __init__(self, service: str, **kwargs):
+        super().__init__(service, **kwargs)
+        self.delivered: list[Delivery] = []
+        self.taking = False  # a batch is in a worker
+
+    def handle_message(self, body, message):
+        taken = self.read(message)
+        if taken is None:
+            return
+        metrics.unsettled_changed(self.queue.name, +1)
+        self.delivered.append(Delivery(message, *taken))
+        if not self.taking:
+            # Taken once this green thread yields: the messages kombu has already read
+            # from the socket are delivered first, and go in the same batch.
+            self.taking = True
+            self.container.spawn_managed_thread(self.take, identifier="batch")
+
+    def take(self) -> None:
+        """Hand what was delivered so far (up to MAX_BATCH) to a worker."""
+        batch, self.delivered = self.delivered[:MAX_BATCH], self.delivered[MAX_BATCH:]
+        metrics.batch_taken(self.queue.name, len(batch))
+        try:
+            self.container.spawn_worker(
+                self, ([(d.event, d.tracking) for d in batch],), {},
+                handle_result=partial(self.handle_batch_result, batch))
+        except ContainerBeingKilled:
+            for delivery in batch + self.delivered:
+                metrics.unsettled_changed(self.queue.name, -1)
+                self.queue_consumer.requeue_message(delivery.message)
+            self.delivered, self.taking = [], False
+
+    def handle_batch_result(self, batch: list[Delivery], worker_ctx, result=None,
+                            exc_info=None):
+        """In the worker's green thread: settle the batch (what failed first, then one
+        acknowledgement of the rest), then hand on what was delivered meanwhile. The
+        next worker is spawned before this one ends, so a stopping container waits for
+        it too."""
+        if exc_info is not None:
+            # Not the handler's failure (each message's is caught and settled below):
+            # ours. Nothing was committed that the tracking rows would not catch.
+            log.error("a batch of %d failed as a whole; putting it back", len(batch),
+                      exc_info=exc_info)
+            outcomes = ["requeued"] * len(batch)
+        else:
+            outcomes = result
+        try:
+            handled = []
+            for delivery, outcome in zip(batch, outcomes, strict=True):
+                if outcome == "handled":
+                    handled.append(delivery.message)
+                else:
+                    self.settle(delivery.message, outcome)
+            self.queue_consumer.ack_together(handled)
+            for delivery, outcome in zip(batch, outcomes, strict=True):
+                metrics.unsettled_changed(self.queue.name, -1)
+                self.settled(delivery.event, outcome, delivery.started)
+        finally:
+            # Whatever happened above, the queue goes on. Nothing between looking and
+            # deciding yields to the green thread that delivers.
+            if self.delivered:
+                self.take()
+            else:
+                self.taking = False
+        return result, exc_info
 
 
 def on_events(service: str):
@@ -346,19 +506,29 @@ def on_events(service: str):
     return decorate
 
 
+def on_event_batches(service: str):
+    """Consume the service's queue in batches, once per (source, position): the method
+    is `handler(self, cursor, pairs)`, with the (source, envelope) pairs to apply in the
+    cursor's transaction."""
+
+    def decorate(handler):
+        return EventBatchConsumer.decorator(service)(_each_once(service, handler))
+
+    return decorate
+
+
 def _exactly_once(service: str, handler):
     """Wait out outages of the database, and treat a conflict on the tracking row as
     already processed."""
 
     def wrapper(self, event, tracking):
-        deadline = time.monotonic() + RETRY_FOR_SECONDS
-        backoff = 0.1
         conflicts = 0
         while True:
             try:
                 # No look-up first: redeliveries are rare, and the tracking row's primary
                 # key refuses a second effect anyway.
-                result = handler(self, event, tracking)
+                result = _through_outages(lambda: handler(self, event, tracking),
+                                          event["event_id"])
                 _waiting.pop(str(event["event_id"]), None)
                 return result
             except (IntegrityError, psycopg.IntegrityError):
@@ -378,16 +548,81 @@ def _exactly_once(service: str, handler):
                 _log_wait(event, waiting)
                 time.sleep(0.2)  # let the event it waits for arrive before it comes back
                 return Waiting(str(waiting))
-            except Exception as error:
-                if not transient(error) or time.monotonic() > deadline:
-                    raise
-                log.warning("database unavailable; retrying %s", event["event_id"])
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
 
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
     return wrapper
+
+
+def _through_outages(attempt, what):
+    """`attempt()`, tried again while the database is unreachable, for a while."""
+    deadline = time.monotonic() + RETRY_FOR_SECONDS
+    backoff = 0.1
+    while True:
+        try:
+            return attempt()
+        except Exception as error:
+            if not transient(error) or time.monotonic() > deadline:
+                raise
+            log.warning("database unavailable; retrying %s", what)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+
+def _each_once(service: str, handler):
+    """A batch in one transaction with its tracking rows; if it fails, its halves each
+    in their own, down to the one message that fails, which is then handled alone as
+    `on_events` handles any message (waits, conflicts, dead letters). Returns what became
+    of each message, in the batch's order."""
+
+    def apply(self, part):
+        with self.db.tracked(service, [tracking for _, tracking in part]) as (cursor, new):
+            pairs, seen = [], set()
+            for event, tracking in sorted(part, key=lambda taken: _key(taken[1])):
+                if _key(tracking) in new and _key(tracking) not in seen:
+                    seen.add(_key(tracking))  # the same message twice in one batch
+                    pairs.append((tracking.application_name, event))
+            if pairs:
+                handler(self, cursor, pairs)
+
+    alone = _exactly_once(service, lambda self, event, tracking: apply(self, [(event, tracking)]))
+
+    def take(self, part) -> list[str]:
+        if len(part) == 1:
+            try:
+                return [outcome_of(alone(self, *part[0]))]
+            except Exception:
+                outcome = outcome_of(exc_info=sys.exc_info())
+                log.log(logging.ERROR if outcome == "dead-lettered" else logging.WARNING,
+                        "%s failed alone", part[0][0]["event_type"], exc_info=True,
+                        extra={"event_id": part[0][0]["event_id"],
+                               "case_id": part[0][0]["case_id"]})
+                return [outcome]
+        try:
+            _through_outages(lambda: apply(self, part), f"a batch of {len(part)}")
+        except Exception as error:
+            failed = error
+        else:
+            for event, _ in part:
+                _waiting.pop(str(event["event_id"]), None)
+            return ["handled"] * len(part)
+        if transient(failed):
+            return ["requeued"] * len(part)  # the database stayed away
+        # Outside the except clause, so that what fails later is not chained to this.
+        log.info("a batch of %d failed (%s); trying its halves", len(part), str(failed)[:200])
+        middle = len(part) // 2
+        return take(self, part[:middle]) + take(self, part[middle:])
+
+    def wrapper(self, batch):
+        return take(self, list(batch))
+
+    wrapper.__name__ = handler.__name__
+    wrapper.__doc__ = handler.__doc__
+    return wrapper
+
+
+def _key(tracking: Tracking) -> tuple[str, int]:
+    return tracking.application_name, tracking.notification_id
 
 
 def _log_wait(event: dict, waiting: NotYet) -> None:

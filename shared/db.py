@@ -89,16 +89,25 @@ class Database:
         return found is not None
 
     @contextmanager
-    def tracked(self, consumer: str, tracking) -> Iterator[psycopg.Cursor]:
-        """A transaction that records (source, position) as processed by `consumer` along
-        with whatever the caller writes; a second attempt fails on the primary key."""
+    def tracked(self, consumer: str, trackings: Sequence) -> Iterator[
+            tuple[psycopg.Cursor, set[tuple[str, int]]]]:
+        """A transaction that records every (source, position) of `trackings` as processed
+        by `consumer`, in one statement, along with whatever the caller writes; and which
+        of them are new. One recorded already (an earlier delivery, or another instance
+        at this moment: the insert waits for that one's transaction) is left alone, so
+        the caller applies only the new ones and a redelivery changes nothing. The rows
+        go in one order everywhere, so that two instances never deadlock on them."""
+        keys = sorted({(t.application_name, t.notification_id) for t in trackings})
         with self.transaction() as cursor:
             cursor.execute(
                 f"INSERT INTO {consumer}_tracking (application_name, notification_id) "
-                "VALUES (%s, %s)",
-                (tracking.application_name, tracking.notification_id),
+                "SELECT * FROM unnest(%s::text[], %s::bigint[]) AS t (source, position) "
+                "ORDER BY source, position "
+                "ON CONFLICT DO NOTHING RETURNING application_name, notification_id",
+                ([source for source, _ in keys], [position for _, position in keys]),
             )
-            yield cursor
+            new = {(row["application_name"], row["notification_id"]) for row in cursor}
+            yield cursor, new
 
     def ping(self) -> None:
         with self.pool.connection(timeout=2) as conn:

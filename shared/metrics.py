@@ -51,6 +51,10 @@ event_seconds = Histogram(
 unsettled = Gauge(
     "ourvoice_consumer_unsettled_messages", "Messages delivered to this process and not yet "
     "acknowledged, requeued or rejected", ["queue"])
+batch_sizes = Histogram(
+    "ourvoice_consumer_batch_messages", "Messages a batch consumer took in one batch (what "
+    "the broker had delivered when the batch before it was done)", ["queue"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 400))
 queue_ready = Gauge(
     "ourvoice_consumer_queue_ready_messages", "Messages ready in the service's queue, waiting "
     "for any instance (looked at every few seconds by the queue watch)", ["queue"])
@@ -114,6 +118,11 @@ def event_settled(event_type: str, outcome: str, seconds: float | None = None) -
 def unsettled_changed(queue: str, by: int) -> None:
     """Messages handed to (+1) or settled by (-1) this process's workers."""
     unsettled.labels(queue).inc(by)
+
+
+@counted
+def batch_taken(queue: str, size: int) -> None:
+    batch_sizes.labels(queue).observe(size)
 
 
 @counted

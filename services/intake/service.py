@@ -21,7 +21,7 @@ from services.intake.limits import IntakeLimitsProvider
 from services.intake.migrations import MIGRATIONS
 from services.intake.open311 import Open311
 from services.intake.rpc import Rpc
-from shared.consumer import on_events
+from shared.consumer import on_event_batches
 from shared.db import DatabaseProvider
 from shared.rpc import RpcProxy
 from shared.store import EventStore
@@ -53,7 +53,6 @@ class Service(Citizens, OfficeDesk, Evidence, Open311, Conversations, Rpc, Healt
             view, _ = readmodels.read(cursor, case_id)
         return view or NOT_YET_VIEWED
 
-    @on_events("intake")
-    def keep_case_view(self, event, tracking):
-        with self.db.tracked("intake", tracking) as cursor:
-            readmodels.apply(cursor, event)
+    @on_event_batches("intake")
+    def keep_case_view(self, cursor, pairs):
+        readmodels.CASE_VIEW.apply(cursor, pairs)

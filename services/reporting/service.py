@@ -25,7 +25,7 @@ from services.reporting.migrations import MIGRATIONS
 from services.reporting.schemas import AuditQuery, History, OfficesQuery, Summary, SummaryQuery
 from shared import access, checkpoint, clock
 from shared.categories import categories
-from shared.consumer import on_events
+from shared.consumer import on_event_batches
 from shared.db import DatabaseProvider
 from shared.rpc import RpcProxy
 from shared.settings import settings
@@ -102,10 +102,9 @@ class Service(HealthAndSpec):
     routing = RpcProxy("routing")
     notifications = RpcProxy("notifications")
 
-    @on_events("reporting")
-    def count(self, event, tracking):
-        with self.db.tracked("reporting", tracking) as cursor:
-            readmodels.apply(cursor, [(tracking.application_name, event)])
+    @on_event_batches("reporting")
+    def count(self, cursor, pairs):
+        readmodels.READ_MODEL.apply(cursor, pairs)
 
     # How often the hash chains' heads are signed and published for auditors (the runner
     # checked the settings before this module was imported).

@@ -103,6 +103,7 @@ def every_kind_of_count(case) -> None:
     metrics.request_answered("/v1/cases", "POST", 201, 0.01)
     metrics.event_settled("CaseRouted", "handled", 0.002)
     metrics.unsettled_changed("ourvoice.test", +1)
+    metrics.batch_taken("ourvoice.test", 3)
     metrics.waiting_in_queue("ourvoice.test", 7)
     metrics.published("test-store", ["CaseRouted"])
     metrics.deliveries_recorded([("email", "sent")])
@@ -116,6 +117,7 @@ COUNTS = [("ourvoice_http_requests_total", {"endpoint": "/v1/cases", "method": "
           ("ourvoice_events_consumed_total", {"event_type": "CaseRouted", "outcome": "handled"}),
           ("ourvoice_event_processing_seconds_count", {"event_type": "CaseRouted"}),
           ("ourvoice_consumer_unsettled_messages", {"queue": "ourvoice.test"}),
+          ("ourvoice_consumer_batch_messages_count", {"queue": "ourvoice.test"}),
           ("ourvoice_consumer_queue_ready_messages", {"queue": "ourvoice.test"}),
           ("ourvoice_events_published_total", {"store": "test-store", "event_type": "CaseRouted"}),
           ("ourvoice_deliveries_total", {"channel": "email", "outcome": "sent"}),

@@ -1,0 +1,298 @@
+"""The read models kept in batches (intake's case view, reporting's figures), through the
+real broker and database: a poison message in the middle of a batch is dead-lettered
+while the rest commit; a batch committed whose acknowledgement was lost is delivered
+again and changes nothing; a case's events out of order in one batch give what they give
+in order.
+
+The events are made up, for cases no service has: routing binds none of the keys they
+go under, and notifications is stopped (it would tell an office of them, and its own
+events would join the batches)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import kombu
+import psycopg
+import pytest
+
+from shared.topology import EVENTS, dead_letter_queue_name, queue_name
+from tests.system import wait_until
+
+pytestmark = pytest.mark.faults
+
+BATCHED = ("intake", "reporting")
+OFFICE = "commune-120101"
+LONG_AGO = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+# Far beyond any position the stores reach in a test.
+POSITIONS = itertools.count(10**12)
+
+
+def event(event_type: str, case_id, at: datetime, data: dict, **envelope) -> dict:
+    return {"event_id": str(uuid.uuid4()), "event_type": event_type, "schema_version": 1,
+            "occurred_at": at.isoformat(), "case_id": str(case_id),
+            "tracking_code": "33333-33333", "sequence": 1, "office_id": OFFICE,
+            "location": {"province": "12", "district": "1201", "commune": "120101"},
+            "data": data, **envelope}
+
+
+@contextmanager
+def publisher(system):
+    """`publish(source, body)` as the service owning `source` (its broker user, its
+    stamp), each message confirmed before the next, so the queues hold them in the
+    order published; returns the position it was given."""
+    connections = {}
+
+    def publish(source: str, body: dict, position: int | None = None) -> int:
+        if source not in connections:
+            connections[source] = kombu.Connection(system.service_amqp_uri(source),
+                                                   transport_options={"confirm_publish": True})
+        position = next(POSITIONS) if position is None else position
+        producer = kombu.Producer(connections[source].default_channel, exchange=EVENTS,
+                                  auto_declare=False)
+        # Under a key routing does not bind: it must not route the made-up cases.
+        producer.publish(json.dumps(body).encode(), routing_key=f"Batch.{body['event_type']}",
+                         content_type="application/json", content_encoding="utf-8",
+                         headers={"ourvoice-source": source, "ourvoice-position": position},
+                         delivery_mode=2, user_id=system.broker_users[source][0])
+        return position
+
+    try:
+        yield publish
+    finally:
+        for connection in connections.values():
+            connection.release()
+
+
+def rabbitmq(command: str, *args: str) -> list[list[str]]:
+    listing = ["--no-table-headers"] if command.startswith("list_") else []
+    done = subprocess.run(["rabbitmqctl", "-q", command, *listing, *args],
+                          check=True, capture_output=True, text=True, timeout=60)
+    return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
+
+
+def queue(system, service: str) -> tuple[int, int]:
+    """Messages ready in the service's queue, and those delivered to its consumer but not
+    yet acknowledged (asked of the consumer's channel: the queue's own figures lag)."""
+    with system.broker() as connection:
+        _, ready, consumers = connection.default_channel.queue_declare(
+            queue_name(service), passive=True)
+    if not consumers:
+        return ready, 0
+    channels = {pid for name, pid in rabbitmq("list_consumers", "-p", system.vhost,
+                                              "queue_name", "channel_pid")
+                if name == queue_name(service)}
+    return ready, sum(int(unacked) for pid, unacked in rabbitmq(
+        "list_channels", "-p", system.vhost, "pid", "messages_unacknowledged")
+        if pid in channels)
+
+
+def dead_letters(system, service: str) -> int:
+    with system.broker() as connection:
+        _, count, _ = connection.default_channel.queue_declare(
+            dead_letter_queue_name(service), passive=True)
+    return count
+
+
+def metric(system, service: str, name: str, **labels: str) -> float:
+    text = system.call("GET", service, "/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        found = re.match(rf"^{name}{{(.*)}} (\S+)$", line)
+        if found and all(f'{k}="{v}"' in found.group(1) for k, v in labels.items()):
+            total += float(found.group(2))
+    return total
+
+
+def tracked(system, service: str, positions) -> list[int]:
+    return sorted(row["notification_id"] for row in system.query(
+        f"SELECT notification_id FROM {service}_tracking WHERE notification_id = ANY(%s)",
+        (list(positions),)))
+
+
+def drained(system, service: str) -> bool:
+    return queue(system, service) == (0, 0)
+
+
+@pytest.fixture(autouse=True)
+def without_notifications(system):
+    if "notifications" in system.processes:
+        system.stop("notifications")
+
+
+def test_a_poison_message_in_the_middle_of_a_batch_is_dead_lettered_and_the_rest_commit(system):
+    for service in BATCHED:
+        system.stop(service)
+    before = {service: dead_letters(system, service) for service in BATCHED}
+    cases = [uuid.uuid4() for _ in range(40)]
+    good = [event("CaseAcknowledged", case, LONG_AGO, {}) for case in cases]
+    # Valid envelopes whose rows PostgreSQL refuses (text cannot hold NUL): intake writes
+    # the question, reporting the reason of an escalation; each applies the other.
+    asked, escalated = uuid.uuid4(), uuid.uuid4()
+    poison_for_intake = event("InformationRequested", asked, LONG_AGO,
+                              {"question": "which\x00street?"})
+    poison_for_reporting = event("CaseEscalated", escalated, LONG_AGO, {
+        "office_id": "district-ombudsman-1201", "from_office_id": OFFICE,
+        "reason": "breach\x00"})
+    with publisher(system) as publish:
+        positions = [publish("routing", body) for body in good[:20]]
+        poisoned_intake = publish("routing", poison_for_intake)
+        poisoned_reporting = publish("routing", poison_for_reporting)
+        positions += [publish("routing", body) for body in good[20:]]
+    for service in BATCHED:
+        assert queue(system, service) == (42, 0)
+        system.start(service)
+
+    for service in BATCHED:
+        wait_until(lambda s=service: dead_letters(system, s) == before[s] + 1 and drained(system, s),
+                   what=f"the poison dead-lettered by {service} and the rest settled")
+    assert tracked(system, "intake", [*positions, poisoned_intake, poisoned_reporting]) == sorted(
+        [*positions, poisoned_reporting])
+    assert tracked(system, "reporting", [*positions, poisoned_intake, poisoned_reporting]) == sorted(
+        [*positions, poisoned_intake])
+    timeline = system.query("SELECT case_id, event_type FROM intake_timeline "
+                            "WHERE case_id = ANY(%s)", ([*cases, asked, escalated],))
+    assert sorted((row["case_id"], row["event_type"]) for row in timeline) == sorted(
+        [(case, "CaseAcknowledged") for case in cases] + [(escalated, "CaseEscalated")])
+    counted = system.query("SELECT case_id, status FROM reporting_cases WHERE case_id = ANY(%s)",
+                           ([*cases, asked, escalated],))
+    assert sorted((row["case_id"], row["status"]) for row in counted) == sorted(
+        [(case, "acknowledged") for case in cases] + [(asked, "waiting-for-citizen")])
+    # Few transactions: the 42 messages were taken in a handful of batches.
+    for service in BATCHED:
+        batch = {"queue": queue_name(service)}
+        assert metric(system, service, "ourvoice_consumer_batch_messages_sum", **batch) == 42
+        assert metric(system, service, "ourvoice_consumer_batch_messages_count", **batch) <= 4
+        assert metric(system, service, "ourvoice_events_consumed_total",
+                      outcome="dead-lettered") == 1
+
+
+def consumer_connection(system, service: str) -> str:
+    """The broker's id of the connection consuming the service's queue."""
+    [channel] = [pid for name, pid in rabbitmq("list_consumers", "-p", system.vhost,
+                                               "queue_name", "channel_pid")
+                 if name == queue_name(service)]
+    return {pid: connection for pid, connection in rabbitmq(
+        "list_channels", "-p", system.vhost, "pid", "connection")}[channel]
+
+
+def test_a_batch_committed_whose_acknowledgement_was_lost_changes_nothing_delivered_again(system):
+    """The batch's transaction is held at the case view row of its last event while the
+    broker drops the consumer's connection: the broker takes every message back and
+    delivers them again to the new connection, then the held batch commits, and its
+    acknowledgement has no channel left to go to, as after a crash between the two."""
+    held = uuid.uuid4()
+    with publisher(system) as publish:
+        first = publish("routing", event("CaseRouted", held, LONG_AGO, {
+            "office_id": OFFICE, "reason": "area"}))
+        wait_until(lambda: tracked(system, "intake", [first]), what="the held case viewed")
+        handled_before = metric(system, "intake", "ourvoice_events_consumed_total",
+                                event_type="CaseAcknowledged", outcome="handled")
+        dead_before = dead_letters(system, "intake")
+        cases = [uuid.uuid4() for _ in range(30)]
+        with psycopg.connect(f"host=127.0.0.1 port={system.pg_port} user=postgres "
+                             f"dbname={system.dbname}") as holder:
+            holder.execute("SELECT 1 FROM intake_case_view WHERE case_id = %s FOR UPDATE",
+                           (held,))
+            positions = [publish("routing", event("CaseAcknowledged", case, LONG_AGO, {}))
+                         for case in [*cases, held]]
+            wait_until(lambda: system.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                "AND wait_event_type = 'Lock'", (system.dbname,)), what="intake's batch held")
+            wait_until(lambda: queue(system, "intake")[0] == 0, what="every message delivered")
+            dropped = consumer_connection(system, "intake")
+            rabbitmq("close_connection", dropped, "a connection lost for the test")
+            wait_until(lambda: consumer_connection(system, "intake") != dropped
+                       and queue(system, "intake")[0] == 0,
+                       what="every message delivered again on a new connection")
+            holder.rollback()  # the held batch commits now
+
+    wait_until(lambda: drained(system, "intake"), what="every message acknowledged")
+    assert tracked(system, "intake", positions) == sorted(positions)
+    rows = system.query("SELECT case_id, status FROM intake_case_view WHERE case_id = ANY(%s)",
+                        ([*cases, held],))
+    assert sorted((row["case_id"], row["status"]) for row in rows) == sorted(
+        (case, "acknowledged") for case in [*cases, held])
+    timeline = system.query("SELECT event_type, count(*) AS n FROM intake_timeline "
+                            "WHERE case_id = ANY(%s) GROUP BY event_type", ([*cases, held],))
+    assert {row["event_type"]: row["n"] for row in timeline} == {"CaseAcknowledged": 31,
+                                                                "CaseRouted": 1}
+    assert dead_letters(system, "intake") == dead_before
+    # The messages the held batch had taken were handled twice: once with effect, once
+    # (redelivered) finding their tracking rows.
+    handled = metric(system, "intake", "ourvoice_events_consumed_total",
+                     event_type="CaseAcknowledged", outcome="handled") - handled_before
+    assert handled > 31
+
+
+def story(case, at: datetime) -> list[tuple[str, dict]]:
+    """A case's life, in the order it happened: (source, envelope)."""
+    minutes = [at + timedelta(minutes=m) for m in range(6)]
+    submitted = {"type": "complaint", "category": "water-supply", "language": "en",
+                 "anonymous": True}
+    routed = {"office_id": OFFICE, "reason": "area",
+              "acknowledge_due": (at + timedelta(days=1)).isoformat(),
+              "resolve_due": (at + timedelta(days=10)).isoformat()}
+    return [
+        ("intake", event("CaseSubmitted", case, minutes[0], submitted, office_id=None)),
+        ("routing", event("CaseRouted", case, minutes[1], routed)),
+        ("routing", event("CaseAcknowledged", case, minutes[2], {
+            "acknowledge_due": None, "resolve_due": routed["resolve_due"]})),
+        ("routing", event("InformationRequested", case, minutes[3], {"question": "Which street?"})),
+        ("intake", event("InformationProvided", case, minutes[4], {"answers_request": True})),
+        ("routing", event("CaseResolved", case, minutes[5], {"resolution": "The pipe is fixed."})),
+    ]
+
+
+def as_read(system, case) -> dict:
+    """What intake's view and reporting's figures hold of the case, less its ids."""
+    view = system.query("SELECT * FROM intake_case_view WHERE case_id = %s", (case,))
+    timeline = system.query("SELECT event_type, occurred_at, detail, status FROM intake_timeline "
+                            "WHERE case_id = %s ORDER BY occurred_at", (case,))
+    counted = system.query("SELECT * FROM reporting_cases WHERE case_id = %s", (case,))
+    offices = system.query("SELECT * FROM reporting_office_cases WHERE case_id = %s", (case,))
+    ids = ("case_id", "question_id", "resolution_id")
+    return {name: [{k: v for k, v in row.items() if k not in ids and not k.endswith("_event")}
+                   for row in rows]
+            for name, rows in (("view", view), ("timeline", timeline), ("counted", counted),
+                               ("offices", offices))}
+
+
+def test_a_cases_events_out_of_order_in_one_batch_give_what_they_give_in_order(system):
+    in_order, shuffled = uuid.uuid4(), uuid.uuid4()
+    with publisher(system) as publish:
+        for source, body in story(in_order, LONG_AGO):
+            position = publish(source, body)
+            wait_until(lambda p=position: all(tracked(system, s, [p]) for s in BATCHED),
+                       what=f"{body['event_type']} applied alone")
+        for service in BATCHED:
+            system.stop(service)
+        # The latest first, each store's positions reversed too, and another case's
+        # events between them.
+        later = story(shuffled, LONG_AGO)[::-1]
+        top = {"intake": next(POSITIONS) + 100, "routing": next(POSITIONS) + 100}
+        other = uuid.uuid4()
+        positions = []
+        for (source, body), (also, between) in zip(later, story(other, LONG_AGO), strict=True):
+            top[source] -= 1
+            positions.append(publish(source, body, position=top[source]))
+            positions.append(publish(also, between))
+    for service in BATCHED:
+        assert queue(system, service) == (12, 0)
+        system.start(service)
+    for service in BATCHED:
+        wait_until(lambda s=service: tracked(system, s, positions) == sorted(positions)
+                   and drained(system, s), what=f"{service} took the mixed batch")
+        assert metric(system, service, "ourvoice_consumer_batch_messages_count",
+                      queue=queue_name(service)) <= 2
+
+    expected = as_read(system, in_order)
+    assert expected["view"][0]["status"] == "resolved"
+    assert len(expected["timeline"]) == 6 and expected["counted"][0]["resolved_at"]
+    assert as_read(system, shuffled) == expected
