@@ -56,22 +56,14 @@ def history(system, case, token=None, **params):
 
 
 def complete_history(system, case):
-    """The case's history once notifications has sent all it will send about the case
-    (each try and outcome is an event of its own), and the history lists every event
-    stored: the audit history is read from each service's index, which follows its store
-    within a second."""
-    def sent_all():
-        return system.scalar("SELECT count(*) FROM notifications_outbox WHERE case_id = %s "
-                             "AND state IN ('due', 'sending', 'retrying')",
-                             (case["case_id"],)) == 0
-
+    """The case's history once it lists every event stored so far: the audit history is
+    read from each service's index, which follows its store within a second."""
     def complete():
         response = history(system, case)
         assert response.status_code == 200, response.text
         listed = {(e["store"], e["position"]) for e in response.json()["events"]}
         return listed == stored(system, case) and response
 
-    wait_until(sent_all, what="every notice about the case sent")
     return wait_until(complete, what="every stored event of the case in its history")
 
 
@@ -414,7 +406,14 @@ def test_a_service_that_cannot_give_its_part_makes_it_503_and_the_cli_reads_the_
         assert "notifications" in response.text and "intake" not in response.text
         done = ourvoice(system, "audit", "history", worked["tracking_code"], "--json")
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["events"] == whole["events"]
+        read = json.loads(done.stdout)["events"]
+        # Notifications may record another try of a notice before it stops: such an event
+        # comes after all that the whole history had, and is the only difference.
+        assert [e for e in read if e in whole["events"]] == whole["events"]
+        last = max(e["occurred_at"] for e in whole["events"])
+        assert all(e["store"] == "notifications" and e["occurred_at"] > last
+                   for e in read if e not in whole["events"])
     finally:
         system.start("notifications")
-    assert history(system, worked).json()["events"] == whole["events"]
+    again = complete_history(system, worked).json()["events"]
+    assert [e for e in again if e in whole["events"]] == whole["events"]

@@ -191,6 +191,10 @@ def test_deadlines_times_satisfaction_escalations_and_the_ombudsman(system):
     for case in (met, unhappy):
         act(system, case, "acknowledge", office)
         act(system, case, "resolve", office, body={"resolution": "repaired"})
+    for case in (met, unhappy):  # feedback is taken once the citizen's view has the resolution
+        wait_until(lambda case=case: system.call(
+            "GET", "intake", f"/v1/cases/{case['tracking_code']}",
+            case["citizen_token"]).json()["status"] == "resolved", what="resolved for the citizen")
     citizen(system, met, "feedback", {"satisfied": True, "rating": 5})
     citizen(system, unhappy, "feedback", {"satisfied": False, "rating": 1})
     ombudsman = "district-ombudsman-1501"
