@@ -726,15 +726,16 @@ def _operation(route: dict) -> dict[str, Any]:
         operation["responses"]["413"] = {"description": "the body is too large", **error}
     if route["public"] and route["method"] == "get":
         operation["responses"]["429"] = {
-            "description": "too many reads from this address", **error,
-            "headers": {"Retry-After": {"description": "seconds to wait",
-                                        "schema": {"type": "integer"}}}}
+            "description": "too many reads from this address", **error, "headers": RETRY_AFTER}
     for code, description in route.get("errors", {}).items():
         operation["responses"][str(code)] = {"description": description, **error}
         if code == 429:
-            operation["responses"]["429"]["headers"] = {"Retry-After": {
-                "description": "seconds to wait", "schema": {"type": "integer"}}}
+            operation["responses"]["429"]["headers"] = RETRY_AFTER
     return operation
+
+
+# Every 429 says when to ask again.
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
 
 # -- pages: files served as written, to a browser -------------------------------------
