@@ -70,6 +70,22 @@ def healthy(system: System, service: str) -> bool:
         return False
 
 
+def answering(system: System, service: str) -> bool:
+    """The process answers: /health/live asks nothing of the database or the broker, so a
+    machine busy with a restarting neighbour does not make a slow probe look like a stop."""
+    try:
+        return requests.get(system.urls[service] + "/health/live", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def all_up(system: System, supervisor: subprocess.Popen) -> None:
+    """Every service a child of the supervisor and healthy, whatever a test before left."""
+    wait_until(lambda: set(services_of(supervisor)) == set(system.urls)
+               and all(healthy(system, s) for s in system.urls), timeout=90,
+               what="all four services up")
+
+
 @pytest.fixture(scope="module")
 def running(system, tmp_path_factory):
     log = tmp_path_factory.mktemp("run") / "run.log"
@@ -86,15 +102,15 @@ def running(system, tmp_path_factory):
 
 def test_a_killed_service_is_started_again_while_the_others_go_on(system, running):
     supervisor, log = running
+    all_up(system, supervisor)
     before = services_of(supervisor)
-    assert set(before) == set(system.urls), before
     os.kill(before["routing"], signal.SIGKILL)
     deadline = time.monotonic() + 60
     while not (services_of(supervisor).get("routing", before["routing"]) != before["routing"]
                and healthy(system, "routing")):
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         for other in ("intake", "notifications", "reporting"):
-            assert healthy(system, other), f"{other} stopped answering"
+            assert answering(system, other), f"{other} stopped answering"
         time.sleep(0.2)
     after = services_of(supervisor)
     assert {s: after[s] for s in after if s != "routing"} == \
@@ -106,8 +122,8 @@ def test_a_killed_service_is_started_again_while_the_others_go_on(system, runnin
 
 def test_ctrl_c_stops_everything_in_under_five_seconds_without_a_traceback(system, running):
     supervisor, log = running
+    all_up(system, supervisor)
     children = services_of(supervisor)
-    assert len(children) == 4
     started = time.monotonic()
     os.killpg(supervisor.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     supervisor.wait(timeout=10)
