@@ -176,6 +176,8 @@ class Postgres:
             # Messages from the broker may arrive out of order, so every (source,
             # position) gets its own tracking row instead of one row per source.
             "SINGLE_ROW_TRACKING": "n",
+            # Which also records the tracking rows of a batch of messages at once.
+            "PROCESS_RECORDER_TOPIC": "shared.store:BatchTrackingRecorder",
         }
 
 

@@ -15,6 +15,12 @@ done, never a wait for more: one message alone when traffic is light. One transa
 and one acknowledgement per batch; a batch that fails is split until the failing message
 is found, and that one alone is treated as below.
 
+`@on_recorded_batches(service)` is the same for a consumer that records events: the
+method receives the (envelope, tracking) pairs delivered so far, in the order they came,
+and records what they call for with all their trackings in one transaction of its store
+(`store.record(..., trackings=...)`). A redelivered message's tracking row fails that
+transaction; the batch is then split as above, and the message alone is found done.
+
 What happens to a message, on purpose:
 - handled, or already handled: acknowledged;
 - not a public event we can read: rejected, so RabbitMQ moves it to the dead letters;
@@ -517,6 +523,17 @@ def on_event_batches(service: str):
     return decorate
 
 
+def on_recorded_batches(service: str):
+    """Consume the service's queue in batches, once per (source, position): the method
+    is `handler(self, taken)`, with the (envelope, tracking) pairs to record, with every
+    tracking, in one transaction of its store."""
+
+    def decorate(handler):
+        return EventBatchConsumer.decorator(service)(_recorded_once(service, handler))
+
+    return decorate
+
+
 def _exactly_once(service: str, handler):
     """Wait out outages of the database, and treat a conflict on the tracking row as
     already processed."""
@@ -570,10 +587,7 @@ def _through_outages(attempt, what):
 
 
 def _each_once(service: str, handler):
-    """A batch in one transaction with its tracking rows; if it fails, its halves each
-    in their own, down to the one message that fails, which is then handled alone as
-    `on_events` handles any message (waits, conflicts, dead letters). Returns what became
-    of each message, in the batch's order."""
+    """A batch in one transaction with its tracking rows (see `_in_halves`)."""
 
     def apply(self, part):
         with self.db.tracked(service, [tracking for _, tracking in part]) as (cursor, new):
@@ -584,6 +598,42 @@ def _each_once(service: str, handler):
                     pairs.append((tracking.application_name, event))
             if pairs:
                 handler(self, cursor, pairs)
+
+    return _in_halves(service, handler, apply)
+
+
+def _recorded_once(service: str, handler):
+    """A batch recorded by the handler in one transaction of its store, in the order it
+    came (a case's submission before what followed it), each message once (see
+    `_in_halves`)."""
+
+    def apply(self, part):
+        taken, seen = [], set()
+        for event, tracking in part:
+            if _key(tracking) not in seen:  # the same message twice in one batch
+                seen.add(_key(tracking))
+                taken.append((event, tracking))
+        try:
+            handler(self, taken)
+        except (IntegrityError, psycopg.IntegrityError):
+            # Most likely messages recorded before and delivered again (a batch that was
+            # committed but not acknowledged): those are left out and the rest recorded,
+            # rather than the batch split down to each of them.
+            done = self.db.tracked_already(service, [tracking for _, tracking in taken])
+            if not done:
+                raise
+            rest = [(event, tracking) for event, tracking in taken if _key(tracking) not in done]
+            if rest:
+                handler(self, rest)
+
+    return _in_halves(service, handler, apply)
+
+
+def _in_halves(service: str, handler, apply):
+    """`apply(self, part)` of a whole batch; if it fails, of its halves, down to the one
+    message that fails, which is then handled alone as `on_events` handles any message
+    (waits, conflicts, dead letters). Returns what became of each message, in the
+    batch's order."""
 
     alone = _exactly_once(service, lambda self, event, tracking: apply(self, [(event, tracking)]))
 

@@ -88,6 +88,17 @@ class Database:
             ).fetchone()
         return found is not None
 
+    def tracked_already(self, consumer: str, trackings: Sequence) -> set[tuple[str, int]]:
+        """Which (source, position) of `trackings` `consumer` has processed, in one query."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT application_name, notification_id FROM {consumer}_tracking "
+                "WHERE (application_name, notification_id) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+                ([t.application_name for t in trackings], [t.notification_id for t in trackings]),
+            ).fetchall()
+        return {(row["application_name"], row["notification_id"]) for row in rows}
+
     @contextmanager
     def tracked(self, consumer: str, trackings: Sequence) -> Iterator[
             tuple[psycopg.Cursor, set[tuple[str, int]]]]:

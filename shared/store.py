@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import ProcessRecorder, Tracking
+from eventsourcing.postgres import PostgresProcessRecorder
 from nameko.extensions import DependencyProvider
 
 from shared.chain import ensure_chain
@@ -28,9 +29,32 @@ class CaseStore(Application):
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
 
-    def record(self, *aggregates: Any, tracking: Tracking | None = None) -> None:
+    def record(self, *aggregates: Any, tracking: Tracking | None = None,
+               trackings: Sequence[Tracking] = ()) -> None:
+        """The aggregates' new events, with the tracking of the message that caused them,
+        or of every message of a batch (`trackings`), in one transaction."""
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
-        self.events.put(events, tracking=tracking)
+        if len(trackings) == 1 and tracking is None:
+            tracking, trackings = trackings[0], ()
+        if trackings and not isinstance(self.recorder, BatchTrackingRecorder):
+            raise TypeError("only a store on PostgreSQL records the tracking of a batch")
+        self.events.put(events, tracking=tracking, trackings=trackings)
+
+
+class BatchTrackingRecorder(PostgresProcessRecorder):
+    """eventsourcing's process recorder, which records the tracking row of one message
+    with the events it caused, taking as well the rows of a whole batch of messages
+    (`trackings`): a consumer then records a batch in one transaction. A row there
+    already (a redelivery) fails the whole transaction, as one message's does."""
+
+    def _insert_events(self, curs, stored_events, **kwargs: Any) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        trackings: Sequence[Tracking] = kwargs.get("trackings", ())
+        if trackings:
+            self._check_has_multi_row_tracking_table(curs)
+            curs.executemany(self.insert_tracking_statement, [
+                {"application_name": t.application_name, "notification_id": t.notification_id}
+                for t in trackings])
 
 
 Store = TypeVar("Store", bound=CaseStore)

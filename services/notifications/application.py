@@ -95,36 +95,44 @@ class Notifications(CaseStore):
             self.audiences.popitem(last=False)
 
     # -- what a public event calls for ---------------------------------------------------
-    def record_notices(self, event: dict, tracking: Tracking, *,
+    def record_notices(self, taken: Sequence[tuple[dict, Tracking]], *,
                        webhooks: Callable[[], Sequence[Subscription]],
                        reachable: Callable[[Notice], bool]) -> list[Delivery]:
-        """Record, with the event's tracking, one due delivery per recipient and channel
-        the event calls for (nothing is sent here). `webhooks` gives the subscriptions
-        now; `reachable` whether an office has an address on a notice's channel."""
-        kind = event["event_type"]
-        if kind in NEVER_NOTIFIED:
+        """Record, in one transaction with the trackings of the public events taken (a
+        batch, in the order they came), one due delivery per recipient and channel each
+        event calls for (nothing is sent here). `webhooks` gives the subscriptions now;
+        `reachable` whether an office has an address on a notice's channel."""
+        # Our own outcomes call for nothing and are not even tracked: a backlog sent
+        # brings back one NotificationSent for each message, at no transaction.
+        taken = [(event, tracking) for event, tracking in taken
+                 if event["event_type"] not in NEVER_NOTIFIED]
+        if not taken:
             return []
-        case_id = UUID(str(event["case_id"]))
-        remembered = []
-        anonymous = None
-        if kind == "CaseSubmitted":
-            remembered.append(CaseAudience.noted(case_id, event["data"]["anonymous"]))
-        elif kind in CITIZEN_MESSAGES:
-            anonymous = self._anonymous(case_id, event["occurred_at"])
-        notices = [notice for notice in notices_for(event, anonymous=anonymous,
-                                                     webhooks=tuple(webhooks()))
-                   if reachable(notice)]
-        envelope = jsonable(event)
-        deliveries = [
-            Delivery.due(envelope, notice,
-                         details=envelope if notice.channel == WEBHOOK else envelope["data"])
-            for notice in notices
-        ]
-        if remembered or deliveries:
-            self.record(*remembered, *deliveries, tracking=tracking)
-        else:
-            self.recorder.insert_tracking(tracking)
-        for audience in remembered:  # once recorded
+        subscribed = tuple(webhooks())
+        noted: dict[UUID, bool] = {}  # submissions of this batch, not recorded yet
+        audiences: list[CaseAudience] = []
+        deliveries: list[Delivery] = []
+        for event, _ in taken:
+            kind = event["event_type"]
+            case_id = UUID(str(event["case_id"]))
+            anonymous = None
+            if kind == "CaseSubmitted":
+                audiences.append(CaseAudience.noted(case_id, event["data"]["anonymous"]))
+                noted[case_id] = event["data"]["anonymous"]
+            elif kind in CITIZEN_MESSAGES:
+                anonymous = noted[case_id] if case_id in noted \
+                    else self._anonymous(case_id, event["occurred_at"])
+            notices = [notice for notice in notices_for(event, anonymous=anonymous,
+                                                         webhooks=subscribed)
+                       if reachable(notice)]
+            envelope = jsonable(event)
+            deliveries += [
+                Delivery.due(envelope, notice,
+                             details=envelope if notice.channel == WEBHOOK else envelope["data"])
+                for notice in notices
+            ]
+        self.record(*audiences, *deliveries, trackings=[tracking for _, tracking in taken])
+        for audience in audiences:  # once recorded
             self._keep_audience(audience.case_id, audience.anonymous)
         return deliveries
 

@@ -26,7 +26,7 @@ from services.notifications.domain import NotDue
 from services.notifications.migrations import MIGRATIONS
 from services.notifications.schemas import DeadLetter, Requeued
 from services.notifications.sender import Sender
-from shared.consumer import NotYet, on_events
+from shared.consumer import NotYet, on_recorded_batches
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.rpc import RpcProxy, rpc
 from shared.settings import settings
@@ -46,11 +46,13 @@ class Service(HealthAndSpec):
     intake = RpcProxy("intake")
     routing = RpcProxy("routing")
 
-    @on_events("notifications")
-    def record_notices(self, event, tracking):
-        """Who is told what about this event: one due delivery per recipient and channel."""
+    @on_recorded_batches("notifications")
+    def record_notices(self, taken):
+        """Who is told what about these events: one due delivery per recipient and
+        channel. A backlog is taken a batch per transaction: our own NotificationSent
+        come back here too, one for each message sent."""
         try:
-            self.store.record_notices(event, tracking, webhooks=self._subscriptions,
+            self.store.record_notices(taken, webhooks=self._subscriptions,
                                       reachable=self._reachable)
         except SubmissionNotRead as waiting:
             raise NotYet(str(waiting)) from None

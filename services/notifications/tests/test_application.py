@@ -49,7 +49,7 @@ def tracking():
 
 
 def record(store, e, webhooks=(), reachable=lambda notice: True, at=None):
-    return store.record_notices(e, at or tracking(), webhooks=lambda: webhooks,
+    return store.record_notices([(e, at or tracking())], webhooks=lambda: webhooks,
                                 reachable=reachable)
 
 
