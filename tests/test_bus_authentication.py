@@ -75,7 +75,7 @@ def test_contact_and_case_file_answer_only_the_services_that_need_them(system, s
     routed(system, case)
 
     # What the issue did: any login called intake's RPC and got the data.
-    for method, args in (("contact_for", (case["case_id"],)),
+    for method, args in (("contacts_for", ([case["case_id"]],)),
                          ("case_file", (gbv["case_id"], "ombudsman")),
                          ("gender_counts", ({},))):
         with pytest.raises(RemoteError) as refused:
@@ -83,16 +83,16 @@ def test_contact_and_case_file_answer_only_the_services_that_need_them(system, s
         assert refused.value.exc_type == "CallerRefused" and user in str(refused.value)
     # A service asking for what is not its own is refused as well.
     with pytest.raises(RemoteError, match="CallerRefused"):
-        system.rpc("routing", "intake", "contact_for", case["case_id"])
+        system.rpc("routing", "intake", "contacts_for", [case["case_id"]])
     with pytest.raises(RemoteError, match="CallerRefused"):
         system.rpc("notifications", "intake", "case_file", gbv["case_id"], "ombudsman")
     # The operator's login publishes without a user_id: no caller, no answer.
     with pytest.raises(RemoteError, match="CallerRefused"):
-        rpc_call(system.env["AMQP_URI"], "operator", "intake", "contact_for", case["case_id"])
+        rpc_call(system.env["AMQP_URI"], "operator", "intake", "contacts_for", [case["case_id"]])
 
     # The services that need them get them.
-    assert system.rpc("notifications", "intake", "contact_for", case["case_id"])["phone"] \
-        == "+85512987654"
+    assert system.rpc("notifications", "intake", "contacts_for", [case["case_id"]])[
+        case["case_id"]]["phone"] == "+85512987654"
     assert system.rpc("routing", "intake", "case_file", gbv["case_id"], "ombudsman")[
         "description"] == GBV_WORDS
 
@@ -106,7 +106,7 @@ def test_the_broker_refuses_a_message_that_claims_another_user(system):
                           transport_options={"confirm_publish": True}) as connection:
         with pytest.raises(amqp.exceptions.PreconditionFailed, match="user_id"):
             kombu.Producer(connection.channel(), exchange=exchange, auto_declare=False).publish(
-                {"args": [str(uuid.uuid4())], "kwargs": {}}, routing_key="intake.contact_for",
+                {"args": [[str(uuid.uuid4())]], "kwargs": {}}, routing_key="intake.contacts_for",
                 serializer="json", reply_to="nowhere", user_id=notifications_user)
 
 
@@ -225,8 +225,8 @@ def test_a_subscriber_receives_its_area_and_can_do_nothing_else(system, subscrib
     assert refused(bind_more), "no binding beyond what the operator gave"
     for other in (queue_name("routing"), dead_letter_queue_name("intake"), "rpc-intake"):
         assert refused(consume(other)), other
-    assert refused(lambda: rpc_call(uri, "office", "intake", "contact_for",
-                                    str(uuid.uuid4()), timeout=3)), "no RPC"
+    assert refused(lambda: rpc_call(uri, "office", "intake", "contacts_for",
+                                    [str(uuid.uuid4())], timeout=3)), "no RPC"
 
     here = submit(system, complaint(location={"commune": "120101"}))
     far = submit(system, complaint(location={"commune": "170101"}))

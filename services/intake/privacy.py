@@ -125,11 +125,15 @@ class CaseKeys:
             seed = token_seed(cursor, self.master, principal.case_id)
             return access.rotate_citizen_token(cursor, principal, seed)
 
-    def contact(self, case: Case) -> dict[str, str] | None:
-        """The case's contact, None once its key is gone."""
+    def contacts(self, cases: list[Case]) -> dict[UUID, dict[str, str] | None]:
+        """Each case's contact, None once its key is gone; the keys read in one
+        transaction."""
+        if not cases:
+            return {}
         with self.db.transaction() as cursor:
-            data_key = stored_key(cursor, self.master, case.id)
-        return open_contact(data_key, case.id, case.sealed_contact) if data_key else None
+            keys = {case.id: stored_key(cursor, self.master, case.id) for case in cases}
+        return {case.id: open_contact(keys[case.id], case.id, case.sealed_contact)
+                if keys[case.id] else None for case in cases}
 
 
 def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tuple[bool, str]:

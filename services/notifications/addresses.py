@@ -32,20 +32,25 @@ class Addresses:
         self.citizens: dict[str, Any] = {}
 
     def prefetch(self, deliveries: list[Delivery]) -> None:
-        """Ask for every address of a batch at once rather than one round trip each."""
+        """Ask for every address of a batch at once rather than one round trip each: the
+        citizens' in one request to intake, the offices' not known yet each at the same
+        time."""
         now = time.monotonic()
         pending = {}
+        citizens = []
         for delivery in deliveries:
             if delivery.channel == WEBHOOK:
                 continue
             if delivery.recipient == CITIZEN:
                 case_id = delivery.case["case_id"]
-                if case_id not in self.citizens and ("c", case_id) not in pending:
-                    pending[("c", case_id)] = self._ask(self.intake.contact_for, case_id)
+                if case_id not in self.citizens and case_id not in citizens:
+                    citizens.append(case_id)
             else:
                 self._ask_office(delivery.recipient, pending, now)
             for office in named_offices(delivery):
                 self._ask_office(office, pending, now)
+        if citizens:
+            pending[("c", None)] = self._ask(self.intake.contacts_for, citizens)
         deadline = now + self.timeout
         for (kind, key), reply in pending.items():
             try:
@@ -57,7 +62,9 @@ class Addresses:
                 contact = LookupFailed(f"{'intake' if kind == 'c' else 'routing'} did not answer"
                                        f" ({type(error).__name__})")
             if kind == "c":
-                self.citizens[key] = contact
+                for case_id in citizens:
+                    self.citizens[case_id] = contact if isinstance(contact, LookupFailed) \
+                        else contact.get(case_id)
             elif not isinstance(contact, LookupFailed):
                 self.offices[key] = (time.monotonic() + self.OFFICE_SECONDS, contact)
             else:
