@@ -8,7 +8,8 @@ Each pass (a nameko timer, so it has RPC proxies to intake and routing):
 3. records, in one transaction, a `DeliveryAttempted` for each delivery it will send
    (with a lease) and what it already knows (skipped: no address; failed: lookup);
 4. hands each send to the channel's pool of green threads and returns; a thread of its
-   own records each outcome (`NotificationSent`, `NotificationFailed`) as sends finish.
+   own records the outcomes (`NotificationSent`, `NotificationFailed`) of the sends
+   finished meanwhile, together, a few times a second.
 
 A send in progress belongs to one attempt: two instances that claim the same delivery
 both try to record the attempt on the same version of the aggregate, and only one
@@ -77,6 +78,9 @@ class Outgoing(Try):
 
 class Sender(DependencyProvider):
     DONE_SECONDS = 3.0  # far longer than the outbox projection takes to catch up
+    # Outcomes of sends that finish meanwhile are recorded together, at most this long
+    # after: each recording is an append, which every follower of the store then reads.
+    OUTCOMES_SECONDS = 0.25
 
     def setup(self) -> None:
         self.settings = SenderSettings.from_env()
@@ -139,7 +143,7 @@ class Sender(DependencyProvider):
             except Exception:
                 log.exception("recording outcomes failed; trying again")
                 eventlet.sleep(0.5)
-            eventlet.sleep(0.02)
+            eventlet.sleep(self.OUTCOMES_SECONDS)
 
     def stop(self) -> None:
         """Let sends under way finish and record them, so a clean stop leaves nothing in
@@ -179,7 +183,7 @@ class Sender(DependencyProvider):
                 self.keep_quiet(now, readmodels.next_due(cursor, busy))
                 return 0
             self.quiet_until = None
-            deliveries = [delivery for delivery in readmodels.load(cursor, store, claimed)
+            deliveries = [delivery for delivery in store.aggregates(cursor, claimed)
                           if delivery.attemptable(now)]
             addresses = Addresses(intake, routing, self.settings.lookup_timeout, self.offices)
             addresses.prefetch(deliveries)
