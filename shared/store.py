@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
-from eventsourcing.application import Application
-from eventsourcing.persistence import ProcessRecorder, Tracking
+from eventsourcing.application import Application, project_aggregate
+from eventsourcing.persistence import ProcessRecorder, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
 from nameko.extensions import DependencyProvider
+from psycopg import sql
 
 from shared.chain import ensure_chain
 from shared.config import Postgres, ensure_database
@@ -39,6 +40,21 @@ class CaseStore(Application):
         if trackings and not isinstance(self.recorder, BatchTrackingRecorder):
             raise TypeError("only a store on PostgreSQL records the tracking of a batch")
         self.events.put(events, tracking=tracking, trackings=trackings)
+
+    def aggregates(self, cursor: psycopg.Cursor, ids: Sequence[Any]) -> list[Any]:
+        """The aggregates of `ids` as recorded now (those that exist, in that order), all
+        in one query rather than one each: their events replayed as the repository
+        would, read through `cursor` (a transaction of the caller's)."""
+        cursor.execute(
+            sql.SQL("SELECT originator_id, originator_version, topic, state FROM {} "
+                    "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+                    ).format(sql.Identifier(self.recorder.events_table_name)), (list(ids),))
+        events: dict = {}
+        for row in cursor.fetchall():
+            stored = StoredEvent(row["originator_id"], row["originator_version"], row["topic"],
+                                 bytes(row["state"]))
+            events.setdefault(row["originator_id"], []).append(self.mapper.to_domain_event(stored))
+        return [project_aggregate(None, events[key]) for key in ids if key in events]
 
 
 class BatchTrackingRecorder(PostgresProcessRecorder):

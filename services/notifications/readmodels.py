@@ -117,24 +117,6 @@ def claim(cursor, channel: str, now: datetime, limit: int, exclude: list) -> lis
     return [row["delivery_id"] for row in cursor.fetchall()]
 
 
-def load(cursor, store, delivery_ids: list) -> list:
-    """Deliveries as they are recorded now, all in one query rather than one each (the
-    store's own events, replayed as its repository would)."""
-    from eventsourcing.application import project_aggregate
-    from eventsourcing.persistence import StoredEvent
-
-    cursor.execute(
-        """SELECT originator_id, originator_version, topic, state FROM notifications_events
-           WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version""",
-        (delivery_ids,))
-    events: dict = {}
-    for row in cursor.fetchall():
-        stored = StoredEvent(row["originator_id"], row["originator_version"], row["topic"],
-                             bytes(row["state"]))
-        events.setdefault(row["originator_id"], []).append(store.mapper.to_domain_event(stored))
-    return [project_aggregate(None, events[d]) for d in delivery_ids if d in events]
-
-
 def dead_letters(cursor, limit: int = 500) -> list[dict]:
     cursor.execute(
         """SELECT delivery_id, tracking_code, about_type, channel, recipient_role, recipient,
