@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 import psycopg
 from eventsourcing.application import Application, project_aggregate
-from eventsourcing.persistence import ProcessRecorder, StoredEvent, Tracking
+from eventsourcing.persistence import Notification, ProcessRecorder, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.utils import resolve_topic
 from nameko.extensions import DependencyProvider
 from psycopg import sql
 
@@ -98,6 +99,9 @@ class Projection:
     # Called once a pass that wrote to this read model's rows has committed: what the
     # service keeps in memory from them is forgotten, or who waits on them is told.
     changed: Callable[[], None] | None = None
+    # Which of the log's stored events `apply` has anything to do with (None: all); the
+    # others are passed over without being decoded.
+    takes: Callable[[Notification], bool] | None = None
 
     def handler(self, store: CaseStore):
         wrote = False
@@ -109,7 +113,8 @@ class Projection:
             # so a replay is not one network round trip per event.
             with cursor.connection.pipeline():
                 for notification in notifications:
-                    self.apply(writes, store.mapper.to_domain_event(notification))
+                    if self.takes is None or self.takes(notification):
+                        self.apply(writes, store.mapper.to_domain_event(notification))
                 writes.flush()
             wrote = wrote or writes.wrote
 
@@ -133,6 +138,12 @@ class Subscriber:
     consumer: str
     ddl: Sequence[str]
     apply: Callable[[object, Sequence[tuple[str, dict]]], None]
+
+
+def of_kinds(kinds) -> Callable[[Notification], bool]:
+    """A projection's `takes` for one that applies only events of these classes."""
+    wanted = frozenset(kinds)
+    return lambda notification: resolve_topic(notification.topic) in wanted
 
 
 class Writes:

@@ -38,7 +38,9 @@ def apply_to_case_streams(writes, domain_event) -> None:
                        (case_id, domain_event.originator_id))
 
 
-CASE_STREAMS = Projection("notifications.case_streams", DDL, apply_to_case_streams)
+# A stream's first event already names its case: the later ones are not even decoded.
+CASE_STREAMS = Projection("notifications.case_streams", DDL, apply_to_case_streams,
+                          takes=lambda notification: notification.originator_version == 1)
 
 
 def case_history(cursor, case_id: str) -> list[dict]:

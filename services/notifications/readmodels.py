@@ -13,7 +13,7 @@ from datetime import datetime
 from services.notifications.domain import Delivery, Subscription, Webhook
 from services.notifications.webhooks import open_secret, seal_secret
 from shared.remembered import Remembered
-from shared.store import Projection
+from shared.store import Projection, of_kinds
 
 OPEN_STATES = ("due", "sending", "retrying")
 
@@ -136,7 +136,7 @@ def next_due(cursor, exclude: list) -> datetime | None:
 OUTBOX_CHANGED = threading.Event()
 
 OUTBOX = Projection("notifications.outbox", OUTBOX_DDL, apply_to_outbox,
-                    changed=OUTBOX_CHANGED.set)
+                    changed=OUTBOX_CHANGED.set, takes=of_kinds(OUTBOX_WRITES))
 
 # -- webhooks ----------------------------------------------------------------------
 
@@ -224,6 +224,6 @@ def list_webhooks(cursor) -> list[dict]:
 SUBSCRIBED: Remembered[tuple[Subscription, ...]] = Remembered()
 
 WEBHOOKS = Projection("notifications.webhooks", WEBHOOKS_DDL, apply_to_webhooks,
-                      changed=SUBSCRIBED.forget)
+                      changed=SUBSCRIBED.forget, takes=of_kinds(WEBHOOK_WRITES))
 
 PROJECTIONS = (OUTBOX, WEBHOOKS)
