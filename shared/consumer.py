@@ -19,7 +19,8 @@ is found, and that one alone is treated as below.
 method receives the (envelope, tracking) pairs delivered so far, in the order they came,
 and records what they call for with all their trackings in one transaction of its store
 (`store.record(..., trackings=...)`). A redelivered message's tracking row fails that
-transaction; the batch is then split as above, and the message alone is found done.
+transaction; the batch is then recorded again without the messages found done, and split
+as above only if it fails still.
 
 What happens to a message, on purpose:
 - handled, or already handled: acknowledged;

@@ -37,6 +37,7 @@ class CaseStore(Application):
         or of every message of a batch (`trackings`), in one transaction."""
         events = [e for aggregate in aggregates for e in aggregate.collect_events()]
         if len(trackings) == 1 and tracking is None:
+            # One goes as eventsourcing's own, which every recorder takes (in memory too).
             tracking, trackings = trackings[0], ()
         if trackings and not isinstance(self.recorder, BatchTrackingRecorder):
             raise TypeError("only a store on PostgreSQL records the tracking of a batch")

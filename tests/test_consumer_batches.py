@@ -1,8 +1,8 @@
-"""The read models kept in batches (intake's case view, reporting's figures), through the
-real broker and database: a poison message in the middle of a batch is dead-lettered
-while the rest commit; a batch committed whose acknowledgement was lost is delivered
-again and changes nothing; a case's events out of order in one batch give what they give
-in order.
+"""The consumers that take batches (intake's case view, reporting's figures, the notices
+notifications records), through the real broker and database: a poison message in the
+middle of a batch is dead-lettered while the rest commit; a batch committed whose
+acknowledgement was lost is delivered again and changes nothing; a case's events out of
+order in one batch give what they give in order.
 
 The events are made up, for cases no service has: routing binds none of the keys they
 go under, and notifications is stopped (it would tell an office of them, and its own
@@ -229,6 +229,55 @@ def test_a_batch_committed_whose_acknowledgement_was_lost_changes_nothing_delive
     handled = metric(system, "intake", "ourvoice_events_consumed_total",
                      event_type="CaseAcknowledged", outcome="handled") - handled_before
     assert handled > 31
+
+
+def test_notifications_record_a_batch_delivered_again_once(system):
+    """Notifications records what a batch calls for in one append with all its tracking
+    rows. The append is held at the store's table lock while the broker drops the
+    consumer's connection: the broker delivers the batch again, the held one commits
+    unacknowledged, and the copy, finding its rows, records nothing a second time."""
+    system.start("notifications")
+    cases = [uuid.uuid4() for _ in range(20)]
+    dead_before = dead_letters(system, "notifications")
+    handled_before = metric(system, "notifications", "ourvoice_events_consumed_total",
+                            event_type="CaseRouted", outcome="handled")
+    with publisher(system) as publish, psycopg.connect(
+            f"host=127.0.0.1 port={system.pg_port} user=postgres "
+            f"dbname={system.dbname}") as holder:
+        holder.execute("LOCK TABLE notifications_events IN EXCLUSIVE MODE")
+        positions = [publish("routing", event("CaseRouted", case, LONG_AGO, {
+            "office_id": OFFICE, "reason": "area"})) for case in cases]
+        wait_until(lambda: system.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+            "AND wait_event_type = 'Lock'", (system.dbname,)), what="notifications' batch held")
+        wait_until(lambda: queue(system, "notifications")[0] == 0,
+                   what="every message delivered")
+        dropped = consumer_connection(system, "notifications")
+        rabbitmq("close_connection", dropped, "a connection lost for the test")
+        wait_until(lambda: consumer_connection(system, "notifications") != dropped
+                   and queue(system, "notifications")[0] == 0,
+                   what="every message delivered again on a new connection")
+        holder.rollback()  # the held batch commits now
+
+    wait_until(lambda: drained(system, "notifications"), what="every message acknowledged")
+    assert tracked(system, "notifications", positions) == sorted(positions)
+    # Each case's citizen is due the routed message by email and SMS, each recorded once.
+    wait_until(lambda: system.scalar(
+        "SELECT count(*) FROM notifications_outbox WHERE case_id = ANY(%s) "
+        "AND recipient_role = 'citizen'", (cases,)) == 2 * len(cases),
+        what="the citizens' deliveries in the outbox")
+    due = system.query("SELECT case_id, channel, count(*) AS n FROM notifications_events e "
+                       "JOIN notifications_outbox o ON o.delivery_id = e.originator_id "
+                       "WHERE o.case_id = ANY(%s) AND o.recipient_role = 'citizen' "
+                       "AND e.originator_version = 1 GROUP BY case_id, channel", (cases,))
+    assert sorted((row["case_id"], row["channel"], row["n"]) for row in due) == sorted(
+        (case, channel, 1) for case in cases for channel in ("email", "sms"))
+    assert dead_letters(system, "notifications") == dead_before
+    # The held batch's messages were handled twice: once with effect, once (delivered
+    # again) found done.
+    handled = metric(system, "notifications", "ourvoice_events_consumed_total",
+                     event_type="CaseRouted", outcome="handled") - handled_before
+    assert handled > len(cases)
 
 
 def story(case, at: datetime) -> list[tuple[str, dict]]:
