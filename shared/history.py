@@ -28,13 +28,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from shared.events import DATA_SCHEMAS
+from shared.events import event_data
 
 # Words of citizens and staff notes may name people: an audit shows that they exist only.
 WITHHELD = ("text", "description", "comment", "question_id", "resolution_id", "messages",
             "sealed_contact", "citizen_token_hash", "fingerprint", "gender")
 BOOKKEEPING = ("originator_id", "originator_version", "timestamp", "context", "originator_topic")
-_SCHEMAS = {name: schema() for name, schema in DATA_SCHEMAS.items()}
 
 
 def plain(value: Any) -> Any:
@@ -53,10 +52,8 @@ def plain(value: Any) -> Any:
 def public_data(domain_event: Any) -> dict:
     """The event's fields an auditor may read: a public event's as its schema publishes
     them; an internal one's fields with words and notes withheld."""
-    schema = _SCHEMAS.get(type(domain_event).__name__)
-    if schema is not None:
-        data = schema.dump(domain_event)  # what is public is fit for an auditor
-    else:
+    data = event_data(domain_event)  # what is public is fit for an auditor
+    if data is None:
         data = {k: v for k, v in vars(domain_event).items()
                 if k not in BOOKKEEPING and k not in WITHHELD and k != "by"}
         if hasattr(domain_event, "text"):

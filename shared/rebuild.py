@@ -17,17 +17,17 @@ them through its registry, `ourvoice/projections.py`): this kernel knows no serv
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 
-from marshmallow import fields
 from psycopg import sql
 from psycopg.rows import tuple_row
 
 from shared.db import Database
-from shared.events import DATA_SCHEMAS, envelope_of
+from shared.events import envelope_of
 from shared.logs import COLUMNS, Published, in_time_order, published
 from shared.store import CaseStore, Projection, Subscriber
 
@@ -157,47 +157,40 @@ def _applied(cursor, store: str, tracking: sql.Identifier, rows_after: int = 0,
         yield tuple(row.values()) if isinstance(row, dict) else tuple(row)
 
 
-def _instants(schema) -> tuple[str, ...]:
-    return tuple(name for name, field in schema().fields.items()
-                 if isinstance(field, fields.DateTime))
+def _as_delivered(event: Published) -> tuple[Published, dict]:
+    """The stored event with the relay's envelope as the consumer has it once read off
+    the queue (`read_event`): ids as UUIDs, instants as datetimes. Made straight from the
+    stored event, without the JSON in between and without validating again what was
+    validated when it was stored: those are most of the cost of a replay. The rebuild is
+    compared row for row with the live model, which reads every message the long way."""
+    return event, envelope_of(event.source, event.position, event.domain_event)
 
 
-_INSTANTS = {name: _instants(schema) for name, schema in DATA_SCHEMAS.items()}
-
-
-def _as_delivered(event: Published) -> tuple[str, dict]:
-    """The relay's envelope as the consumer has it once read off the queue (`read_event`):
-    ids as UUIDs, instants as datetimes. Made straight from the stored event, without the
-    strings in between and without validating again what was just made: those are most of
-    the cost of a replay. The rebuild is compared row for row with the live model, which
-    reads every message the long way."""
-    envelope = envelope_of(event.source, event.position, event.domain_event)
-    data = envelope["data"]
-    for name in _INSTANTS[envelope["event_type"]]:
-        if data.get(name) is not None:
-            data[name] = datetime.fromisoformat(data[name])
-    return event.source, envelope
-
-
-def _apply_stream(db_cursor, subscriber: Subscriber, schema: str, in_schema, events,
+def _apply_stream(db_cursor, subscriber: Subscriber, schema: str, in_schema,
+                  delivered: Iterable[tuple[Published, dict]],
                   progress: Callable[[int], None] | None, batch_size: int = CHUNK) -> int:
-    """Apply events in batches inside the rebuild's schema, recording each (source,
-    position) in the rebuild's own tracking table; returns how many."""
+    """Apply (event, envelope) pairs in batches inside the rebuild's schema, recording
+    each event's (source, position) in the rebuild's own tracking table; returns how
+    many."""
     db_cursor.execute(in_schema)
     tracking = sql.Identifier(schema, f"{subscriber.consumer}_tracking")
     count, batch = 0, []
 
     def flush() -> None:
-        subscriber.apply(db_cursor, [_as_delivered(e) for e in batch])
-        with db_cursor.copy(sql.SQL("COPY {} (application_name, notification_id) FROM STDIN")
-                            .format(tracking)) as copy:
-            for e in batch:
-                copy.write_row((e.source, e.position))
+        subscriber.apply(db_cursor, [(e.source, envelope) for e, envelope in batch])
+        positions: dict[str, list[int]] = {}
+        for e, _ in batch:
+            positions.setdefault(e.source, []).append(e.position)
+        # One array of positions per store: far cheaper to send than a row per event.
+        for source, applied in positions.items():
+            db_cursor.execute(sql.SQL("INSERT INTO {} (application_name, notification_id)"
+                                      " SELECT %s, unnest(%s::bigint[])").format(tracking),
+                              (source, applied))
         if progress:
             progress(len(batch))
 
-    for event in events:
-        batch.append(event)
+    for pair in delivered:
+        batch.append(pair)
         if len(batch) >= batch_size:
             flush()
             count += len(batch)
@@ -206,6 +199,45 @@ def _apply_stream(db_cursor, subscriber: Subscriber, schema: str, in_schema, eve
         flush()
         count += len(batch)
     return count
+
+
+@contextmanager
+def _collector_paused() -> Iterator[Callable[[], None]]:
+    """Python's cycle collector paused while events are replayed, run by hand over the
+    youngest objects between chunks: a replay makes millions of short-lived objects, all
+    freed as they are let go, and with thousands of events held at once the collector's
+    own passes over them would cost about as much as the replay itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield lambda: gc.collect(0)  # what the last chunk left: its cycles, if any
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _replay_bulk(reader, writer, subscriber: Subscriber, stores: Sequence[type[CaseStore]],
+                 schema: str, in_schema, progress: Callable[[int], None] | None) -> int:
+    """Every event the live model applied, a chunk per transaction: one connection
+    streams the logs (a server-side cursor each, rows as plain tuples), the other writes
+    the chunk's rows and the positions it applied."""
+    live_tracking = sql.Identifier("public", f"{subscriber.consumer}_tracking")
+    # Binary rows: the stored states come as they are, not as hex text twice their size.
+    cursors = [reader.cursor(name=f"replay_{store.name}", row_factory=tuple_row, binary=True)
+               for store in stores]
+    for cursor in cursors:
+        cursor.itersize = CHUNK
+    streams = [published(store, _applied(cursor, store.name, live_tracking))
+               for store, cursor in zip(stores, cursors, strict=True)]
+    merged = in_time_order(streams)
+    total = 0
+    with _collector_paused() as collect:
+        while chunk := [_as_delivered(e) for _, e in zip(range(CHUNK), merged, strict=False)]:
+            with writer.transaction(), writer.cursor() as cursor:
+                total += _apply_stream(cursor, subscriber, schema, in_schema, chunk, progress)
+            del chunk
+            collect()
+    return total
 
 
 def existing_stores(db: Database, stores: Sequence[type[CaseStore]]) -> list[type[CaseStore]]:
@@ -224,22 +256,10 @@ def rebuild_subscriber(db: Database, subscriber: Subscriber, stores: Sequence[ty
     schema, in_schema = _fresh_schema(db, subscriber.name, subscriber.ddl)
     live_tracking = sql.Identifier("public", f"{subscriber.consumer}_tracking")
     stores = existing_stores(db, stores)
-    total = 0
-    # The bulk, while the live model goes on: one reading connection streams the logs (a
-    # server-side cursor each, rows as plain tuples), another writes, a chunk of events
-    # per transaction.
+    # The bulk, while the live model goes on.
     with db.pool.connection() as reader, reader.transaction(), \
             db.pool.connection() as writer:
-        cursors = [reader.cursor(name=f"replay_{store.name}", row_factory=tuple_row)
-                   for store in stores]
-        for cursor in cursors:
-            cursor.itersize = CHUNK
-        streams = [published(store, _applied(cursor, store.name, live_tracking))
-                   for store, cursor in zip(stores, cursors, strict=True)]
-        merged = in_time_order(streams)
-        while chunk := [e for _, e in zip(range(CHUNK), merged, strict=False)]:
-            with writer.transaction(), writer.cursor() as cursor:
-                total += _apply_stream(cursor, subscriber, schema, in_schema, chunk, progress)
+        total = _replay_bulk(reader, writer, subscriber, stores, schema, in_schema, progress)
     with db.transaction() as cursor:
         # Pause the live model: its next tracking row waits for this transaction.
         cursor.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(live_tracking))
@@ -255,7 +275,8 @@ def rebuild_subscriber(db: Database, subscriber: Subscriber, stores: Sequence[ty
             by_name = {store.name: store for store in stores}
             rows = {by_name[name]: list(_applied(cursor, name, live_tracking, only=positions))
                     for name, positions in missing.items() if name in by_name}
-            late = list(in_time_order(published(store, r) for store, r in rows.items()))
+            late = [_as_delivered(e) for e in
+                    in_time_order(published(store, r) for store, r in rows.items())]
             total += _apply_stream(cursor, subscriber, schema, in_schema, late, progress)
         cursor.execute("SET LOCAL search_path TO public")
         tables = tables_of(subscriber)

@@ -275,20 +275,31 @@ def _pick(a: dict, b: dict, at: str, key: str, newer: bool) -> dict:
     return b if later == newer else a
 
 
+def _sooner(a, b):
+    """The earlier of two instants, an absent one never winning (as SQL's LEAST)."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+# (column, instant, tie-breaker, whether the later one wins) of the chosen values.
+_CHOSEN = (("first_office_id", "first_office_at", "first_office_event", False),
+           ("office_id", "office_at", "office_event", True),
+           ("status", "status_at", "status_event", True),
+           ("final_status", "final_at", "final_status", False))
+
+
 def _merge_cases(a: dict, b: dict) -> dict:
     merged = dict(a)
     merged["sensitive"] = a["sensitive"] or b["sensitive"]
     for name in ("type", "category", "channel", "evaluation_rating", "submitted_at"):
-        merged[name] = a[name] if a[name] is not None else b[name]
-    for name, newer in (("first_office", False), ("office", True), ("status", True)):
-        at, key = f"{name}_at", f"{name}_event"
+        if a[name] is None:
+            merged[name] = b[name]
+    for column, at, key, newer in _CHOSEN:
         won = _pick(a, b, at, key, newer)
-        merged.update({at: won[at], key: won[key], f"{name}_id" if name != "status" else name:
-                       won[f"{name}_id" if name != "status" else name]})
-    won = _pick(a, b, "final_at", "final_status", newer=False)
-    merged.update(final_at=won["final_at"], final_status=won["final_status"])
-    for name in ("acknowledged_at", "resolved_at"):
-        merged[name] = min((v for v in (a[name], b[name]) if v is not None), default=None)
+        merged[column], merged[at], merged[key] = won[column], won[at], won[key]
+    merged["acknowledged_at"] = _sooner(a["acknowledged_at"], b["acknowledged_at"])
+    merged["resolved_at"] = _sooner(a["resolved_at"], b["resolved_at"])
     return merged
 
 
@@ -299,7 +310,7 @@ def _merge_offices(a: dict, b: dict) -> dict:
     merged.update(acknowledge_due=first["acknowledge_due"], resolve_due=first["resolve_due"])
     for name in ("arrived_at", "acknowledged_at", "resolved_at", "acknowledge_breached_at",
                  "resolve_breached_at"):
-        merged[name] = min((v for v in (a[name], b[name]) if v is not None), default=None)
+        merged[name] = _sooner(a[name], b[name])
     return merged
 
 

@@ -4,10 +4,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.intake.domain import Case as Submitted
 from services.routing.deadlines import policies_from
 from services.routing.domain import Case
 from shared.categories import categories
-from shared.events import DATA_SCHEMAS, MalformedEvent, public_event, read_event, routing_key
+from shared.events import (
+    _SCHEMA_INSTANCES,
+    DATA_SCHEMAS,
+    EVENT_ID_NAMESPACE,
+    MalformedEvent,
+    envelope_of,
+    event_data,
+    public_event,
+    read_event,
+    routing_key,
+)
+from shared.history import plain
 
 
 def routed_event():
@@ -26,6 +38,7 @@ def test_a_stored_event_becomes_a_public_envelope_that_reads_back():
     assert set(envelope["data"]) == {"office_id", "reason", "acknowledge_due", "resolve_due"}
     again = public_event("routing", 7, routed_event())
     assert again["event_id"] == envelope["event_id"], "same place in the log, same id"
+    assert envelope["event_id"] == str(uuid.uuid5(EVENT_ID_NAMESPACE, "routing:7"))
     assert envelope["data"]["resolve_due"].startswith("2026-01-")
     read = read_event(json.loads(json.dumps(envelope)))
     assert read["data"]["office_id"] == "commune-120101"
@@ -104,8 +117,6 @@ def test_an_ordinary_case_keeps_its_words_and_its_three_word_key():
 
 
 def test_a_sensitive_submission_names_only_the_bucket_and_the_level():
-    from services.intake.domain import Case as Submitted
-
     case = Submitted(case_id=uuid.uuid4(), context={"tracking_code": "K7M2P-9QX4R",
                      "commune": "120101", "office_id": None}, type="complaint",
                      category="gender-based-violence", description="He hits me", language="km",
@@ -149,3 +160,76 @@ def test_every_event_that_moves_a_deadline_says_where_it_is_now():
                     ("InformationRequested", None, None),
                     ("ClockRestarted", None, eleven_days),
                     ("CaseResolved", None, None)]
+
+
+# -- the envelope a rebuild replays is the one the consumer reads -------------------------
+def lives_of_cases() -> list[tuple[str, object]]:
+    """(store, stored event) of every kind a case goes through in intake and routing: a
+    plain case transferred, breached, escalated, resolved, appealed and closed; a
+    sensitive one withdrawn; an evaluation."""
+    policies = policies_from({"default": {"acknowledge": "PT2H", "resolve": "P10D",
+                                          "calendar": "24x7"}})
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    stored = []
+    for number, (category, case_type) in enumerate((("water-supply", "complaint"),
+                                                    ("abuse-by-official", "complaint"),
+                                                    ("water-supply", "evaluation"))):
+        code = f"K7M2P-9QX4{number}"
+        submitted = Submitted(
+            case_id=uuid.uuid4(), context={"tracking_code": code, "commune": "120101",
+                                           "office_id": None},
+            type=case_type, category=category, description="ទឹកមិនហូរ", language="km",
+            anonymous=False, gender="female", rating=4 if case_type == "evaluation" else None,
+            citizen_token_hash="0" * 64, fingerprint="f", channel="sms")
+        routed = Case.route(submitted.id, code, "120101", case_type, categories()[category],
+                            now, policies)
+        office = routed.office_id
+        routed.acknowledge(by="staff")
+        routed.request_information("Which street?", by="staff", now=now)
+        submitted.send_message("Street 5", "waiting-for-citizen", "q", office)
+        routed.information_provided(now=now + timedelta(hours=1))
+        submitted.send_message("Also the well", "acknowledged", None, office)
+        submitted.add_attachment("a1", "photo", "image/jpeg", 1234, "0" * 64, [], "citizen",
+                                 None, "acknowledged", office)
+        if number == 1:
+            routed.withdraw()
+            submitted.withdraw("solved", "acknowledged", office)
+            submitted.erase_personal_data("admin", office)
+        else:
+            routed.transfer("commune-120102", "not ours", by="staff", now=now,
+                            policies=policies)
+            routed.check_deadlines(now + timedelta(days=30), policies)  # warned, breached
+            routed.acknowledge(by="ombudsman")
+            routed.resolve("Pipe repaired", by="ombudsman")
+            submitted.give_feedback(False, 2, "still dry", "resolved", "r", routed.office_id)
+            routed.appeal(now + timedelta(days=31), policies)
+            routed.record_findings("partly repaired", "finish it", by="ombudsman")
+            routed.close(by="ombudsman")
+        stored += [("intake", e) for e in submitted.collect_events()]
+        stored += [("routing", e) for e in routed.collect_events()]
+    return stored
+
+
+def test_the_envelope_a_rebuild_replays_is_the_one_the_consumer_reads_off_the_queue():
+    published = set()
+    for position, (source, stored) in enumerate(lives_of_cases(), 1):
+        wire = public_event(source, position, stored)
+        if wire is None:
+            continue
+        published.add(wire["event_type"])
+        assert envelope_of(source, position, stored) == read_event(json.loads(json.dumps(wire)))
+    assert published >= {"CaseSubmitted", "CaseRouted", "CaseAcknowledged",
+                         "InformationRequested", "InformationProvided", "ClockRestarted",
+                         "CaseTransferred", "SlaWarning", "SlaBreached", "CaseEscalated",
+                         "CaseResolved", "FeedbackReceived", "OmbudsmanFindingsRecorded",
+                         "CaseClosed", "CaseWithdrawn", "PersonalDataErased",
+                         "AttachmentAdded"}, published
+
+
+def test_the_public_data_is_what_its_schema_dumps():
+    """`event_data` reads the fields without marshmallow's dump: the same fields, the
+    same values (instants the same once written as JSON)."""
+    for _source, stored in lives_of_cases():
+        schema = _SCHEMA_INSTANCES.get(type(stored).__name__)
+        if schema is not None:
+            assert plain(event_data(stored)) == schema.dump(stored)
