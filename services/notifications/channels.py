@@ -16,10 +16,8 @@ import string
 import threading
 import time
 from dataclasses import dataclass
-from email.charset import BASE64, QP, Charset
-from email.header import Header
-from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, parseaddr
+from email.message import EmailMessage
+from email.utils import formatdate
 
 import requests
 
@@ -69,40 +67,6 @@ class SmtpSettings:
         )
 
 
-def _utf8(body_encoding) -> Charset:
-    charset = Charset("utf-8")
-    charset.body_encoding = body_encoding
-    return charset
-
-
-# A body goes as the newer email API would send it: as it is while its lines are short
-# (7 or 8 bit), else quoted-printable when ASCII, base64 when not.
-AS_IT_IS, QUOTED, BASE64_UTF8 = _utf8(None), _utf8(QP), _utf8(BASE64)
-LONGEST_LINE = 78
-
-
-def plain_text(text: str) -> MIMEText:
-    if not text.endswith("\n"):
-        text += "\n"
-    longest = max(len(line) for line in text.encode().splitlines())
-    charset = AS_IT_IS if longest <= LONGEST_LINE else QUOTED if text.isascii() else BASE64_UTF8
-    return MIMEText(text, "plain", charset)
-
-
-def ascii_address(address: str) -> str:
-    """An address as any SMTP server takes it: an internationalised domain in its IDNA
-    form. A mailbox name in another script needs SMTPUTF8, which is not used here."""
-    if address.isascii():
-        return address
-    local, _, domain = address.rpartition("@")
-    try:
-        if not local.isascii():
-            raise UnicodeError
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        raise SendFailed("email address not in ASCII") from None
-
-
 class Email:
     """SMTP with a few connections kept open: opening one per message would cost more
     than the message. Sends beyond that many wait for a connection to come free instead
@@ -112,7 +76,6 @@ class Email:
         self.settings = settings
         self.idle: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue()
         self.open = threading.BoundedSemaphore(settings.connections)  # green under nameko
-        self.sender = formataddr(parseaddr(settings.sender), charset="utf-8")
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
@@ -125,19 +88,18 @@ class Email:
         return connection
 
     def send(self, to: str, subject: str, text: str, delivery_id: str) -> None:
-        # Made with the classic email API: the newer one parses back every header it is
-        # given, which cost more than sending the message.
-        message = plain_text(text)
-        message["From"] = self.sender
-        message["To"] = ascii_address(to)
-        message["Subject"] = Header(subject, "utf-8")
+        message = EmailMessage()
+        message["From"] = self.settings.sender
+        message["To"] = to
+        message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = message_id(delivery_id)
         message[DELIVERY_HEADER] = delivery_id
+        message.set_content(text, charset="utf-8")
         with self.open:
             self._send_on_one(message)
 
-    def _send_on_one(self, message: MIMEText) -> None:
+    def _send_on_one(self, message: EmailMessage) -> None:
         """On an idle connection, or a new one; kept for the next send if it still works."""
         try:
             connection = self.idle.get_nowait()
