@@ -126,6 +126,21 @@ def without_notifications(system):
         system.stop("notifications")
 
 
+def connection_lost_while_held(system, service: str) -> None:
+    """Once the service's batch waits at a lock and the broker has delivered every
+    message: its consumer connection dropped, and every message delivered again on the
+    new one."""
+    wait_until(lambda: system.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+        "AND wait_event_type = 'Lock'", (system.dbname,)), what=f"{service}'s batch held")
+    wait_until(lambda: queue(system, service)[0] == 0, what="every message delivered")
+    dropped = consumer_connection(system, service)
+    rabbitmq("close_connection", dropped, "a connection lost for the test")
+    wait_until(lambda: consumer_connection(system, service) != dropped
+               and queue(system, service)[0] == 0,
+               what="every message delivered again on a new connection")
+
+
 def test_a_poison_message_in_the_middle_of_a_batch_is_dead_lettered_and_the_rest_commit(system):
     for service in BATCHED:
         system.stop(service)
@@ -202,15 +217,7 @@ def test_a_batch_committed_whose_acknowledgement_was_lost_changes_nothing_delive
                            (held,))
             positions = [publish("routing", event("CaseAcknowledged", case, LONG_AGO, {}))
                          for case in [*cases, held]]
-            wait_until(lambda: system.scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                "AND wait_event_type = 'Lock'", (system.dbname,)), what="intake's batch held")
-            wait_until(lambda: queue(system, "intake")[0] == 0, what="every message delivered")
-            dropped = consumer_connection(system, "intake")
-            rabbitmq("close_connection", dropped, "a connection lost for the test")
-            wait_until(lambda: consumer_connection(system, "intake") != dropped
-                       and queue(system, "intake")[0] == 0,
-                       what="every message delivered again on a new connection")
+            connection_lost_while_held(system, "intake")
             holder.rollback()  # the held batch commits now
 
     wait_until(lambda: drained(system, "intake"), what="every message acknowledged")
@@ -247,16 +254,7 @@ def test_notifications_record_a_batch_delivered_again_once(system):
         holder.execute("LOCK TABLE notifications_events IN EXCLUSIVE MODE")
         positions = [publish("routing", event("CaseRouted", case, LONG_AGO, {
             "office_id": OFFICE, "reason": "area"})) for case in cases]
-        wait_until(lambda: system.scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-            "AND wait_event_type = 'Lock'", (system.dbname,)), what="notifications' batch held")
-        wait_until(lambda: queue(system, "notifications")[0] == 0,
-                   what="every message delivered")
-        dropped = consumer_connection(system, "notifications")
-        rabbitmq("close_connection", dropped, "a connection lost for the test")
-        wait_until(lambda: consumer_connection(system, "notifications") != dropped
-                   and queue(system, "notifications")[0] == 0,
-                   what="every message delivered again on a new connection")
+        connection_lost_while_held(system, "notifications")
         holder.rollback()  # the held batch commits now
 
     wait_until(lambda: drained(system, "notifications"), what="every message acknowledged")
