@@ -12,7 +12,7 @@ left out; the contact shows only whether it is sealed, absent or erased."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -123,27 +123,48 @@ def _office(office_id: str | None) -> str:
     return f"{found.name_en} ({office_id})" if found else str(office_id)
 
 
+def _routed(data: dict) -> str:
+    return f"routed to {_office(data.get('office_id'))}"
+
+
+def _moved(verb: str, why: Callable[[str | None], str]) -> Callable[[dict], str]:
+    """A transfer or an escalation: from which office to which, and why."""
+    def said(data: dict) -> str:
+        return (f"{verb} from {_office(data.get('from_office_id'))} to "
+                f"{_office(data.get('office_id'))}: " + why(data.get("reason")))
+    return said
+
+
+def _transfer_reason(reason: str | None) -> str:
+    return f"\"{reason}\"" if reason else "reason withheld (a sensitive case)"
+
+
+def _attachment(data: dict) -> str:
+    return f"a {data.get('kind')} of {data.get('size')} bytes added"
+
+
+def _deadline(passed: str) -> Callable[[dict], str]:
+    def said(data: dict) -> str:
+        return f"the deadline to {data['deadline']} {passed}" if data.get("deadline") else ""
+    return said
+
+
+# Where a case went and why, by event type; other events need no words beyond their name.
+IN_WORDS: dict[str, Callable[[dict], str]] = {
+    "CaseRouted": _routed,
+    "CaseTransferred": _moved("transferred", _transfer_reason),
+    "CaseEscalated": _moved("escalated",
+                            lambda reason: ESCALATION_REASONS.get(reason, str(reason))),
+    "AttachmentAdded": _attachment,
+    "SlaWarning": _deadline("is near"),
+    "SlaBreached": _deadline("passed"),
+}
+
+
 def _in_words(entry: dict) -> str:
     """Where a case went and why, said as an auditor would (the JSON has the fields)."""
-    data, kind = entry["data"], entry["event_type"]
-    if kind == "CaseRouted":
-        return f"routed to {_office(data.get('office_id'))}"
-    if kind == "CaseTransferred":
-        reason = data.get("reason")
-        return (f"transferred from {_office(data.get('from_office_id'))} to "
-                f"{_office(data.get('office_id'))}: "
-                + (f"\"{reason}\"" if reason else "reason withheld (a sensitive case)"))
-    if kind == "CaseEscalated":
-        reason = data.get("reason")
-        return (f"escalated from {_office(data.get('from_office_id'))} to "
-                f"{_office(data.get('office_id'))}: "
-                + ESCALATION_REASONS.get(reason, str(reason)))
-    if kind == "AttachmentAdded":
-        return f"a {data.get('kind')} of {data.get('size')} bytes added"
-    if kind in ("SlaWarning", "SlaBreached") and data.get("deadline"):
-        passed = "passed" if kind == "SlaBreached" else "is near"
-        return f"the deadline to {data['deadline']} {passed}"
-    return ""
+    said = IN_WORDS.get(entry["event_type"])
+    return said(entry["data"]) if said else ""
 
 
 def local_time(moment: str | datetime, zone: ZoneInfo) -> str:

@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from services.reporting.audit import as_text, merge, references
+from services.reporting.audit import _in_words, as_text, merge, references
 
 CASE = "5b7e0d3c-2f43-4a4e-9d55-000000000001"
 STAFF = "1f0c5e0a-0000-4000-8000-000000000002"
@@ -110,3 +110,29 @@ def test_the_history_is_cut_at_a_time():
     assert before["events"] == [] and before["state"] is None
     assert "nothing had happened yet" in as_text(before)
     assert merge("12345-67890", CASE, {"intake": [], "routing": []}, {}) is None
+
+
+def test_where_the_case_went_and_why_is_said_in_words_for_each_kind_of_event():
+    said = {kind: _in_words({"event_type": kind, "data": data}) for kind, data in [
+        ("CaseRouted", {"office_id": OFFICE}),
+        ("CaseTransferred", {"from_office_id": OFFICE, "office_id": "commune-120102",
+                             "reason": "wrong commune"}),
+        ("CaseEscalated", {"from_office_id": OFFICE, "office_id": "owso-1201",
+                           "reason": "appeal"}),
+        ("AttachmentAdded", {"kind": "photo", "size": 2048}),
+        ("SlaWarning", {"deadline": "acknowledge"}),
+        ("SlaBreached", {"deadline": "resolve"}),
+        ("CaseAcknowledged", {}),
+    ]}
+    assert said["CaseRouted"].startswith("routed to ") and OFFICE in said["CaseRouted"]
+    assert said["CaseTransferred"].endswith(': "wrong commune"')
+    assert said["CaseEscalated"].endswith(": the citizen appealed")
+    assert said["AttachmentAdded"] == "a photo of 2048 bytes added"
+    assert said["SlaWarning"] == "the deadline to acknowledge is near"
+    assert said["SlaBreached"] == "the deadline to resolve passed"
+    assert said["CaseAcknowledged"] == ""
+    # A sensitive case's transfer carries no reason; a deadline event without its name
+    # (stored before it had one) says nothing.
+    assert _in_words({"event_type": "CaseTransferred", "data": {}}).endswith(
+        "reason withheld (a sensitive case)")
+    assert _in_words({"event_type": "SlaBreached", "data": {}}) == ""
