@@ -1,3 +1,7 @@
+"""The kernel's public events (shared/events.py) checked against what the services'
+aggregates really store: a test of the whole, so it lives with the layer that composes
+the services, and the kernel's own tests import no service."""
+
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
