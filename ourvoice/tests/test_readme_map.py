@@ -34,3 +34,15 @@ def test_the_map_is_read():
 def test_every_path_the_map_names_exists():
     paths = named_paths((ROOT / "README.md").read_text(encoding="utf-8"))
     assert [path for path in paths if not (ROOT / path).exists()] == []
+
+
+def test_the_map_names_every_module_of_the_three_layers():
+    """Each module of ourvoice/, services/ and shared/ (tests and packages' __init__ and
+    __main__ aside) is named in its folder's row, so the map is a map of the tree."""
+    named = set(named_paths((ROOT / "README.md").read_text(encoding="utf-8")))
+    modules = [str(path.relative_to(ROOT))
+               for layer in ("ourvoice", "services", "shared")
+               for path in sorted((ROOT / layer).rglob("*.py"))
+               if "tests" not in path.relative_to(ROOT).parts
+               and path.name not in ("__init__.py", "__main__.py")]
+    assert modules and [module for module in modules if module not in named] == []
