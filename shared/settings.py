@@ -185,9 +185,11 @@ def _key_of_32_bytes(text: str) -> bytes:
 
 def _json_object(text: str) -> str:
     try:
-        json.loads(text)
+        read = json.loads(text)
     except ValueError:
         raise ValueError from None
+    if not isinstance(read, dict):  # the body's fields, whether sent as JSON or a form
+        raise ValueError
     return text
 
 
@@ -604,7 +606,7 @@ class Settings:
     sms_gateway_token: str = setting("SMS_GATEWAY_TOKEN", TEXT, "", (NOTIFICATIONS,),
                                      "a bearer token for the gateway", secret=True)
     sms_gateway_body: str = setting(
-        "SMS_GATEWAY_BODY", Kind("a JSON template", _json_object), DEFAULT_SMS_BODY,
+        "SMS_GATEWAY_BODY", Kind("a JSON object as template", _json_object), DEFAULT_SMS_BODY,
         (NOTIFICATIONS,), "the gateway's body: JSON with `$to`, `$text`, `$sender`, "
         "`$reference` in its strings", default_in_words="see [Notifications]"
         "(#notifications-and-office-systems)")

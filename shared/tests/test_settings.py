@@ -69,7 +69,8 @@ def test_every_setting_says_who_reads_it_and_what_it_means():
     ("SMS_GATEWAY_URL", "gateway", "a http:// or https:// URL"),
     ("OURVOICE_SLA_POLICIES", "no/such/file.yaml", "the path of a file that exists"),
     ("NOTIFICATIONS_TEMPLATES", "no/such/folder", "the path of a folder that exists"),
-    ("SMS_GATEWAY_BODY", "{to: $to}", "a JSON template"),
+    ("SMS_GATEWAY_BODY", "{to: $to}", "a JSON object as template"),
+    ("SMS_GATEWAY_BODY", "-5", "a JSON object as template"),
 ])
 def test_a_wrong_value_is_refused_naming_the_variable_and_what_it_accepts(name, bad, accepts):
     with pytest.raises(SettingsError) as refused:
