@@ -13,13 +13,12 @@ def principal(args) -> int:
     from datetime import timedelta
     from uuid import UUID
 
-    from shared import access, migrations
+    from shared import access
     from shared.db import Database
     from shared.offices import describe
 
     db = Database(max_size=1)
     try:
-        migrations.apply([migrations.kernel()], db.pg)  # its tables, before any service's
         with db.transaction() as cursor:
             if args.action == "create":
                 if args.office and describe(args.office) is None:
@@ -53,12 +52,11 @@ def principal(args) -> int:
 def staff(args) -> int:
     """Named accounts of the people who work cases: ombudsmen, office staff, auditors,
     admins. Passwords are shown once, when made, and must be changed at first login."""
-    from shared import accounts, migrations
+    from shared import accounts
     from shared.db import Database
 
     db = Database(max_size=1)
     try:
-        migrations.apply([migrations.kernel()], db.pg)
         with db.transaction() as cursor:
             try:
                 if args.action == "list":

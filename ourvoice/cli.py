@@ -133,23 +133,58 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    if args.command in offered:
-        return offered[args.command](args)
+    if args.command == "run":
+        from ourvoice.supervisor import run
+
+        return run(args.services or list(SERVICES))
+    try:
+        return operate(args, offered)
+    except Exception as error:
+        if not isinstance(error, unreachable_errors()):
+            raise
+        print(f"the database cannot be used: {unreachable(error)}", file=sys.stderr)
+        return 1
+
+
+def operate(args: argparse.Namespace, offered: dict) -> int:
+    """An operator's command on the database and broker: every one but `migrate` first
+    brings the schema up to date, as a service does when it starts, so that a command
+    never meets a table its migration has not made yet."""
+    if args.command == "migrate":
+        from ourvoice.setup import migrate
+
+        return migrate(args)
     if args.command == "setup":
         from ourvoice.setup import setup
 
         setup()
         print("database, tables, exchanges, queues and the services' broker users are in place")
         return 0
-    if args.command == "migrate":
-        from ourvoice.setup import migrate
+    from ourvoice.setup import migrate_all
 
-        return migrate(args)
-    if args.command == "run":
-        from ourvoice.supervisor import run
-
-        return run(args.services or list(SERVICES))
+    migrate_all()
+    if args.command in offered:
+        return offered[args.command](args)
     return operations()[args.command](args)
+
+
+def unreachable_errors() -> tuple[type[Exception], ...]:
+    """What a database that is not there, not reachable or refuses us raises: psycopg's
+    own, the pool's when no connection can be made, eventsourcing's around psycopg's."""
+    import psycopg
+    import psycopg_pool
+    from eventsourcing.persistence import OperationalError
+
+    return psycopg.OperationalError, psycopg_pool.PoolTimeout, OperationalError
+
+
+def unreachable(error: Exception) -> str:
+    """Which database, and psycopg's reason in one line (never the password)."""
+    from shared.config import Postgres
+
+    pg = Postgres.from_env()
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return f"{pg.dbname} at {pg.host}:{pg.port} as {pg.user}: {reason}"
 
 
 def operations() -> dict:

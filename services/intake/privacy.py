@@ -146,7 +146,6 @@ def erase_personal_data(tracking_code: str, erased_by: str = "operator") -> tupl
     store = open_store(Intake)
     db = Database(max_size=1)
     try:
-        db.migrate(*access.DDL, *DDL, *attachments.DDL, *readmodels.CASE_VIEW.ddl)
         try:
             held = store.erase_personal_data(case_id_for(code), erased_by, CaseKeys(db))
         except AggregateNotFoundError:

@@ -45,7 +45,6 @@ def webhooks(args: argparse.Namespace) -> int:
     store = open_store(Notifications)
     db = Database(max_size=1)
     try:
-        db.migrate(*views.WEBHOOKS_DDL, *views.OUTBOX_DDL)
         with db.transaction() as cursor:
             views.seal_plaintext_secrets(cursor)
         if args.action == "add":
