@@ -9,57 +9,50 @@ import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.intake import history as intake
-from services.notifications import history as notifications
-from services.reporting import audit
-from services.routing import history as routing
+from ourvoice import registry
+from services.reporting import application, audit
 from shared import access
 from shared.db import FOLLOWERS_DDL, Database
 from shared.follower import LogFollower
+from shared.history import CaseHistory
 from shared.logs import StoreLog
-from shared.tracking import case_id_for, normalise_tracking_code
-
-PARTS = {"intake": intake.case_history, "routing": routing.case_history,
-         "notifications": notifications.case_history}
 
 
-def _catch_up_notices(db: Database) -> None:
-    """Bring notifications' index of a case's streams up to its last event, for a
-    history asked for while the service is not running."""
-    from services.notifications.application import Notifications
-
-    projection = notifications.CASE_STREAMS
-    db.migrate(FOLLOWERS_DDL, *projection.ddl)
-    store_log = StoreLog(db, Notifications)
-    follower = LogFollower(f"projection:{projection.name}", db, store_log.recorder,
-                           projection.handler(store_log))
-    while follower.follow_once():
-        pass
+def _catch_up(db: Database, part: CaseHistory) -> None:
+    """Bring what a part reads besides its store's events (notifications' index of a
+    case's streams) up to the store's last event, for a history asked for while the
+    service is not running."""
+    if not part.follows:
+        return
+    db.migrate(FOLLOWERS_DDL, *(ddl for projection in part.follows for ddl in projection.ddl))
+    store_log = StoreLog(db, part.store)
+    for projection in part.follows:
+        follower = LogFollower(f"projection:{projection.name}", db, store_log.recorder,
+                               projection.handler(store_log))
+        while follower.follow_once():
+            pass
 
 
 def parts(db: Database, case_id: str) -> dict[str, list[dict]]:
     """Each service's part of the case's history; none from a store never created (a
     service that never ran)."""
+    declared = registry.histories()
     with db.transaction() as cursor:
         cursor.execute("SELECT store FROM unnest(%s::text[]) store"
-                       " WHERE to_regclass(store || '_events') IS NOT NULL", (list(PARTS),))
+                       " WHERE to_regclass(store || '_events') IS NOT NULL",
+                       ([part.store.name for part in declared.values()],))
         present = {row["store"] for row in cursor.fetchall()}
-    if "notifications" in present:
-        _catch_up_notices(db)
+    for part in declared.values():
+        if part.store.name in present:
+            _catch_up(db, part)
     with db.transaction() as cursor:
-        return {store: part(cursor, case_id) if store in present else []
-                for store, part in PARTS.items()}
+        return {name: part.read(cursor, case_id) if part.store.name in present else []
+                for name, part in declared.items()}
 
 
 def history(db: Database, tracking_code: str, as_of: datetime | None = None) -> dict | None:
-    code = normalise_tracking_code(tracking_code)
-    if code is None:
-        return None
-    case_id = str(case_id_for(code))
-    found = parts(db, case_id)
-    with db.transaction() as cursor:
-        known = audit.principals(cursor, audit.references(found))
-    return audit.merge(code, case_id, found, known, as_of)
+    return application.case_history(db, tracking_code, lambda case_id: parts(db, case_id),
+                                    as_of)
 
 
 def command(args) -> int:

@@ -5,6 +5,8 @@
 - `DatabaseProvider(*ddl, subscribers=...)`: its tables and the read models the broker
   feeds it;
 - `commands`: the operator commands it offers (`shared.operations.Command`);
+- `history`: its part of a case's history (`shared.history.CaseHistory`), read from its
+  store;
 - `migrations`: the later migrations of its part of the schema (`shared.migrations`).
 
 The four services are imported here by name, once: this is the one place that knows
@@ -21,6 +23,7 @@ from services.reporting import service as reporting
 from services.routing import service as routing
 from shared import migrations
 from shared.db import DatabaseProvider
+from shared.history import CaseHistory
 from shared.operations import Command
 from shared.store import CaseStore, EventStore, Projection, Subscriber
 
@@ -61,6 +64,13 @@ def commands() -> list[Command]:
     """The operator commands the services offer, in the services' order."""
     return [command for service in SERVICES.values()
             for command in getattr(service, "commands", ())]
+
+
+def histories() -> dict[str, CaseHistory]:
+    """Each service's part of a case's history, by the service's name, in the services'
+    order."""
+    return {name: service.history for name, service in SERVICES.items()
+            if getattr(service, "history", None) is not None}
 
 
 def parts() -> list[migrations.Part]:

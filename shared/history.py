@@ -24,11 +24,16 @@ messages, comments) and staff notes are withheld."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from shared.events import event_data
+
+if TYPE_CHECKING:
+    from shared.store import Projection
 
 # Words of citizens and staff notes may name people: an audit shows that they exist only.
 WITHHELD = ("text", "description", "comment", "question_id", "resolution_id", "messages",
@@ -81,3 +86,20 @@ def entry(store: str, position: int, domain_event: Any, *, state: dict,
     found["data"] = public_data(domain_event) if data is None else data
     found["state"] = state
     return found
+
+
+@dataclass(frozen=True)
+class CaseHistory:
+    """A service's part of a case's history as the service declares it on its `Service`
+    class (`history = CaseHistory(...)`), for the composition layer to find: `ourvoice
+    audit history` reads the part from the store directly, without the services.
+
+    - `store`: the store class the part is read from; a store whose tables were never
+      created (a service that never ran) gives an empty part;
+    - `read(cursor, case_id)`: the part, as the service's `case_history` RPC answers it;
+    - `follows`: the projections of the store's log that `read` relies on, brought up to
+      the log's last event first (the service that keeps them may not be running)."""
+
+    store: type
+    read: Callable[[Any, str], list[dict]]
+    follows: Sequence[Projection] = ()

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from services.intake.application import Intake
 from shared.events import status_after
-from shared.history import entry, public_data
+from shared.history import CaseHistory, entry, public_data
 from shared.logs import stream_events
 
 # What a citizen does is recorded by intake; intake's other events name who did them.
@@ -57,3 +57,7 @@ def case_history(cursor, case_id: str) -> list[dict]:
         found.append(entry("intake", position, domain_event, state=state,
                            actor=_actor(domain_event), data=data))
     return found
+
+
+# Declared on the Service class, for the composition layer (see shared/history.py).
+HISTORY = CaseHistory(Intake, case_history)

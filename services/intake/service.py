@@ -17,6 +17,7 @@ from services.intake.commands import COMMANDS
 from services.intake.conversations import Conversations
 from services.intake.desk import OfficeDesk
 from services.intake.files import Evidence
+from services.intake.history import HISTORY
 from services.intake.limits import IntakeLimitsProvider
 from services.intake.migrations import MIGRATIONS
 from services.intake.open311 import Open311
@@ -37,6 +38,8 @@ class Service(Citizens, OfficeDesk, Evidence, Open311, Conversations, Rpc, Healt
     migrations = MIGRATIONS
 
     store = EventStore(Intake, projections=[readmodels.CASES])
+    # Its part of a case's history, read from that store (see shared/history.py).
+    history = HISTORY
     db = DatabaseProvider(*privacy.DDL, *attachments.DDL, *conversations.DDL,
                           subscribers=(readmodels.CASE_VIEW,))
     routing = RpcProxy("routing")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from services.notifications.application import Notifications
-from shared.history import entry
+from shared.history import CaseHistory, entry
 from shared.logs import stream_events
 from shared.store import Projection
 
@@ -53,3 +53,7 @@ def case_history(cursor, case_id: str) -> list[dict]:
                           for row in cursor.fetchall())}
     return [entry("notifications", position, domain_event, state={})
             for position, domain_event in stream_events(cursor, Notifications, streams)]
+
+
+# Declared on the Service class, for the composition layer (see shared/history.py).
+HISTORY = CaseHistory(Notifications, case_history, follows=(CASE_STREAMS,))

@@ -23,6 +23,7 @@ from services.notifications.application import (
 )
 from services.notifications.commands import COMMANDS
 from services.notifications.domain import NotDue
+from services.notifications.history import HISTORY
 from services.notifications.migrations import MIGRATIONS
 from services.notifications.schemas import DeadLetter, Requeued
 from services.notifications.sender import Sender
@@ -41,6 +42,8 @@ class Service(HealthAndSpec):
     migrations = MIGRATIONS
 
     store = EventStore(Notifications, projections=(*readmodels.PROJECTIONS, history.CASE_STREAMS))
+    # Its part of a case's history, read from that store (see shared/history.py).
+    history = HISTORY
     db = DatabaseProvider(tracking_ddl("notifications"))
     sender = Sender()
     intake = RpcProxy("intake")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from services.routing.application import Routing
-from shared.history import entry, plain
+from shared.history import CaseHistory, entry, plain
 from shared.logs import stream_events
 
 
@@ -30,3 +30,7 @@ def case_history(cursor, case_id: str) -> list[dict]:
         found.append(entry("routing", position, domain_event, state=state,
                            actor=_actor(domain_event)))
     return found
+
+
+# Declared on the Service class, for the composition layer (see shared/history.py).
+HISTORY = CaseHistory(Routing, case_history)

@@ -21,6 +21,7 @@ from services.routing.commands import COMMANDS
 from services.routing.console import Console
 from services.routing.desk import Desk
 from services.routing.directory import amended, base_directory, follow_merges
+from services.routing.history import HISTORY
 from services.routing.rpc import Answers
 from services.routing.schemas import OfficeOut, OfficesQuery
 from services.routing.sessions import Sessions
@@ -52,6 +53,8 @@ class Service(Actions, CaseFiles, Desk, Sessions, Console, Answers, HealthAndSpe
     commands = COMMANDS
 
     store = EventStore(Routing, projections=readmodels.PROJECTIONS)
+    # Its part of a case's history, read from that store (see shared/history.py).
+    history = HISTORY
     db = DatabaseProvider(tracking_ddl("routing"))
 
     # -- the directory ---------------------------------------------------------------
