@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ourvoice import registry
 from services.reporting import application, audit
-from shared import access
-from shared.db import FOLLOWERS_DDL, Database
+from shared.db import Database
 from shared.follower import LogFollower
 from shared.history import CaseHistory
 from shared.logs import StoreLog
@@ -24,7 +23,6 @@ def _catch_up(db: Database, part: CaseHistory) -> None:
     service is not running."""
     if not part.follows:
         return
-    db.migrate(FOLLOWERS_DDL, *(ddl for projection in part.follows for ddl in projection.ddl))
     store_log = StoreLog(db, part.store)
     for projection in part.follows:
         follower = LogFollower(f"projection:{projection.name}", db, store_log.recorder,
@@ -74,7 +72,6 @@ def command(args) -> int:
         as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=zone)
     db = Database(max_size=2)
     try:
-        db.migrate(*access.DDL)
         found = history(db, args.tracking_code, as_of)
     finally:
         db.close()
