@@ -24,19 +24,18 @@ def read_models() -> dict[str, tuple[type[CaseStore] | None, Projection | Subscr
 
 
 def status(db: Database) -> list[dict]:
-    """Each read model's position and how far behind its events it is."""
-    from shared.events import EVENT_TYPES
+    """Each read model's position and how far behind its events it is: a subscriber's,
+    of the events its service's queue is bound to."""
+    from shared.topology import TAKES
 
-    public = r"\.(" + "|".join(EVENT_TYPES) + ")$"
     rows = []
     with db.transaction() as cursor:
-        heads, published_counts = {}, {}
-        for store in existing_stores(db, list(registry.stores().values())):
-            cursor.execute(sql.SQL("SELECT coalesce(max(notification_id), 0) AS head,"
-                                   " count(*) FILTER (WHERE topic ~ %s) AS public FROM {}")
-                           .format(sql.Identifier(f"{store.name}_events")), (public,))
-            row = cursor.fetchone()
-            heads[store.name], published_counts[store.name] = row["head"], row["public"]
+        stores = [store.name for store in existing_stores(db, list(registry.stores().values()))]
+        heads = {}
+        for store in stores:
+            cursor.execute(sql.SQL("SELECT coalesce(max(notification_id), 0) AS head FROM {}")
+                           .format(sql.Identifier(f"{store}_events")))
+            heads[store] = cursor.fetchone()["head"]
         for name, (store, model) in read_models().items():
             if store is not None:
                 cursor.execute("SELECT position FROM ourvoice_followers WHERE name = %s",
@@ -47,19 +46,23 @@ def status(db: Database) -> list[dict]:
                                .format(sql.Identifier(f"{store.name}_events")), (position,))
                 rows.append({"name": name, "fed_by": f"{store.name} log", "position": position,
                              "head": heads.get(store.name, 0), "behind": cursor.fetchone()["n"]})
-            else:
-                cursor.execute(sql.SQL("SELECT application_name AS store, count(*) AS n"
-                                       " FROM {} GROUP BY 1")
-                               .format(sql.Identifier(f"{model.consumer}_tracking")))
-                applied = {r["store"]: r["n"] for r in cursor.fetchall()}
-                rows.append({"name": name, "fed_by": "public events",
-                             "position": sum(applied.get(s, 0) for s in heads),
-                             "head": sum(published_counts.values()),
-                             "behind": sum(max(published_counts[s] - applied.get(s, 0), 0)
-                                           for s in heads),
-                             "per_store": {s: {"applied": applied.get(s, 0),
-                                               "published": published_counts[s]}
-                                           for s in heads}})
+                continue
+            taken = r"\.(" + "|".join(TAKES[model.consumer]) + ")$"
+            published = {}
+            for source in stores:
+                cursor.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE topic ~ %s")
+                               .format(sql.Identifier(f"{source}_events")), (taken,))
+                published[source] = cursor.fetchone()["n"]
+            cursor.execute(sql.SQL("SELECT application_name AS store, count(*) AS n"
+                                   " FROM {} GROUP BY 1")
+                           .format(sql.Identifier(f"{model.consumer}_tracking")))
+            applied = {r["store"]: r["n"] for r in cursor.fetchall()}
+            rows.append({"name": name, "fed_by": "public events",
+                         "position": sum(applied.get(s, 0) for s in stores),
+                         "head": sum(published.values()),
+                         "behind": sum(max(published[s] - applied.get(s, 0), 0) for s in stores),
+                         "per_store": {s: {"applied": applied.get(s, 0),
+                                           "published": published[s]} for s in stores}})
     return rows
 
 

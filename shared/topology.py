@@ -9,19 +9,37 @@ from __future__ import annotations
 
 from kombu import Exchange, Queue, binding
 
-from shared.events import EXCHANGE
+from shared.events import EVENT_TYPES, EXCHANGE
 
 EVENTS = Exchange(EXCHANGE, type="topic", durable=True)
 DEAD_LETTERS = Exchange("ourvoice.dead-letters", type="direct", durable=True)
 
-# Which events each service consumes. Office systems bind their own queues.
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "intake": ("#",),
-    "routing": ("CaseSubmitted.#", "InformationProvided.#", "FeedbackReceived.#",
-                "CaseAppealed.#", "CaseWithdrawn.#"),
-    "notifications": ("#",),
-    "reporting": ("#",),
+# The outcomes of notifications are for office systems and auditors: no service acts on
+# them, and a backlog of messages sent would come back as as many events again to every
+# queue bound to all. A reading of the case file is the citizen's timeline's alone.
+OUTCOMES = ("NotificationSent", "NotificationFailed")
+
+
+def every_event_but(*left_out: str) -> tuple[str, ...]:
+    return tuple(kind for kind in EVENT_TYPES if kind not in left_out)
+
+
+# Which events each service consumes, by type (new types reach those that take all but
+# some). Office systems bind their own queues.
+TAKES: dict[str, tuple[str, ...]] = {
+    "intake": every_event_but(*OUTCOMES),
+    "routing": ("CaseSubmitted", "InformationProvided", "FeedbackReceived", "CaseAppealed",
+                "CaseWithdrawn"),
+    "notifications": every_event_but(*OUTCOMES, "CaseFileOpened"),
+    "reporting": every_event_but(*OUTCOMES, "CaseFileOpened"),
 }
+# A routing key starts with the event type (see shared.events.routing_key).
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    service: tuple(f"{kind}.#" for kind in kinds) for service, kinds in TAKES.items()}
+# What earlier versions bound and `ourvoice setup` takes away (a queue keeps a binding
+# until it is removed, whatever its consumers declare).
+RETIRED_BINDINGS: dict[str, tuple[str, ...]] = {
+    "intake": ("#",), "notifications": ("#",), "reporting": ("#",)}
 
 
 # The services that publish events, each those of the store of the same name: an event
@@ -97,5 +115,8 @@ def declare(channel) -> None:
     EVENTS(channel).declare()
     DEAD_LETTERS(channel).declare()
     for service in SUBSCRIPTIONS:
-        service_queue(service)(channel).declare()
+        queue = service_queue(service)(channel)
+        queue.declare()
+        for key in RETIRED_BINDINGS.get(service, ()):
+            channel.queue_unbind(queue.name, EVENTS.name, key)  # no error when not there
         dead_letter_queue(service)(channel).declare()

@@ -235,11 +235,12 @@ class System:
         return next(iter(rows[0].values())) if rows else None
 
     def settled(self) -> bool:
-        """Every public event stored so far has reached reporting, which subscribes to all
-        of them (events that stay inside a service are never published)."""
-        from shared.events import EVENT_TYPES
+        """Every public event stored so far that reporting takes has reached it (events
+        that stay inside a service are never published; notifications' outcomes and the
+        readings of case files reporting does not take)."""
+        from shared.topology import TAKES
 
-        public = r"\.(" + "|".join(EVENT_TYPES) + ")$"
+        public = r"\.(" + "|".join(TAKES["reporting"]) + ")$"
         stored = self.scalar(
             "SELECT " + " + ".join(f"(SELECT count(*) FROM {store}_events WHERE topic ~ %(public)s)"
                                    for store in ("intake", "routing", "notifications")),

@@ -92,3 +92,33 @@ def test_a_subscriber_bound_to_one_district_sees_only_that_district(system):
     district_events = {e["event_id"] for e in published if e["location"]["district"] == "1201"
                        and e["tracking_code"] == here["tracking_code"]}
     assert district_events <= set(ids), "every event of the district"
+
+
+def queue_bindings(system, queue: str) -> set[str]:
+    rows = json.loads(subprocess.run(
+        ["rabbitmqctl", "-q", "list_bindings", "-p", system.vhost, "source_name",
+         "destination_name", "routing_key", "--formatter", "json"],
+        capture_output=True, text=True, check=True, timeout=60).stdout)
+    return {r["routing_key"] for r in rows if r["destination_name"] == queue and r["source_name"]}
+
+
+def test_notifications_outcomes_go_to_office_systems_and_to_no_service_queue(system):
+    from shared.events import EVENT_TYPES
+    from shared.topology import EVENTS, SUBSCRIPTIONS, queue_name
+
+    for service in ("intake", "notifications", "reporting"):
+        keys = queue_bindings(system, queue_name(service))
+        assert "#" not in keys and "NotificationSent.#" not in keys
+        assert "NotificationFailed.#" not in keys and "CaseSubmitted.#" in keys
+    assert "CaseFileOpened.#" in queue_bindings(system, queue_name("intake")), \
+        "the citizen's timeline shows the readings of the case file"
+    # Every other event type reaches reporting: a new one too, without a change here.
+    assert {key.split(".")[0] for key in SUBSCRIPTIONS["reporting"]} == set(EVENT_TYPES) - {
+        "NotificationSent", "NotificationFailed", "CaseFileOpened"}
+    # A queue set up by an earlier version, bound to all: setup takes that binding away.
+    with system.broker() as connection:
+        connection.default_channel.queue_bind(queue_name("reporting"), EVENTS.name, "#")
+    assert "#" in queue_bindings(system, queue_name("reporting"))
+    system.ourvoice("setup")
+    assert "#" not in queue_bindings(system, queue_name("reporting"))
+    assert "CaseSubmitted.#" in queue_bindings(system, queue_name("reporting"))
