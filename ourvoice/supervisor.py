@@ -2,8 +2,9 @@
 
 A service that exits is started again after a wait that doubles from one second up to
 thirty, and starts again at one second once the service had stayed up for a minute. A
-service that exits before it was ever up (it answers on its address) cannot start at
-all, most often for a wrong setting: the run stops with its error and exit status 1.
+service is up when its own process answers on its address (`answers`); one that exits
+before it was ever up cannot start at all, most often for a wrong setting or an address
+another process holds: the run stops with its error and exit status 1.
 
 Each service runs in a process group of its own, so a terminal's Ctrl-C reaches only
 the supervisor, which stops each service once (SIGTERM) and kills what is still there
@@ -11,8 +12,9 @@ after `STOP_SECONDS`."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,14 +41,23 @@ def next_wait(previous: float | None, seconds_up: float) -> float:
     return min(previous * 2, LONGEST_WAIT)
 
 
-def answers(address: str) -> bool:
-    """Whether something listens on HOST:PORT."""
+def answers(address: str, service: str, pid: int) -> bool:
+    """Whether process `pid` answers as `service` on HOST:PORT (GET /health/live). Not
+    merely something there: another process that holds the address would answer while
+    the service fails to listen on it."""
     host, _, port = address.rpartition(":")
+    connection = http.client.HTTPConnection(host or "127.0.0.1", int(port), timeout=0.5)
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.5):
-            return True
-    except OSError:
+        connection.request("GET", "/health/live")
+        answer = connection.getresponse()
+        if answer.status != 200:
+            return False
+        said = json.loads(answer.read())
+    except (OSError, http.client.HTTPException, ValueError):
         return False
+    finally:
+        connection.close()
+    return isinstance(said, dict) and said.get("service") == service and said.get("pid") == pid
 
 
 def _die_with_parent() -> None:
@@ -121,13 +132,14 @@ class Supervisor:
                 continue
             code = child.process.poll()
             if code is None:
-                if not child.up and answers(child.address):
+                if not child.up and answers(child.address, child.name, child.process.pid):
                     child.up = child.ever_up = True
                     if child.starts > 1:
                         self.say(f"{child.name}: up again on http://{child.address}")
                 continue
             if not child.ever_up:
-                self.say(f"{child.name} could not start (exit status {code}); stopping the others")
+                self.say(f"{child.name} on http://{child.address} could not start "
+                         f"(exit status {code}); stopping the others")
                 return True
             seconds_up = now - child.started_at
             child.wait = next_wait(child.wait, seconds_up)

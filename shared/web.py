@@ -16,6 +16,7 @@ import inspect
 import io
 import json
 import logging
+import os
 import re
 import secrets
 import socket
@@ -324,6 +325,18 @@ class BoundedWebServer(WebServer):
         self.max_body_bytes = current.max_body_bytes
         self.public_reads = RateLimit(current.public_reads_per_minute)
         super().setup()
+
+    def start(self):
+        # nameko's, on a socket that is the process's alone: eventlet's default
+        # (SO_REUSEPORT) lets a second process bind the same address and take a share of
+        # its connections, so a second run of a service would answer beside the first
+        # instead of failing "Address already in use".
+        if not self._starting:
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, reuse_port=False)
+            self._sock.settimeout(None)  # as nameko: kombu's issue 838
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=BoundedProtocol, debug=False):
         server = wsgi.Server(
@@ -839,9 +852,12 @@ class HealthAndSpec:
         return health(self.db, self.config["AMQP_URI"])
 
     @endpoint("GET", "/health/live", allow=(access.PUBLIC,),
-              summary="200 while the process answers (it asks nothing of anyone)")
+              summary="200 while the process answers (it asks nothing of anyone), naming "
+                      "the service and its process id")
     def get_live(self, request):
-        return {"status": "alive"}
+        # Who answers: a supervisor counts its child as up only when the answer is the
+        # child's own, not that of another process on the same address.
+        return {"status": "alive", "service": self.name, "pid": os.getpid()}
 
     @endpoint("GET", "/health/ready", allow=(access.PUBLIC,),
               summary="200 when the service can do its work: database and broker answer, "

@@ -31,10 +31,10 @@ _HANDED_OUT: set[int] = set()
 
 
 def free_port() -> int:
-    """A port nothing on 127.0.0.1 holds, never the same one twice in a test run. The
-    services listen with SO_REUSEPORT (eventlet's default), so two given one port would
-    share it without a word; and the ports lie below Linux's range for outgoing
-    connections (32768 up), so no client socket takes one before its server binds it."""
+    """A port nothing on 127.0.0.1 holds, never the same one twice in a test run: two
+    services given one port, the second could not start. The ports lie below Linux's
+    range for outgoing connections (32768 up), so no client socket takes one before its
+    server binds it."""
     for _ in range(1000):
         port = random.randint(16000, 24999)
         if port in _HANDED_OUT:

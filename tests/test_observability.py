@@ -259,7 +259,9 @@ class Unplug:
 def test_live_and_ready_answer_and_ready_names_an_unreachable_database(system):
     for service in SERVICES:
         live = requests.get(system.url(service, "/health/live"), timeout=5)
-        assert live.status_code == 200 and live.json() == {"status": "alive"}
+        assert live.status_code == 200, live.text
+        assert live.json() == {"status": "alive", "service": service,
+                               "pid": system.processes[service].pid}
         ready = requests.get(system.url(service, "/health/ready"), timeout=5)
         assert ready.status_code == 200, ready.text
     assert requests.get(system.url("intake", "/health/ready"), timeout=5).json()[

@@ -3,6 +3,9 @@ a while, or one that fails at once); the real services are in tests/test_supervi
 
 from __future__ import annotations
 
+import http.server
+import json
+import os
 import socket
 import sys
 import threading
@@ -29,12 +32,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def listening(port: int, seconds: float, status: int = 5) -> list[str]:
-    """A stand-in service: up on its port for `seconds`, then it exits with `status`."""
+def listening(port: int, seconds: float, status: int = 5, *, name: str = "one",
+              delay: float = 0) -> list[str]:
+    """A stand-in service `name`: after `delay` (a service's start), up on its port for
+    `seconds`, answering GET /health/live as a service does, then it exits with `status`;
+    it exits with 1 at once when it cannot listen on its port."""
     return [sys.executable, "-c",
-            "import socket, sys, time\n"
-            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            f"s.bind(('127.0.0.1', {port})); s.listen()\n"
+            "import http.server, json, os, sys, threading, time\n"
+            f"time.sleep({delay})\n"
+            "class Live(http.server.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            f"        body = json.dumps({{'service': {name!r}, 'pid': os.getpid()}}).encode()\n"
+            "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n"
+            "    def log_message(self, *args): pass\n"
+            "try:\n"
+            f"    server = http.server.HTTPServer(('127.0.0.1', {port}), Live)\n"
+            "except OSError as error:\n"
+            "    sys.exit(f'cannot listen: {error.strerror}')\n"
+            "threading.Thread(target=server.serve_forever, daemon=True).start()\n"
             f"time.sleep({seconds}); sys.exit({status})"]
 
 
@@ -47,8 +62,9 @@ def test_a_service_that_exits_is_started_again_and_the_others_go_on(monkeypatch)
     monkeypatch.setattr(supervisor, "FIRST_WAIT", 0.2)
     said = []
     steady, fragile = free_port(), free_port()
-    watched = Supervisor({"steady": (listening(steady, 60), f"127.0.0.1:{steady}"),
-                          "fragile": (listening(fragile, 0.6), f"127.0.0.1:{fragile}")},
+    watched = Supervisor({"steady": (listening(steady, 60, name="steady"), f"127.0.0.1:{steady}"),
+                          "fragile": (listening(fragile, 0.6, name="fragile"),
+                                      f"127.0.0.1:{fragile}")},
                          say=said.append)
     first_steady = []
     original = watched.start
@@ -70,14 +86,68 @@ def test_a_service_that_exits_is_started_again_and_the_others_go_on(monkeypatch)
 def test_a_service_that_cannot_start_stops_the_run_with_status_1():
     said = []
     steady, broken = free_port(), free_port()
-    watched = Supervisor({"steady": (listening(steady, 60), f"127.0.0.1:{steady}"),
+    watched = Supervisor({"steady": (listening(steady, 60, name="steady"), f"127.0.0.1:{steady}"),
                           "broken": ([sys.executable, "-c", "raise SystemExit('bad setting')"],
                                      f"127.0.0.1:{broken}")}, say=said.append)
     started = time.monotonic()
     assert watched.run() == 1
     assert time.monotonic() - started < 10
-    assert "broken could not start (exit status 1); stopping the others" in said
+    assert f"broken on http://127.0.0.1:{broken} could not start (exit status 1); " \
+        "stopping the others" in said
     assert watched.children["steady"].process.poll() is not None
+
+
+class Holder(http.server.BaseHTTPRequestHandler):
+    """Another process's server on a service's address: 200 to everything, as `naming`
+    says (None: an empty page)."""
+
+    naming: str | None = None
+
+    def do_GET(self):
+        body = b"" if self.naming is None else json.dumps(
+            {"status": "alive", "service": self.naming, "pid": os.getpid()}).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("holder", ["a socket", "a server answering 200",
+                                    "a server naming the service"])
+def test_a_service_whose_address_another_process_holds_cannot_start(holder):
+    """Whatever answers on its address, a service is up only when it answers itself: the
+    one that failed to listen there stops the run, instead of being counted up (and
+    restarted for ever) on the strength of the other's answers."""
+    said = []
+    steady, taken = free_port(), free_port()
+    if holder == "a socket":
+        held = socket.create_server(("127.0.0.1", taken))
+        closing = held.close
+    else:
+        handler = type("Naming", (Holder,), {"naming": None if holder.endswith("200")
+                                             else "intake"})
+        server = http.server.HTTPServer(("127.0.0.1", taken), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        closing = server.shutdown
+    try:
+        watched = Supervisor(
+            {"steady": (listening(steady, 60, name="steady"), f"127.0.0.1:{steady}"),
+             "intake": (listening(taken, 60, name="intake", delay=0.5), f"127.0.0.1:{taken}")},
+            say=said.append)
+        bound = threading.Timer(8, lambda: setattr(watched, "stopping", True))
+        bound.start()
+        started = time.monotonic()
+        assert watched.run() == 1, said
+        assert time.monotonic() - started < 5, said
+    finally:
+        bound.cancel()
+        closing()
+    assert f"intake on http://127.0.0.1:{taken} could not start (exit status 1); " \
+        "stopping the others" in said, said
+    assert not any("up again" in line for line in said), said
+    assert watched.children["intake"].starts == 1
 
 
 @pytest.mark.parametrize("stubborn", [False, True])
