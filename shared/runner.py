@@ -22,6 +22,7 @@ os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 import logging  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
@@ -57,13 +58,29 @@ def check(service: str) -> None:
     os.environ.setdefault("PGAPPNAME", f"ourvoice-{service}")
 
 
+def refuse_a_taken_address(service: str, address: str) -> None:
+    """Stop here, naming the address, when another process listens on it: else nameko's
+    start fails on it with three tracebacks (the service listens on it alone, see
+    `BoundedWebServer.start`)."""
+    host, _, port = address.rpartition(":")
+    probe = socket.socket()
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, int(port)))
+    except OSError as error:
+        raise SystemExit(f"{service} cannot listen on {address}: {error.strerror}") from None
+    finally:
+        probe.close()
+
+
 def main(service_class: type) -> None:
     """Run the service, `check`ed already, until it is told to stop."""
     service = service_class.name
     log = logging.getLogger(service)
+    refuse_a_taken_address(service, config_for(service)["WEB_SERVER_ADDRESS"])
     runner = ServiceRunner(config_for(service))
     runner.add_service(service_class)
-    stopping = False
+    started = stopping = False
 
     def shutdown(signum, frame):
         # Once: a terminal's Ctrl-C and a supervisor's SIGTERM may both arrive, and
@@ -73,6 +90,14 @@ def main(service_class: type) -> None:
         if stopping:
             return
         stopping = True
+        if not started:
+            # Still starting (most often the broker refuses its login and nameko keeps
+            # trying): it has taken no work, and nameko's stop of a container whose
+            # consumers never started fails in its own machinery. What a relay had under
+            # way is done again by the next process, as after `leave`.
+            log.info("stopping (%s) before it had started", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(0)
         log.info("stopping (%s)", signal.Signals(signum).name)
         eventlet.spawn(runner.stop)
         eventlet.spawn_after(STOP_SECONDS, leave)
@@ -85,5 +110,6 @@ def main(service_class: type) -> None:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     runner.start()
+    started = True
     log.info("listening on http://%s", config_for(service)["WEB_SERVER_ADDRESS"])
     runner.wait()
