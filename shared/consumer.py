@@ -48,7 +48,6 @@ from datetime import UTC, datetime
 from functools import partial
 
 import amqp.exceptions
-import eventlet
 import kombu
 import psycopg
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -179,6 +178,13 @@ class SettlingQueueConsumer(QueueConsumer):
 
     # nameko lets only amqp's own ConnectionError go; a reset socket raises the OS's.
     GONE = (OSError, amqp.exceptions.ConnectionError)
+    # kombu waits for the broker this long at a time (its own default: 1 s) and looks
+    # between two waits whether to cancel a consumer or stop: a stop takes two or three
+    # such looks in turn, which must end well within the service's stop time.
+    LOOK_SECONDS = 0.2
+
+    def consume(self, limit=None, timeout=None, safety_interval=LOOK_SECONDS, **kwargs):
+        return super().consume(limit, timeout, safety_interval, **kwargs)
 
     def on_connection_error(self, exc, interval):
         # nameko's own masks the password of the first URL only; AMQP_URI may list every
@@ -224,10 +230,15 @@ class RawQueueConsumer(SettlingQueueConsumer):
         # Delivery tags handed over and not yet settled, by channel: what tells whether
         # one acknowledgement of many is safe (see ack_together).
         self.outstanding: dict[object, set[int]] = {}
+        self.stopping = threading.Event()
 
     def start(self):
         super().start()
         self.container.spawn_managed_thread(self._watch, identifier="queue watch")
+
+    def stop(self):
+        self.stopping.set()  # the watch ends at once, instead of being killed after
+        super().stop()
 
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
         self.live = connection
@@ -286,8 +297,7 @@ class RawQueueConsumer(SettlingQueueConsumer):
 
     def _watch(self) -> None:
         unconsumed = set()
-        while True:
-            eventlet.sleep(self.WATCH_SECONDS)
+        while not self.stopping.wait(self.WATCH_SECONDS):
             try:
                 seen = {queue.name for queue in self._queues_without_consumer()}
             except Exception as error:  # the broker is down: kombu reconnects by itself

@@ -182,6 +182,7 @@ class LogFollower:
 
     def stop(self) -> None:
         self.running = False
+        self.bell.set()  # an idle follower wakes to see it
 
 
 def position(db: Database, name: str) -> int:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import eventlet
 import psycopg
 from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import Notification, ProcessRecorder, StoredEvent, Tracking
@@ -182,6 +183,7 @@ class EventStore(DependencyProvider):
         self.projections = projections
         self.store: CaseStore | None = None
         self.followers: list[LogFollower] = []
+        self.threads: list = []
 
     def setup(self) -> None:
         from shared import migrations
@@ -207,18 +209,30 @@ class EventStore(DependencyProvider):
             ),
         ]
 
+    # What a stop waits for the relay and projections to end their pass under way (and
+    # the doorbell its wait, of one second): one that waits out an outage meanwhile is
+    # left to the container, which kills it.
+    STOP_SECONDS = 1.5
+
     def start(self) -> None:
-        self.container.spawn_managed_thread(self.doorbell.listen, identifier="doorbell")
-        for follower in self.followers:
-            self.container.spawn_managed_thread(follower.run, identifier=follower.name)
+        self.threads = [
+            self.container.spawn_managed_thread(self.doorbell.listen, identifier="doorbell"),
+            *(self.container.spawn_managed_thread(follower.run, identifier=follower.name)
+              for follower in self.followers)]
 
     def stop(self) -> None:
+        self.kill()
+        with eventlet.Timeout(self.STOP_SECONDS, False):
+            for thread in self.threads:
+                try:
+                    thread.wait()
+                except Exception:  # the container has reported it already
+                    pass
+
+    def kill(self) -> None:
         self.doorbell.stop()
         for follower in self.followers:
             follower.stop()
-
-    def kill(self) -> None:
-        self.stop()
 
     def get_dependency(self, worker_ctx) -> CaseStore:
         return self.store
