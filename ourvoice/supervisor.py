@@ -134,8 +134,8 @@ class Supervisor:
             if code is None:
                 if not child.up and answers(child.address, child.name, child.process.pid):
                     child.up = child.ever_up = True
-                    if child.starts > 1:
-                        self.say(f"{child.name}: up again on http://{child.address}")
+                    again = " again" if child.starts > 1 else ""
+                    self.say(f"{child.name}: up{again} on http://{child.address}")
                 continue
             if not child.ever_up:
                 self.say(f"{child.name} on http://{child.address} could not start "

@@ -38,6 +38,10 @@ Handler = Callable[[psycopg.Cursor, Sequence[Notification]], int | None]
 class Doorbell:
     """Rings every follower of a store when the store's events table gets new rows."""
 
+    # It waits for a notification this long at a time, and looks between two waits
+    # whether it is to stop: a service's stop waits for it.
+    LOOK_SECONDS = 0.25
+
     def __init__(self, pg: Postgres, channel: str):
         self.pg = pg
         self.channel = channel
@@ -62,7 +66,7 @@ class Doorbell:
                     self.ring()  # whatever was appended while nobody listened
                     backoff = 0.5
                     while self.running:
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        for _ in conn.notifies(timeout=self.LOOK_SECONDS, stop_after=1):
                             self.ring()
             except TRANSIENT as error:
                 log.warning("doorbell %s: %s; listening again in %.1fs", self.channel, error,

@@ -210,8 +210,8 @@ class EventStore(DependencyProvider):
         ]
 
     # What a stop waits for the relay and projections to end their pass under way (and
-    # the doorbell its wait, of one second): one that waits out an outage meanwhile is
-    # left to the container, which kills it.
+    # the doorbell its wait): one that waits out an outage meanwhile is left to the
+    # container, which kills it.
     STOP_SECONDS = 1.5
 
     def start(self) -> None:

@@ -96,11 +96,20 @@ def answering(system: System, service: str) -> bool:
         return False
 
 
-def all_up(system: System, supervisor: subprocess.Popen) -> None:
-    """Every service a child of the supervisor and healthy, whatever a test before left."""
+def counted_up(log: Path, service: str) -> bool:
+    """Whether the supervisor's last word on `service` is that it is up: a test that
+    kills it sooner would find it "could not start"."""
+    said = [line for line in errors(log).read_text().splitlines()
+            if line.startswith((f"{service}:", f"{service} "))]
+    return bool(said) and said[-1].startswith((f"{service}: up on", f"{service}: up again on"))
+
+
+def all_up(system: System, supervisor: subprocess.Popen, log: Path) -> None:
+    """Every service a child of the supervisor, counted up by it and healthy, whatever a
+    test before left."""
     wait_until(lambda: set(services_of(supervisor)) == set(system.urls)
-               and all(healthy(system, s) for s in system.urls), timeout=90,
-               what="all four services up")
+               and all(counted_up(log, s) and healthy(system, s) for s in system.urls),
+               timeout=90, what="all four services up")
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +128,12 @@ def running(system, tmp_path_factory):
 
 def test_a_killed_service_is_started_again_while_the_others_go_on(system, running):
     supervisor, log = running
-    all_up(system, supervisor)
+    all_up(system, supervisor, log)
     before = services_of(supervisor)
     os.kill(before["routing"], signal.SIGKILL)
     deadline = time.monotonic() + 60
     while not (services_of(supervisor).get("routing", before["routing"]) != before["routing"]
-               and healthy(system, "routing")):
+               and counted_up(log, "routing") and healthy(system, "routing")):
         assert time.monotonic() < deadline, errors(log).read_text()[-3000:]
         for other in ("intake", "notifications", "reporting"):
             assert answering(system, other), f"{other} stopped answering"
@@ -150,7 +159,7 @@ STOP_LINES = [
 def test_ctrl_c_stops_everything_in_under_five_seconds_with_only_the_stop_lines(system,
                                                                                 running):
     supervisor, log = running
-    all_up(system, supervisor)
+    all_up(system, supervisor, log)
     children = services_of(supervisor)
     time.sleep(0.5)  # the last probe's access line written
     before = errors(log).stat().st_size
@@ -233,6 +242,6 @@ def test_a_service_whose_address_another_process_holds_stops_the_run(system, tmp
     assert f"intake cannot listen on {taken}: Address already in use" in said, said[-3000:]
     assert f"intake on http://{taken} could not start (exit status 1); stopping the others" \
         in said, said[-3000:]
-    assert "up again" not in said and "Traceback" not in said, said[-3000:]
+    assert "intake: up" not in said and "Traceback" not in said, said[-3000:]
     for service in ("routing", "notifications", "reporting"):
         assert not listens(addresses[f"{service.upper()}_ADDRESS"])

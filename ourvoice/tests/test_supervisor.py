@@ -79,6 +79,7 @@ def test_a_service_that_exits_is_started_again_and_the_others_go_on(monkeypatch)
     assert watched.children["fragile"].starts >= 2
     assert watched.children["steady"].starts == 1 and len(first_steady) == 1
     assert any(line.startswith("fragile exited with status 5") for line in said), said
+    assert f"steady: up on http://127.0.0.1:{steady}" in said
     assert any("fragile: up again" in line for line in said), said
     assert all(c.process.poll() is not None for c in watched.children.values())
 
@@ -146,7 +147,7 @@ def test_a_service_whose_address_another_process_holds_cannot_start(holder):
         closing()
     assert f"intake on http://127.0.0.1:{taken} could not start (exit status 1); " \
         "stopping the others" in said, said
-    assert not any("up again" in line for line in said), said
+    assert not any(line.startswith("intake: up") for line in said), said
     assert watched.children["intake"].starts == 1
 
 
