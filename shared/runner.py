@@ -73,11 +73,31 @@ def refuse_a_taken_address(service: str, address: str) -> None:
         probe.close()
 
 
+def refuse_a_refused_login(service: str, amqp_uri: str) -> None:
+    """Stop here, naming the user, when the broker refuses the service's login or its
+    virtual host: a setting is wrong, and nameko would try again every second for ever.
+    A broker that does not answer yet is no reason to stop: nameko waits for it."""
+    import amqp.exceptions
+    import kombu
+    import kombu.exceptions
+
+    with kombu.Connection(amqp_uri, connect_timeout=5) as connection:
+        try:
+            connection.ensure_connection(max_retries=1)
+        except (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed) as refused:
+            user = connection.userid
+            raise SystemExit(f"{service} cannot use the broker as {user!r} on virtual host "
+                             f"{connection.virtual_host!r}: {refused.reply_text}") from None
+        except (OSError, kombu.exceptions.OperationalError):
+            return
+
+
 def main(service_class: type) -> None:
     """Run the service, `check`ed already, until it is told to stop."""
     service = service_class.name
     log = logging.getLogger(service)
     refuse_a_taken_address(service, config_for(service)["WEB_SERVER_ADDRESS"])
+    refuse_a_refused_login(service, config_for(service)["AMQP_URI"])
     runner = ServiceRunner(config_for(service))
     runner.add_service(service_class)
     started = stopping = False

@@ -60,19 +60,22 @@ def bound(address: tuple[str, int], *, reuse_port: bool = False) -> socket.socke
 
 @pytest.fixture
 def stand_in(tmp_path):
-    """Start the stand-in on a free port, as a broker user the broker does not know:
-    (the process, its address, its stderr file)."""
+    """Start the stand-in on a free port, with a broker that does not answer (yet), or
+    as a broker user the broker does not know: (the process, its address, its stderr)."""
     started = []
 
-    def start() -> tuple[subprocess.Popen, tuple[str, int], Path]:
+    def start(broker: str = "absent") -> tuple[subprocess.Popen, tuple[str, int], Path]:
         address = ("127.0.0.1", free_port())
         stderr = tmp_path / f"stand-in-{len(started)}.err"
+        env = {**os.environ, "INTAKE_ADDRESS": f"{address[0]}:{address[1]}"}
+        if broker == "absent":
+            env["AMQP_URI"] = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+        else:
+            env |= {"INTAKE_BROKER_USER": f"ourvoice-nobody-{uuid.uuid4().hex[:8]}",
+                    "INTAKE_BROKER_PASSWORD": "refused"}
         with open(stderr, "wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-c", STAND_IN], cwd=ROOT, stdout=err, stderr=err,
-                env={**os.environ, "INTAKE_ADDRESS": f"{address[0]}:{address[1]}",
-                     "INTAKE_BROKER_USER": f"ourvoice-nobody-{uuid.uuid4().hex[:8]}",
-                     "INTAKE_BROKER_PASSWORD": "refused"})
+                [sys.executable, "-c", STAND_IN], cwd=ROOT, stdout=err, stderr=err, env=env)
         started.append(process)
         return process, address, stderr
 
@@ -98,12 +101,24 @@ def listening(address: tuple[str, int]) -> bool:
         return False
 
 
-def test_a_service_refused_by_the_broker_stops_on_sigterm_without_a_traceback(stand_in):
+def test_a_service_refused_by_the_broker_stops_at_once_naming_the_user(stand_in):
+    """A wrong broker password or user is a wrong setting: the service cannot start, and
+    says so once, instead of trying again every second for ever."""
+    process, _, stderr = stand_in(broker="refused")
+    assert process.wait(timeout=30) == 1
+    said = stderr.read_text()
+    assert re.fullmatch(r"intake cannot use the broker as 'ourvoice-nobody-\w+' on virtual "
+                        r"host '/': ACCESS_REFUSED - Login was refused.*",
+                        said.strip().splitlines()[-1]), said
+    assert "Traceback" not in said, said
+
+
+def test_a_service_waiting_for_the_broker_stops_on_sigterm_without_a_traceback(stand_in):
     """The issue's `AssertionError: Trying to re-send() an already-triggered event`:
     nameko's stop of a container whose queue consumer never connected."""
     process, address, stderr = stand_in()
-    wait_for(lambda: listening(address) and b"ACCESS_REFUSED" in stderr.read_bytes(),
-             timeout=30, what="the stand-in up and refused by the broker")
+    wait_for(lambda: listening(address) and b"cannot reach the broker" in stderr.read_bytes(),
+             timeout=30, what="the stand-in up and waiting for the broker")
     before = len(stderr.read_bytes())
     asked = time.monotonic()
     process.send_signal(signal.SIGTERM)
