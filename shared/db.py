@@ -6,7 +6,7 @@ update in place (read models) and the bookkeeping that must commit with them."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 from eventsourcing import persistence
@@ -70,8 +70,25 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Cursor]:
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            yield cursor
+        """A transaction on a pooled connection. After a database restart the connections
+        the pool kept are found broken only when used: one that fails its BEGIN, before
+        anything of the caller's ran, is dropped with any other the pool holds broken,
+        and the transaction starts again on a sound one."""
+        for attempt in (1, 2):
+            with ExitStack() as held:
+                conn = held.enter_context(self.pool.connection())
+                try:
+                    held.enter_context(conn.transaction())
+                except psycopg.OperationalError:
+                    if attempt == 2:
+                        raise
+                    broken = True
+                else:
+                    broken = False
+                    yield held.enter_context(conn.cursor())
+            if not broken:
+                return
+            self.pool.check()  # the broken one went back and was thrown away
 
     def migrate(self, *statements: str) -> None:
         """Run DDL; a lock keeps services that start together from racing on it."""

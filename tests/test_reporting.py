@@ -339,3 +339,17 @@ def test_each_offices_scorecard_shows_the_late_office_and_hides_small_counts(sys
     bad = system.call("GET", "reporting", "/v1/reports/offices",
                       params={"province": "04", "district": "1201"})
     assert bad.status_code == 400 and "district" in bad.json()["errors"]
+
+
+def test_a_report_is_answered_after_the_database_ended_the_service_connections(system):
+    """As after a database restart: every connection reporting keeps is ended by the
+    server; the next report is answered, not a 503 from a connection found broken."""
+    auditor = system.principal("auditor")
+    assert "total" in report(system, auditor)
+    ended = system.query(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = 'ourvoice-reporting'")
+    assert ended and all(row["ended"] for row in ended)
+    for _ in range(3):  # each of the pool's connections in turn
+        response = system.call("GET", "reporting", "/v1/reports/summary", auditor)
+        assert response.status_code == 200, response.text
