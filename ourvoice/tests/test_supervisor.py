@@ -3,10 +3,8 @@ a while, or one that fails at once); the real services are in tests/test_supervi
 
 from __future__ import annotations
 
-import http.server
-import json
-import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -98,21 +96,28 @@ def test_a_service_that_cannot_start_stops_the_run_with_status_1():
     assert watched.children["steady"].process.poll() is not None
 
 
-class Holder(http.server.BaseHTTPRequestHandler):
-    """Another process's server on a service's address: 200 to everything, as `naming`
-    says (None: an empty page)."""
+def holding(port: int, naming: str | None) -> list[str]:
+    """Another process's server on a service's address: 200 to everything, naming
+    `naming` with its own pid (None: an empty page). A process of its own, as it is in
+    life (and in this process the services' imports leave http.server on green sockets)."""
+    return [sys.executable, "-c",
+            "import http.server, json, os\n"
+            "class Holder(http.server.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            f"        naming = {naming!r}\n"
+            "        body = b'' if naming is None else json.dumps(\n"
+            "            {'status': 'alive', 'service': naming, 'pid': os.getpid()}).encode()\n"
+            "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n"
+            "    def log_message(self, *args): pass\n"
+            f"http.server.HTTPServer(('127.0.0.1', {port}), Holder).serve_forever()"]
 
-    naming: str | None = None
 
-    def do_GET(self):
-        body = b"" if self.naming is None else json.dumps(
-            {"status": "alive", "service": self.naming, "pid": os.getpid()}).encode()
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+def answering(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.mark.parametrize("holder", ["a socket", "a server answering 200",
@@ -127,11 +132,15 @@ def test_a_service_whose_address_another_process_holds_cannot_start(holder):
         held = socket.create_server(("127.0.0.1", taken))
         closing = held.close
     else:
-        handler = type("Naming", (Holder,), {"naming": None if holder.endswith("200")
-                                             else "intake"})
-        server = http.server.HTTPServer(("127.0.0.1", taken), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        closing = server.shutdown
+        server = subprocess.Popen(holding(taken, None if holder.endswith("200") else "intake"))
+        deadline = time.monotonic() + 10
+        while not answering(taken):
+            assert time.monotonic() < deadline and server.poll() is None, "the holder is up"
+            time.sleep(0.05)
+
+        def closing():
+            server.kill()
+            server.wait()
     try:
         watched = Supervisor(
             {"steady": (listening(steady, 60, name="steady"), f"127.0.0.1:{steady}"),
