@@ -4,9 +4,11 @@ a poison message in the middle of a batch is dead-lettered while the rest commit
 batch committed whose acknowledgement was lost is delivered again and changes nothing; a
 case's events out of order in one batch give what they give in order.
 
-The events are made up, for cases no service has: routing binds none of the keys they
-go under but those of its own tests, and notifications is stopped (it would tell an
-office of them, and its own events would join the batches)."""
+The events are made up, for cases no service has, and go under their real keys. Routing
+takes none of the kinds the tests of the other consumers publish but the submission and
+the citizen's answer of a case's whole story: it is stopped for that test, and its queue
+emptied before it starts again. Notifications is stopped (it would tell an office of
+them, and its own events would join the batches)."""
 
 from __future__ import annotations
 
@@ -50,18 +52,15 @@ def publisher(system):
     order published; returns the position it was given."""
     connections = {}
 
-    def publish(source: str, body: dict, position: int | None = None, *,
-                to_routing: bool = False) -> int:
+    def publish(source: str, body: dict, position: int | None = None) -> int:
         if source not in connections:
             connections[source] = kombu.Connection(system.service_amqp_uri(source),
                                                    transport_options={"confirm_publish": True})
         position = next(POSITIONS) if position is None else position
         producer = kombu.Producer(connections[source].default_channel, exchange=EVENTS,
                                   auto_declare=False)
-        # Under a key routing does not bind, unless routing is to take the made-up cases.
-        key = routing_key(body["event_type"], body["location"]) if to_routing \
-            else f"Batch.{body['event_type']}"
-        producer.publish(json.dumps(body).encode(), routing_key=key,
+        producer.publish(json.dumps(body).encode(),
+                         routing_key=routing_key(body["event_type"], body["location"]),
                          content_type="application/json", content_encoding="utf-8",
                          headers={"ourvoice-source": source, "ourvoice-position": position},
                          delivery_mode=2, user_id=system.broker_users[source][0])
@@ -316,6 +315,8 @@ def as_read(system, case) -> dict:
 
 
 def test_a_cases_events_out_of_order_in_one_batch_give_what_they_give_in_order(system):
+    # Routing would route the made-up cases, and its own events would join the story.
+    system.stop("routing")
     in_order, shuffled = uuid.uuid4(), uuid.uuid4()
     with publisher(system) as publish:
         for source, body in story(in_order, LONG_AGO):
@@ -334,6 +335,9 @@ def test_a_cases_events_out_of_order_in_one_batch_give_what_they_give_in_order(s
             top[source] -= 1
             positions.append(publish(source, body, position=top[source]))
             positions.append(publish(also, between))
+    with system.broker() as connection:
+        connection.default_channel.queue_purge(queue_name("routing"))
+    system.start("routing")
     for service in BATCHED:
         assert queue(system, service) == (12, 0)
         system.start(service)
@@ -369,7 +373,7 @@ def recorded(system, cases) -> dict:
 
 def routed_alone(system, publish, cases, at: datetime) -> None:
     """Each case submitted and routed before the test's batch."""
-    positions = [publish("intake", submission(case, at), to_routing=True) for case in cases]
+    positions = [publish("intake", submission(case, at)) for case in cases]
     wait_until(lambda: tracked(system, "routing", positions) == sorted(positions),
                what="the cases routed")
 
@@ -391,10 +395,9 @@ def test_routing_records_a_batch_delivered_again_once(system):
             holder.execute("LOCK TABLE routing_events IN EXCLUSIVE MODE")
             positions = []
             for case, withdrawing in itertools.zip_longest(new, withdrawn):
-                positions.append(publish("intake", submission(case, now), to_routing=True))
+                positions.append(publish("intake", submission(case, now)))
                 if withdrawing is not None:
-                    positions.append(publish("intake", event("CaseWithdrawn", withdrawing, now, {}),
-                                             to_routing=True))
+                    positions.append(publish("intake", event("CaseWithdrawn", withdrawing, now, {})))
             connection_lost_while_held(system, "routing")
             holder.rollback()  # the held batch commits now
 
@@ -434,10 +437,10 @@ def test_routing_takes_a_cases_events_out_of_order_in_one_batch(system):
         top = next(POSITIONS) + 100
         positions = []
         for body, backwards in zip(life(together), life(reversed_)[::-1], strict=True):
-            positions.append(publish("intake", body, to_routing=True))
+            positions.append(publish("intake", body))
             top -= 1
-            positions.append(publish("intake", backwards, position=top, to_routing=True))
-        positions += [publish("intake", body, to_routing=True) for body in (
+            positions.append(publish("intake", backwards, position=top))
+        positions += [publish("intake", body) for body in (
             event("InformationProvided", asked, now, {"answers_request": True}),
             event("CaseWithdrawn", asked, now + timedelta(seconds=1), {}))]
     assert queue(system, "routing") == (8, 0)
@@ -465,12 +468,11 @@ def test_routing_dead_letters_a_poison_in_the_middle_of_a_batch_and_routes_the_r
     before = dead_letters(system, "routing")
     cases, poisoned = [uuid.uuid4() for _ in range(40)], uuid.uuid4()
     with publisher(system) as publish:
-        positions = [publish("intake", submission(case, now), to_routing=True)
+        positions = [publish("intake", submission(case, now))
                      for case in cases[:20]]
         # A valid envelope routing can make nothing of: no such category.
-        poison = publish("intake", submission(poisoned, now, category="no-such-category"),
-                         to_routing=True)
-        positions += [publish("intake", submission(case, now), to_routing=True)
+        poison = publish("intake", submission(poisoned, now, category="no-such-category"))
+        positions += [publish("intake", submission(case, now))
                       for case in cases[20:]]
     assert queue(system, "routing") == (41, 0)
     system.start("routing")
