@@ -20,7 +20,10 @@ method receives the (envelope, tracking) pairs delivered so far, in the order th
 and records what they call for with all their trackings in one transaction of its store
 (`store.record(..., trackings=...)`). A redelivered message's tracking row fails that
 transaction; the batch is then recorded again without the messages found done, and split
-as above only if it fails still.
+as above only if it fails still. Messages that must wait for one not processed yet are
+left out by the method, which records the rest and returns the trackings of those that
+wait with why (`{tracking: reason}`); they are treated as `NotYet` below, without
+failing the batch.
 
 What happens to a message, on purpose:
 - handled, or already handled: acknowledged;
@@ -30,7 +33,9 @@ What happens to a message, on purpose:
 - the database or broker is unreachable: retried in place with backoff, then requeued;
 - it depends on an event not processed yet (`NotYet`): requeued after a short pause
   (logged once per wait, as the normal thing it is, not as an error), and
-  dead-lettered once it has waited longer than any real predecessor could take;
+  dead-lettered once it has waited longer than any real predecessor could take; those a
+  batch's `@on_recorded_batches` method left to wait go back without a pause when others
+  of the batch were done (the next batch is work enough), after one when none was;
 - any other failure: rejected to the dead letters, where operators see it."""
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ MAX_CONFLICTS = 20
 # A message that still depends on a missing one after this long never will: a forged or
 # orphaned event. It goes to the dead letters instead of circling forever.
 WAIT_FOR_PREDECESSOR_SECONDS = 300.0
+# How long a message that waits is held before it goes back, so that the one it waits
+# for can arrive first instead of the two circling.
+WAIT_PAUSE_SECONDS = 0.2
 # No public event comes near this size; anything bigger is refused unread.
 MAX_MESSAGE_BYTES = 256 * 1024
 # What the broker may hand a batch consumer before it acknowledges any, and the most one
@@ -569,17 +577,24 @@ def _exactly_once(service: str, handler):
                     raise
                 time.sleep(random.uniform(0, 0.005 * conflicts))
             except NotYet as waiting:
-                age = (datetime.now(UTC) - event["occurred_at"]).total_seconds()
-                if age > WAIT_FOR_PREDECESSOR_SECONDS:
-                    _waiting.pop(str(event["event_id"]), None)
-                    raise Orphaned(f"{waiting} (still, after {age:.0f}s)") from None
-                _log_wait(event, waiting)
-                time.sleep(0.2)  # let the event it waits for arrive before it comes back
-                return Waiting(str(waiting))
+                result = _wait(event, waiting)
+                time.sleep(WAIT_PAUSE_SECONDS)  # let the one it waits for arrive first
+                return result
 
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
     return wrapper
+
+
+def _wait(event: dict, waiting: NotYet) -> Waiting:
+    """A message that waits for one not processed yet: to be put back, its wait logged
+    once; Orphaned once it has waited longer than any real predecessor could take."""
+    age = (datetime.now(UTC) - event["occurred_at"]).total_seconds()
+    if age > WAIT_FOR_PREDECESSOR_SECONDS:
+        _waiting.pop(str(event["event_id"]), None)
+        raise Orphaned(f"{waiting} (still, after {age:.0f}s)") from None
+    _log_wait(event, waiting)
+    return Waiting(str(waiting))
 
 
 def _through_outages(attempt, what):
@@ -618,14 +633,14 @@ def _recorded_once(service: str, handler):
     came (a case's submission before what followed it), each message once (see
     `_in_halves`)."""
 
-    def apply(self, part):
+    def apply(self, part) -> dict[tuple[str, int], str]:
         taken, seen = [], set()
         for event, tracking in part:
             if _key(tracking) not in seen:  # the same message twice in one batch
                 seen.add(_key(tracking))
                 taken.append((event, tracking))
         try:
-            handler(self, taken)
+            waits = handler(self, taken)
         except (IntegrityError, psycopg.IntegrityError):
             # Most likely messages recorded before and delivered again (a batch that was
             # committed but not acknowledged): those are left out and the rest recorded,
@@ -634,8 +649,8 @@ def _recorded_once(service: str, handler):
             if not done:
                 raise
             rest = [(event, tracking) for event, tracking in taken if _key(tracking) not in done]
-            if rest:
-                handler(self, rest)
+            waits = handler(self, rest) if rest else None
+        return {_key(tracking): reason for tracking, reason in (waits or {}).items()}
 
     return _in_halves(service, handler, apply)
 
@@ -643,10 +658,16 @@ def _recorded_once(service: str, handler):
 def _in_halves(service: str, handler, apply):
     """`apply(self, part)` of a whole batch; if it fails, of its halves, down to the one
     message that fails, which is then handled alone as `on_events` handles any message
-    (waits, conflicts, dead letters). Returns what became of each message, in the
+    (waits, conflicts, dead letters). `apply` may return the (source, position) of
+    messages it left to wait, with why. Returns what became of each message, in the
     batch's order."""
 
-    alone = _exactly_once(service, lambda self, event, tracking: apply(self, [(event, tracking)]))
+    def one(self, event, tracking):
+        waits = apply(self, [(event, tracking)])
+        if waits:
+            raise NotYet(next(iter(waits.values())))
+
+    alone = _exactly_once(service, one)
 
     def take(self, part) -> list[str]:
         if len(part) == 1:
@@ -660,19 +681,35 @@ def _in_halves(service: str, handler, apply):
                                "case_id": part[0][0]["case_id"]})
                 return [outcome]
         try:
-            _through_outages(lambda: apply(self, part), f"a batch of {len(part)}")
+            waits = _through_outages(lambda: apply(self, part), f"a batch of {len(part)}") or {}
         except Exception as error:
             failed = error
         else:
-            for event, _ in part:
-                _waiting.pop(str(event["event_id"]), None)
-            return ["handled"] * len(part)
+            return outcomes_with(part, waits)
         if transient(failed):
             return ["requeued"] * len(part)  # the database stayed away
         # Outside the except clause, so that what fails later is not chained to this.
         log.info("a batch of %d failed (%s); trying its halves", len(part), str(failed)[:200])
         middle = len(part) // 2
         return take(self, part[:middle]) + take(self, part[middle:])
+
+    def outcomes_with(part, waits: dict[tuple[str, int], str]) -> list[str]:
+        """A part applied: what became of each message, those left to wait waiting."""
+        outcomes = []
+        for event, tracking in part:
+            if _key(tracking) not in waits:
+                _waiting.pop(str(event["event_id"]), None)
+                outcomes.append("handled")
+                continue
+            try:
+                outcomes.append(outcome_of(_wait(event, NotYet(waits[_key(tracking)]))))
+            except Orphaned:
+                log.error("%s waited too long", event["event_type"], exc_info=True,
+                          extra={"event_id": event["event_id"], "case_id": event["case_id"]})
+                outcomes.append("dead-lettered")
+        if all(outcome == "waiting" for outcome in outcomes):
+            time.sleep(WAIT_PAUSE_SECONDS)  # nothing was done: as one message that waits
+        return outcomes
 
     def wrapper(self, batch):
         return take(self, list(batch))

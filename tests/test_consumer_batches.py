@@ -1,12 +1,14 @@
 """The consumers that take batches (intake's case view, reporting's figures, the notices
-notifications records), through the real broker and database: a poison message in the
-middle of a batch is dead-lettered while the rest commit; a batch committed whose
-acknowledgement was lost is delivered again and changes nothing; a case's events out of
-order in one batch give what they give in order.
+notifications records, the cases routing routes), through the real broker and database:
+a poison message in the middle of a batch is dead-lettered while the rest commit; a
+batch committed whose acknowledgement was lost is delivered again and changes nothing; a
+case's events out of order in one batch give what they give in order.
 
-The events are made up, for cases no service has: routing binds none of the keys they
-go under, and notifications is stopped (it would tell an office of them, and its own
-events would join the batches)."""
+The events are made up, for cases no service has, and go under their real keys. Routing
+takes none of the kinds the tests of the other consumers publish but the submission and
+the citizen's answer of a case's whole story: it is stopped for that test, and its queue
+emptied before it starts again. Notifications is stopped (it would tell an office of
+them, and its own events would join the batches)."""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ import kombu
 import psycopg
 import pytest
 
+from shared.events import routing_key
 from shared.topology import EVENTS, dead_letter_queue_name, queue_name
-from tests.system import wait_until
+from tests.system import act, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -56,8 +59,8 @@ def publisher(system):
         position = next(POSITIONS) if position is None else position
         producer = kombu.Producer(connections[source].default_channel, exchange=EVENTS,
                                   auto_declare=False)
-        # Under a key routing does not bind: it must not route the made-up cases.
-        producer.publish(json.dumps(body).encode(), routing_key=f"Batch.{body['event_type']}",
+        producer.publish(json.dumps(body).encode(),
+                         routing_key=routing_key(body["event_type"], body["location"]),
                          content_type="application/json", content_encoding="utf-8",
                          headers={"ourvoice-source": source, "ourvoice-position": position},
                          delivery_mode=2, user_id=system.broker_users[source][0])
@@ -312,6 +315,8 @@ def as_read(system, case) -> dict:
 
 
 def test_a_cases_events_out_of_order_in_one_batch_give_what_they_give_in_order(system):
+    # Routing would route the made-up cases, and its own events would join the story.
+    system.stop("routing")
     in_order, shuffled = uuid.uuid4(), uuid.uuid4()
     with publisher(system) as publish:
         for source, body in story(in_order, LONG_AGO):
@@ -330,6 +335,9 @@ def test_a_cases_events_out_of_order_in_one_batch_give_what_they_give_in_order(s
             top[source] -= 1
             positions.append(publish(source, body, position=top[source]))
             positions.append(publish(also, between))
+    with system.broker() as connection:
+        connection.default_channel.queue_purge(queue_name("routing"))
+    system.start("routing")
     for service in BATCHED:
         assert queue(system, service) == (12, 0)
         system.start(service)
@@ -343,3 +351,139 @@ def test_a_cases_events_out_of_order_in_one_batch_give_what_they_give_in_order(s
     assert expected["view"][0]["status"] == "resolved"
     assert len(expected["timeline"]) == 6 and expected["counted"][0]["resolved_at"]
     assert as_read(system, shuffled) == expected
+
+
+# -- routing: intake's events, recorded with their tracking rows in one append a batch ---
+
+def submission(case, at: datetime, **data) -> dict:
+    return event("CaseSubmitted", case, at, {"type": "complaint", "category": "water-supply",
+                                             "language": "en", "anonymous": True, **data},
+                 office_id=None)
+
+
+def recorded(system, cases) -> dict:
+    """The kinds of event routing recorded of each case, in order."""
+    rows = system.query("SELECT originator_id, topic FROM routing_events "
+                        "WHERE originator_id = ANY(%s) ORDER BY originator_version", (list(cases),))
+    kinds = {case: [] for case in cases}
+    for row in rows:
+        kinds[row["originator_id"]].append(row["topic"].rpartition(".")[2])
+    return kinds
+
+
+def routed_alone(system, publish, cases, at: datetime) -> None:
+    """Each case submitted and routed before the test's batch."""
+    positions = [publish("intake", submission(case, at)) for case in cases]
+    wait_until(lambda: tracked(system, "routing", positions) == sorted(positions),
+               what="the cases routed")
+
+
+def test_routing_records_a_batch_delivered_again_once(system):
+    """Routing's append of a batch (new cases routed, others withdrawn) is held at its
+    store's table lock while the broker drops the consumer's connection: the broker
+    delivers the batch again, the held one commits unacknowledged, and the copy, finding
+    its rows, records nothing a second time."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    new, withdrawn = [uuid.uuid4() for _ in range(20)], [uuid.uuid4() for _ in range(10)]
+    dead_before = dead_letters(system, "routing")
+    with publisher(system) as publish:
+        routed_alone(system, publish, withdrawn, now)
+        handled_before = metric(system, "routing", "ourvoice_events_consumed_total",
+                                event_type="CaseSubmitted", outcome="handled")
+        with psycopg.connect(f"host=127.0.0.1 port={system.pg_port} user=postgres "
+                             f"dbname={system.dbname}") as holder:
+            holder.execute("LOCK TABLE routing_events IN EXCLUSIVE MODE")
+            positions = []
+            for case, withdrawing in itertools.zip_longest(new, withdrawn):
+                positions.append(publish("intake", submission(case, now)))
+                if withdrawing is not None:
+                    positions.append(publish("intake", event("CaseWithdrawn", withdrawing, now, {})))
+            connection_lost_while_held(system, "routing")
+            holder.rollback()  # the held batch commits now
+
+    wait_until(lambda: drained(system, "routing"), what="every message acknowledged")
+    assert tracked(system, "routing", positions) == sorted(positions)
+    assert recorded(system, [*new, *withdrawn]) == {
+        **{case: ["CaseRouted"] for case in new},
+        **{case: ["CaseRouted", "WithdrawalRecorded"] for case in withdrawn}}
+    assert dead_letters(system, "routing") == dead_before
+    # The held batch's messages were handled twice: once with effect, once (delivered
+    # again) found done.
+    handled = metric(system, "routing", "ourvoice_events_consumed_total",
+                     event_type="CaseSubmitted", outcome="handled") - handled_before
+    assert handled > len(new)
+
+
+def test_routing_takes_a_cases_events_out_of_order_in_one_batch(system):
+    """One batch: a case's submission, the citizen's message and withdrawal in order; the
+    same of another case the other way round (positions too), the two interleaved; and
+    the answer and withdrawal of a case routed before, on which the office asked. The
+    events of a case not routed yet wait and come back once it is; the others act on
+    what the events before them in the batch did."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    together, reversed_, asked = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    staff = system.principal("staff", OFFICE)
+    with publisher(system) as publish:
+        routed_alone(system, publish, [asked], now)
+        act(system, {"case_id": str(asked)}, "acknowledge", staff)
+        act(system, {"case_id": str(asked)}, "request-info", staff, {"question": "Which street?"})
+        system.stop("routing")
+
+        def life(case):
+            return [submission(case, now),
+                    event("InformationProvided", case, now, {"answers_request": False}),
+                    event("CaseWithdrawn", case, now + timedelta(seconds=1), {})]
+
+        top = next(POSITIONS) + 100
+        positions = []
+        for body, backwards in zip(life(together), life(reversed_)[::-1], strict=True):
+            positions.append(publish("intake", body))
+            top -= 1
+            positions.append(publish("intake", backwards, position=top))
+        positions += [publish("intake", body) for body in (
+            event("InformationProvided", asked, now, {"answers_request": True}),
+            event("CaseWithdrawn", asked, now + timedelta(seconds=1), {}))]
+    assert queue(system, "routing") == (8, 0)
+    dead_before = dead_letters(system, "routing")
+    system.start("routing")
+
+    wait_until(lambda: tracked(system, "routing", positions) == sorted(positions)
+               and drained(system, "routing"), what="routing took the mixed batch")
+    assert recorded(system, [together, reversed_, asked]) == {
+        together: ["CaseRouted", "WithdrawalRecorded"],
+        reversed_: ["CaseRouted", "WithdrawalRecorded"],
+        asked: ["CaseRouted", "CaseAcknowledged", "InformationRequested", "ClockRestarted",
+                "WithdrawalRecorded"]}
+    assert dead_letters(system, "routing") == dead_before
+    # The two that came before their case's submission waited once; the first batch
+    # recorded the rest.
+    assert metric(system, "routing", "ourvoice_events_consumed_total", outcome="waiting") >= 2
+    assert metric(system, "routing", "ourvoice_consumer_batch_messages_count",
+                  queue=queue_name("routing")) <= 4
+
+
+def test_routing_dead_letters_a_poison_in_the_middle_of_a_batch_and_routes_the_rest(system):
+    now = datetime.now(UTC).replace(microsecond=0)
+    system.stop("routing")
+    before = dead_letters(system, "routing")
+    cases, poisoned = [uuid.uuid4() for _ in range(40)], uuid.uuid4()
+    with publisher(system) as publish:
+        positions = [publish("intake", submission(case, now))
+                     for case in cases[:20]]
+        # A valid envelope routing can make nothing of: no such category.
+        poison = publish("intake", submission(poisoned, now, category="no-such-category"))
+        positions += [publish("intake", submission(case, now))
+                      for case in cases[20:]]
+    assert queue(system, "routing") == (41, 0)
+    system.start("routing")
+
+    wait_until(lambda: dead_letters(system, "routing") == before + 1 and drained(system, "routing"),
+               what="the poison dead-lettered and the rest settled")
+    assert tracked(system, "routing", [*positions, poison]) == sorted(positions)
+    assert recorded(system, [*cases, poisoned]) == {**{case: ["CaseRouted"] for case in cases},
+                                                    poisoned: []}
+    batch = {"queue": queue_name("routing")}
+    assert metric(system, "routing", "ourvoice_consumer_batch_messages_sum", **batch) == 41
+    assert metric(system, "routing", "ourvoice_consumer_batch_messages_count", **batch) <= 4
+    assert metric(system, "routing", "ourvoice_events_consumed_total",
+                  outcome="dead-lettered") == 1

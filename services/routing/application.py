@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, Protocol
@@ -90,42 +90,65 @@ class Routing(CaseStore):
             raise UnknownCase(str(case_id)) from None
 
     # -- what intake says ------------------------------------------------------------
-    def route(self, case_id: UUID, tracking_code: str, commune: str, case_type: str,
-              category: str, level: str | None, received_at: datetime, language: str,
-              redirect: Callable[[str], str] = lambda office: office,
-              tracking: Tracking | None = None, excluded_office: str | None = None) -> Case:
-        """A submitted case goes to its office; `redirect` follows the directory's merges;
-        a case about the office that recorded it never goes to that office."""
-        case = Case.route(case_id=case_id, tracking_code=tracking_code, commune=commune,
-                          case_type=case_type, category=category_of(category, level),
-                          received_at=received_at, language=language,
-                          policies=self.deadline_policies, redirect=redirect,
-                          excluded_office=excluded_office)
-        self.record(case, tracking=tracking)
-        return case
-
     def take(self, event: dict, tracking: Tracking | None = None,
              redirect: Callable[[str], str] = lambda office: office) -> None:
-        """Act on one of intake's public events, recorded with the consumer's tracking so
-        that a redelivered message changes nothing."""
-        if event["event_type"] == "CaseSubmitted":
-            self.route(case_id=UUID(str(event["case_id"])),
-                       tracking_code=event["tracking_code"],
-                       commune=event["location"]["commune"], case_type=event["data"]["type"],
-                       category=event["data"]["category"], level=event["data"].get("level"),
-                       received_at=event["occurred_at"], language=event["data"]["language"],
-                       redirect=redirect, tracking=tracking,
-                       excluded_office=event["data"].get("recorded_by_office")
-                       if event["data"].get("about_recording_office") else None)
-            return
-        try:
-            case = self.case(event["case_id"])
-        except UnknownCase:
-            raise NotRoutedYet(f"{event['event_type']} before the case was routed") from None
-        react = CITIZEN_REACTIONS.get(event["event_type"])
-        if react is not None and react(self, case, event) is False:
-            return
-        self.record(case, tracking=tracking)
+        """Act on one of intake's public events (see `take_all`); raises NotRoutedYet
+        when its case is not routed yet."""
+        waiting = self.take_all([(event, tracking)], redirect=redirect)
+        if waiting:
+            raise waiting[0][1]
+
+    def take_all(self, taken: Sequence[tuple[dict, Tracking | None]],
+                 redirect: Callable[[str], str] = lambda office: office,
+                 ) -> list[tuple[Tracking | None, NotRoutedYet]]:
+        """Act on intake's public events, in the order they came (a batch the consumer
+        was delivered), and record what they decided in one transaction with their
+        trackings, so that a redelivered message changes nothing. Events of one case act
+        on one aggregate, each on what the ones before it did. An event of a case not
+        routed yet is left out, not even tracked: returned, with why, to wait."""
+        cases: dict[UUID, Case] = {}
+        touched: list[Case] = []  # each aggregate once, whatever replaced it in `cases`
+        trackings: list[Tracking] = []
+        waiting: list[tuple[Tracking | None, NotRoutedYet]] = []
+        decided = False
+        for event, tracking in taken:
+            case_id = UUID(str(event["case_id"]))
+            if event["event_type"] == "CaseSubmitted":
+                case = self._route(event, redirect)
+            elif case_id in cases:
+                case = cases[case_id]
+            else:
+                try:
+                    case = self.case(case_id)
+                except UnknownCase:
+                    waiting.append((tracking, NotRoutedYet(
+                        f"{event['event_type']} before the case was routed")))
+                    continue
+            if cases.get(case_id) is not case:
+                cases[case_id] = case
+                touched.append(case)
+            react = CITIZEN_REACTIONS.get(event["event_type"])
+            if react is not None and react(self, case, event) is False:
+                continue
+            decided = True
+            if tracking is not None:
+                trackings.append(tracking)
+        if decided:
+            self.record(*touched, trackings=trackings)
+        return waiting
+
+    def _route(self, event: dict, redirect: Callable[[str], str]) -> Case:
+        """A submitted case goes to its office; `redirect` follows the directory's merges;
+        a case about the office that recorded it never goes to that office."""
+        data = event["data"]
+        return Case.route(case_id=UUID(str(event["case_id"])),
+                          tracking_code=event["tracking_code"],
+                          commune=event["location"]["commune"], case_type=data["type"],
+                          category=category_of(data["category"], data.get("level")),
+                          received_at=event["occurred_at"], language=data["language"],
+                          policies=self.deadline_policies, redirect=redirect,
+                          excluded_office=data.get("recorded_by_office")
+                          if data.get("about_recording_office") else None)
 
     def _information_provided(self, case: Case, event: dict) -> None:
         if event["data"]["answers_request"]:

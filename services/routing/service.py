@@ -15,7 +15,7 @@ from nameko.timer import timer
 
 from services.routing import readmodels
 from services.routing.actions import Actions
-from services.routing.application import NotRoutedYet, Routing, policies
+from services.routing.application import Routing, policies
 from services.routing.casefile import CaseFiles
 from services.routing.commands import COMMANDS
 from services.routing.console import Console
@@ -26,7 +26,7 @@ from services.routing.rpc import Answers
 from services.routing.schemas import OfficeOut, OfficesQuery
 from services.routing.sessions import Sessions
 from shared import access, clock
-from shared.consumer import NotYet, on_events
+from shared.consumer import on_recorded_batches
 from shared.db import DatabaseProvider, tracking_ddl
 from shared.settings import settings
 from shared.store import EventStore
@@ -82,13 +82,13 @@ class Service(Actions, CaseFiles, Desk, Sessions, Console, Answers, HealthAndSpe
         return OfficeOut(many=True).dump(sorted(offices, key=lambda o: o["id"]))
 
     # -- events from other services --------------------------------------------------
-    @on_events("routing")
-    def handle_event(self, event, tracking):
-        try:
-            self.store.take(event, tracking,
-                            redirect=lambda office: follow_merges(self.directory(), office))
-        except NotRoutedYet as waiting:
-            raise NotYet(str(waiting)) from None
+    @on_recorded_batches("routing")
+    def take_events(self, taken):
+        """What intake's events call for (routings of new cases, the citizens' answers
+        on theirs): a batch per transaction. Those of cases not routed yet wait."""
+        waiting = self.store.take_all(
+            taken, redirect=lambda office: follow_merges(self.directory(), office))
+        return {tracking: str(reason) for tracking, reason in waiting}
 
     # -- time ------------------------------------------------------------------------
     # The runner checked the settings before this module was imported.

@@ -104,6 +104,41 @@ def test_an_appeal_of_a_resolved_case_escalates_and_a_late_one_changes_nothing(r
     assert routing.recorder.max_tracking_id("intake") == 3
 
 
+def test_a_batch_acts_on_each_case_as_the_events_before_it_left_it(routing):
+    """One transaction for a batch of intake's events: a case submitted and withdrawn in
+    the same batch is routed, then withdrawn; one the batch speaks of before it is routed
+    waits, not even tracked, and the rest is recorded."""
+    withdrawn, early, answered = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    routing.take(submitted(answered))
+    routing.acknowledge(answered, STAFF)
+    routing.request_information(answered, STAFF, lambda case: "Which village?", now=T0)
+    waiting = routing.take_all([
+        (submitted(withdrawn), None),
+        (intake_event("CaseWithdrawn", early, {}), Tracking("intake", 7)),
+        (intake_event("CaseWithdrawn", withdrawn, {}), None),
+        (intake_event("InformationProvided", answered, {"answers_request": True},
+                      at=T0 + timedelta(hours=1)), Tracking("intake", 6)),
+    ])
+    assert [(tracking, str(why)) for tracking, why in waiting] == [
+        (Tracking("intake", 7), "CaseWithdrawn before the case was routed")]
+    assert kinds(routing, withdrawn) == ["CaseRouted", "WithdrawalRecorded"]
+    assert routing.case(answered).status == "acknowledged"
+    assert routing.recorder.max_tracking_id("intake") == 6  # not the one that waits
+
+    routing.take_all([(submitted(early), None)])
+    routing.take_all([(intake_event("CaseWithdrawn", early, {}), Tracking("intake", 7))])
+    assert routing.case(early).status == "withdrawn"
+
+
+def test_a_batch_that_fails_records_nothing_of_it(routing):
+    case_id = uuid.uuid4()
+    routing.take(submitted(case_id))
+    with pytest.raises(KeyError):
+        routing.take_all([(intake_event("CaseWithdrawn", case_id, {}), None),
+                          (submitted(uuid.uuid4(), category="no-such-category"), None)])
+    assert routing.case(case_id).status == "routed"
+
+
 def test_satisfied_feedback_closes_and_withdrawal_ends_a_case(routing):
     closed, withdrawn = uuid.uuid4(), uuid.uuid4()
     for case_id in (closed, withdrawn):
