@@ -535,9 +535,14 @@ class AtScale:
         site.set_position(readmodels.DEADLINE_TIMERS, site.head())
         progress = Progress(f"{sizes.due:,} overdue cases")
         long_ago = datetime.now(UTC) - timedelta(days=60)
-        for n in range(sizes.due):
-            site.store.record(self.new_case(long_ago - timedelta(minutes=n)))
-            progress.update(f"{n + 1:,}/{sizes.due:,} routed")
+        routed = 0
+        while routed < sizes.due:
+            case = self.new_case(long_ago - timedelta(minutes=routed))
+            if not case.deadlines:  # a rating has no deadline to miss
+                continue
+            site.store.record(case)
+            routed += 1
+            progress.update(f"{routed:,}/{sizes.due:,} routed")
         site.catch_up(readmodels.DEADLINE_TIMERS)
         site.catch_up(readmodels.OFFICE_QUEUE)
         site.maintain("routing_deadlines")

@@ -86,7 +86,9 @@ def relay_throughput(results: Results, events: int) -> None:
             fill(store, events)
             with kombu.Connection(uri) as connection:
                 channel = connection.channel()
-                topology.EVENTS(channel).declare()
+                # The services' queues as `ourvoice setup` declares them, so that each
+                # message is routed into them as in life.
+                topology.declare(channel)
                 queue = bound_queue("bench.relayed", topology.EVENTS)
                 queue(channel).declare()
 

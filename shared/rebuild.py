@@ -32,6 +32,10 @@ from shared.logs import COLUMNS, Published, in_time_order, published
 from shared.store import CaseStore, Projection, Subscriber
 
 BATCH = 1000
+# A model's secondary indexes are made once its rebuilt tables hold the bulk of the
+# history: one sort per index at the end costs far less than keeping each index up to
+# date row after row. A model writes only by primary key, so its replay never needs them.
+_SECONDARY_INDEX = re.compile(r"\s*CREATE INDEX ", re.IGNORECASE)
 # Events a subscriber's rebuild reads, merges and writes at once: the more, the fewer
 # statements (the rows of one case are merged in memory first); 20,000 stay small in memory.
 CHUNK = 20_000
@@ -70,7 +74,7 @@ def _replay(cursor, store: CaseStore, projection: Projection, start: int, stop: 
 
 def rebuild(db: Database, store: CaseStore, projection: Projection, *, swap: bool,
             progress: Callable[[int], None] | None = None) -> Outcome:
-    schema, in_schema = _fresh_schema(db, projection.name, projection.ddl)
+    schema, in_schema, indexes = _fresh_schema(db, projection.name, projection.ddl)
     follower = f"projection:{projection.name}"
     # The bulk of the history, in batches, while the live projection goes on; never past
     # where the live one is, so the two can be compared at the same position.
@@ -87,6 +91,7 @@ def rebuild(db: Database, store: CaseStore, projection: Projection, *, swap: boo
         if count == 0:
             break
         position, total = end, total + count
+    _make_indexes(db, in_schema, indexes)
     with db.transaction() as cursor:
         # Pause the live projection where it is, and bring the rebuild to the same place.
         cursor.execute("INSERT INTO ourvoice_followers (name) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -128,16 +133,28 @@ def _swap(cursor, schema: str, tables: list[str]) -> None:
             sql.Identifier(schema, table)))
 
 
-def _fresh_schema(db: Database, name: str, ddl: Sequence[str]) -> tuple[str, sql.Composed]:
+def _fresh_schema(db: Database, name: str,
+                  ddl: Sequence[str]) -> tuple[str, sql.Composed, list[str]]:
+    """The rebuild's schema with the model's tables, and the secondary indexes left to
+    make once the bulk is in."""
     schema = "rebuild_" + re.sub(r"\W", "_", name)
     in_schema = sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema))
+    indexes = [statement for statement in ddl if _SECONDARY_INDEX.match(statement)]
     with db.transaction() as cursor:
         cursor.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         cursor.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         cursor.execute(in_schema)
         for statement in ddl:
+            if statement not in indexes:
+                cursor.execute(statement)
+    return schema, in_schema, indexes
+
+
+def _make_indexes(db: Database, in_schema: sql.Composed, indexes: Sequence[str]) -> None:
+    with db.transaction() as cursor:
+        cursor.execute(in_schema)
+        for statement in indexes:
             cursor.execute(statement)
-    return schema, in_schema
 
 
 # -- read models fed by the broker ------------------------------------------------------
@@ -253,13 +270,14 @@ def rebuild_subscriber(db: Database, subscriber: Subscriber, stores: Sequence[ty
     """Replay every public event of the `stores` the live model applied, beside it, in
     time order; then, with the live model paused, the ones it applied meanwhile;
     compare; swap."""
-    schema, in_schema = _fresh_schema(db, subscriber.name, subscriber.ddl)
+    schema, in_schema, indexes = _fresh_schema(db, subscriber.name, subscriber.ddl)
     live_tracking = sql.Identifier("public", f"{subscriber.consumer}_tracking")
     stores = existing_stores(db, stores)
     # The bulk, while the live model goes on.
     with db.pool.connection() as reader, reader.transaction(), \
             db.pool.connection() as writer:
         total = _replay_bulk(reader, writer, subscriber, stores, schema, in_schema, progress)
+    _make_indexes(db, in_schema, indexes)
     with db.transaction() as cursor:
         # Pause the live model: its next tracking row waits for this transaction.
         cursor.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(live_tracking))
