@@ -28,7 +28,7 @@ from psycopg.rows import tuple_row
 
 from shared.db import Database
 from shared.events import envelope_of
-from shared.logs import COLUMNS, Published, in_time_order, published
+from shared.logs import COLUMNS, Published, in_time_order, notifications_after, published
 from shared.store import CaseStore, Projection, Subscriber
 
 BATCH = 1000
@@ -62,8 +62,8 @@ def _replay(cursor, store: CaseStore, projection: Projection, start: int, stop: 
     handle = projection.handler(store)
     position, count = start, 0
     while True:
-        batch = store.recorder.select_notifications(start=position, limit=BATCH, stop=stop,
-                                                    inclusive_of_start=False)
+        # Read on the rebuild's own connection, as followers read their log.
+        batch = notifications_after(cursor, f"{store.name}_events", position, BATCH, stop)
         if not batch:
             return position, count
         handle(cursor, batch)

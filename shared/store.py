@@ -148,6 +148,13 @@ def of_kinds(kinds) -> Callable[[Notification], bool]:
     return lambda notification: resolve_topic(notification.topic) in wanted
 
 
+def of_names(names) -> Callable[[Notification], bool]:
+    """A projection's `takes` for one that applies only events of these class names (the
+    keys of its table of steps)."""
+    wanted = frozenset(names)
+    return lambda notification: resolve_topic(notification.topic).__name__ in wanted
+
+
 class Writes:
     """What a projection's `apply` writes through: statements only (a projection never
     reads back), so a run of the same statement for consecutive events is sent as one

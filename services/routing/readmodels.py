@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from shared import metrics
 from shared.remembered import Remembered
-from shared.store import Projection
+from shared.store import Projection, of_names
 
 # -- office queue ------------------------------------------------------------------
 
@@ -197,7 +197,10 @@ def queue_counts(cursor, office_id: str, filters: dict, now) -> dict[str, int]:
     return {status: found.get(status, 0) for status in QUEUE_STATUSES}
 
 
-OFFICE_QUEUE = Projection("routing.office_queue", QUEUE_DDL, apply_to_queue)
+# The events a read model has no step for (a reading of the case file, a note, a warning
+# for the queue) are passed over without being decoded.
+OFFICE_QUEUE = Projection("routing.office_queue", QUEUE_DDL, apply_to_queue,
+                          takes=of_names(QUEUE_STEPS))
 
 # -- open cases, for the metrics -----------------------------------------------------
 
@@ -296,7 +299,8 @@ def due_cases(cursor, now, limit: int) -> list:
     return [row["case_id"] for row in cursor.fetchall()]
 
 
-DEADLINE_TIMERS = Projection("routing.deadline_timers", TIMERS_DDL, apply_to_timers)
+DEADLINE_TIMERS = Projection("routing.deadline_timers", TIMERS_DDL, apply_to_timers,
+                             takes=of_names(TIMER_STEPS))
 
 # -- directory amendments ----------------------------------------------------------
 
@@ -317,7 +321,8 @@ def _amended(cursor, event) -> None:
     )
 
 
-apply_to_amendments = _step_by_type({"OfficeAmended": _amended})
+AMENDMENT_STEPS = {"OfficeAmended": _amended}
+apply_to_amendments = _step_by_type(AMENDMENT_STEPS)
 
 
 def load_amendments(cursor) -> dict[str, dict]:
@@ -330,6 +335,7 @@ def load_amendments(cursor) -> dict[str, dict]:
 DIRECTORY: Remembered[dict] = Remembered()
 
 OFFICE_AMENDMENTS = Projection("routing.office_amendments", AMENDMENTS_DDL, apply_to_amendments,
+                               takes=of_names(AMENDMENT_STEPS),
                                changed=DIRECTORY.forget)
 
 PROJECTIONS = (OFFICE_QUEUE, DEADLINE_TIMERS, OFFICE_AMENDMENTS)
