@@ -234,6 +234,12 @@ class System:
         rows = self.query(statement, params)
         return next(iter(rows[0].values())) if rows else None
 
+    def indexes(self, tables: str) -> set[str]:
+        """The definitions of the indexes of the live tables whose names are like `tables`."""
+        return {row["indexdef"] for row in self.query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename LIKE %s",
+            (tables,))}
+
     def settled(self) -> bool:
         """Every public event stored so far that reporting takes has reached it (events
         that stay inside a service are never published; notifications' outcomes and the

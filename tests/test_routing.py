@@ -214,11 +214,11 @@ def test_the_queue_rebuilt_from_events_equals_the_live_queue(system):
             assert set(outcome.differences.values()) == {0}, (projection.name,
                                                               outcome.differences)
         rows_before = system.scalar("SELECT count(*) FROM routing_office_queue")
-        indexes_before = indexes_of(system, "routing_office_queue")
+        indexes_before = system.indexes("routing_office_queue")
         swapped = rebuild(db, store, readmodels.OFFICE_QUEUE, swap=True)
         assert system.scalar("SELECT count(*) FROM routing_office_queue") == rows_before > 0
         # The indexes, made after the bulk of the replay, came along with the table.
-        assert indexes_of(system, "routing_office_queue") == indexes_before
+        assert system.indexes("routing_office_queue") == indexes_before
         assert len(indexes_before) == 7  # the key and one per filter of the queue
         assert swapped.position == system.scalar(
             "SELECT position FROM ourvoice_followers WHERE name = 'projection:routing.office_queue'")
@@ -229,13 +229,6 @@ def test_the_queue_rebuilt_from_events_equals_the_live_queue(system):
     later = submit(system)
     wait_until(lambda: queued(system, "commune-120101", later["tracking_code"]),
                what="projected after the swap")
-
-
-def indexes_of(system, table: str) -> set[str]:
-    """The table's indexes in the live schema, each as its definition."""
-    return {row["indexdef"] for row in system.query(
-        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s",
-        (table,))}
 
 
 def test_the_directory_lists_offices_and_operators_amend_it(system, tmp_path):
