@@ -83,14 +83,16 @@ def rebuild(db: Database, store: CaseStore, projection: Projection, *, swap: boo
         row = cursor.fetchone()
     live_at_start = row["position"] if row else 0
     position, total = 0, 0
-    while position < live_at_start:
-        with db.transaction() as cursor:
-            cursor.execute(in_schema)
-            end, count = _replay(cursor, store, projection, position,
-                                 min(position + BATCH * 10, live_at_start), progress)
-        if count == 0:
-            break
-        position, total = end, total + count
+    with _collector_paused() as collect:
+        while position < live_at_start:
+            with db.transaction() as cursor:
+                cursor.execute(in_schema)
+                end, count = _replay(cursor, store, projection, position,
+                                     min(position + BATCH * 10, live_at_start), progress)
+            collect()
+            if count == 0:
+                break
+            position, total = end, total + count
     _make_indexes(db, in_schema, indexes)
     with db.transaction() as cursor:
         # Pause the live projection where it is, and bring the rebuild to the same place.
