@@ -4,7 +4,8 @@ runs beside it the relay and the projections that follow its notification log.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -110,14 +111,10 @@ class Projection:
 
         def handle(cursor, notifications):
             nonlocal wrote
-            writes = Writes(cursor)
-            # Pipelined: the statements of a batch go out without waiting on each reply,
-            # so a replay is not one network round trip per event.
-            with cursor.connection.pipeline():
+            with pipelined(cursor) as writes:
                 for notification in notifications:
                     if self.takes is None or self.takes(notification):
                         self.apply(writes, store.mapper.to_domain_event(notification))
-                writes.flush()
             wrote = wrote or writes.wrote
 
         def committed() -> None:
@@ -180,6 +177,17 @@ class Writes:
         if self.rows:
             self.cursor.executemany(self.query, self.rows)
             self.rows = []
+
+
+@contextmanager
+def pipelined(cursor: psycopg.Cursor) -> Iterator[Writes]:
+    """What a read model writes of a batch, through `Writes`, pipelined: its statements
+    go out without waiting on each reply, so a batch (a replay's thousands of events, a
+    consumer's hundreds) is not one network round trip, and one wait, per statement."""
+    writes = Writes(cursor)
+    with cursor.connection.pipeline():
+        yield writes
+        writes.flush()
 
 
 class EventStore(DependencyProvider):

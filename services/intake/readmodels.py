@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.db import tracking_ddl
 from shared.events import location_of, status_after
-from shared.store import Projection, Subscriber
+from shared.store import Projection, Subscriber, pipelined
 
 DDL = (
     tracking_ddl("intake"),
@@ -212,8 +212,9 @@ def apply(cursor, event: dict) -> None:
 
 
 def apply_batch(cursor, batch) -> None:
-    for _, event in batch:
-        apply(cursor, event)
+    with pipelined(cursor) as writes:
+        for _, event in batch:
+            apply(writes, event)
 
 
 # Fed by the broker with every store's public events; intake's tracking table records
