@@ -105,13 +105,20 @@ def apply_to_outbox(cursor, event) -> None:
         write(cursor, event)
 
 
-def claim(cursor, channel: str, now: datetime, limit: int, exclude: list) -> list:
+def excluded(delivery_ids) -> str:
+    """Deliveries a pass must not claim (under way or just done here), as one array
+    literal: a pass passes it to a query for each channel, and the hundreds of ids it
+    holds under load are written out once, not adapted one by one for every query."""
+    return "{" + ",".join(map(str, delivery_ids)) + "}"
+
+
+def claim(cursor, channel: str, now: datetime, limit: int, exclude: str) -> list:
     """Due deliveries of a channel, soonest first, locked so that another instance
-    claiming at the same moment takes others."""
+    claiming at the same moment takes others; `exclude` is from `excluded`."""
     cursor.execute(
         """SELECT delivery_id FROM notifications_outbox
            WHERE channel = %s AND next_at IS NOT NULL AND next_at <= %s
-             AND NOT (delivery_id = ANY(%s))
+             AND NOT (delivery_id = ANY(%s::uuid[]))
            ORDER BY next_at LIMIT %s FOR UPDATE SKIP LOCKED""",
         (channel, now, exclude, limit))
     return [row["delivery_id"] for row in cursor.fetchall()]
@@ -125,10 +132,11 @@ def dead_letters(cursor, limit: int = 500) -> list[dict]:
     return cursor.fetchall()
 
 
-def next_due(cursor, exclude: list) -> datetime | None:
+def next_due(cursor, exclude: str) -> datetime | None:
     """When the soonest delivery not under way here is due (None: none is)."""
     cursor.execute("SELECT min(next_at) AS next_at FROM notifications_outbox "
-                   "WHERE next_at IS NOT NULL AND NOT (delivery_id = ANY(%s))", (exclude,))
+                   "WHERE next_at IS NOT NULL AND NOT (delivery_id = ANY(%s::uuid[]))",
+                   (exclude,))
     return cursor.fetchone()["next_at"]
 
 

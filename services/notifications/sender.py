@@ -174,7 +174,7 @@ class Sender(DependencyProvider):
         readmodels.OUTBOX_CHANGED.clear()
         with db.transaction() as cursor:
             claimed = []
-            busy = [*self.in_flight, *self.recently_done()]
+            busy = readmodels.excluded([*self.in_flight, *self.recently_done()])
             for channel in CHANNELS:
                 free = self.pools[channel].free()
                 if free:
