@@ -127,39 +127,65 @@ def throughput(system: System, count: int, received, label: str) -> float:
     return count / seconds
 
 
+class Probe:
+    """A queue bound to every event, drained by a thread of its own as events arrive, so
+    the moment an event is seen is within a few milliseconds of its publication (drained
+    between submissions instead, it was up to a submission's interval late, and a
+    webhook POST could seem to arrive before its event)."""
+
+    def __init__(self, system: System):
+        self.system = system
+        self.published: dict[str, float] = {}
+        self.codes: dict[str, str] = {}  # tracking code -> its CaseSubmitted's event id
+        self.ready, self.stopping = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._drain, daemon=True)
+
+    def __enter__(self) -> Probe:
+        self.thread.start()
+        if not self.ready.wait(30):
+            raise RuntimeError("the probe queue was not declared within 30 s")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+    def _seen(self, message) -> None:
+        body = json.loads(message.body)
+        self.published.setdefault(body["event_id"], time.monotonic())
+        if body["event_type"] == "CaseSubmitted":
+            self.codes[body["tracking_code"]] = body["event_id"]
+
+    def _drain(self) -> None:
+        with self.system.broker() as connection:
+            probe = Queue("probe.bench-notifications", exchange=EVENTS, routing_key="#",
+                          durable=False, auto_delete=True)
+            with connection.Consumer(probe, on_message=self._seen, no_ack=True):
+                self.ready.set()
+                while not self.stopping.is_set():
+                    try:
+                        connection.drain_events(timeout=0.1)
+                    except TimeoutError:
+                        pass
+
+
 def latency(system: System, mailbox: Mailbox, http: HttpReceiver, rate: float,
             seconds: float) -> tuple[list[float], list[float]]:
     """Seconds from each event on the exchange to its email, and to its webhook POST."""
     progress = Progress(f"latency at {rate:g} cases/s")
-    with system.broker() as connection:
-        probe = Queue("probe.bench-notifications", exchange=EVENTS, routing_key="#",
-                      durable=False)(connection.default_channel)
-        probe.declare()
-        published: dict[str, float] = {}
-        codes: dict[str, str] = {}
-
-        def drain():
-            while (message := probe.get(no_ack=True)) is not None:
-                body = json.loads(message.body)
-                published.setdefault(body["event_id"], time.monotonic())
-                if body["event_type"] == "CaseSubmitted":
-                    codes[body["tracking_code"]] = body["event_id"]
-
+    with Probe(system) as probe:
         n = 0
         start = time.monotonic()
         while time.monotonic() - start < seconds:
             submit(system, citizen(100_000 + n))
             n += 1
-            drain()
             progress.update(f"{n} submitted")
             time.sleep(max(0.0, start + n / rate - time.monotonic()))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(mailbox.mails) < n:
-            drain()
-            time.sleep(0.01)
-        drain()
-        probe.delete()
+        wait_until(lambda: len(mailbox.mails) >= n, timeout=30, interval=0.01,
+                   what="the latency run's emails")
+        time.sleep(0.5)  # the last webhook POSTs, which follow their events as closely
     progress.done(f"{n} cases")
+    published, codes = probe.published, probe.codes
     # Email: CaseSubmitted on the exchange -> the "case received" email at the server.
     email = []
     for mail in list(mailbox.mails):
