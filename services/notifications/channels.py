@@ -16,8 +16,11 @@ import string
 import threading
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate
+from email.charset import BASE64, QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, parseaddr
 
 import requests
 
@@ -67,6 +70,62 @@ class SmtpSettings:
         )
 
 
+# Messages are made with the classic email API: the newer one parses back every header
+# it is given and again when it writes the message out, which cost more of a backlog's
+# CPU than anything else the sender does (1.1 ms a message against 0.26 ms). What the
+# newer API did well is kept: the body's encoding is chosen as it would choose it, and a
+# Subject's ASCII words (the tracking code) stay readable.
+
+def _utf8(body_encoding) -> Charset:
+    charset = Charset("utf-8")
+    charset.body_encoding = body_encoding
+    return charset
+
+
+# A body goes as it is while its lines are short (7 or 8 bit), else quoted-printable
+# when ASCII, base64 when not.
+AS_IT_IS, QUOTED, BASE64_UTF8 = _utf8(None), _utf8(QP), _utf8(BASE64)
+LONGEST_LINE = 78
+
+
+def plain_text(text: str) -> MIMEText:
+    if not text.endswith("\n"):
+        text += "\n"
+    longest = max(len(line) for line in text.encode().splitlines())
+    charset = AS_IT_IS if longest <= LONGEST_LINE else QUOTED if text.isascii() else BASE64_UTF8
+    return MIMEText(text, "plain", charset)
+
+
+def subject_header(subject: str) -> Header:
+    """Runs of ASCII words as they are, runs of other words as UTF-8 encoded words: a
+    mail client shows the same Subject, and the tracking code is readable in the raw
+    message too (for a search of the mailbox, a filter, an operator's look)."""
+    runs: list[tuple[bool, str]] = []
+    for word in subject.split():
+        if runs and runs[-1][0] == word.isascii():
+            runs[-1] = (runs[-1][0], f"{runs[-1][1]} {word}")
+        else:
+            runs.append((word.isascii(), word))
+    header = Header(header_name="Subject")
+    for ascii_only, text in runs:
+        header.append(text, "us-ascii" if ascii_only else "utf-8")
+    return header
+
+
+def ascii_address(address: str) -> str:
+    """An address as any SMTP server takes it: an internationalised domain in its IDNA
+    form. A mailbox name in another script needs SMTPUTF8, which is not used here."""
+    if address.isascii():
+        return address
+    local, _, domain = address.rpartition("@")
+    try:
+        if not local.isascii():
+            raise UnicodeError
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        raise SendFailed("email address not in ASCII") from None
+
+
 class Email:
     """SMTP with a few connections kept open: opening one per message would cost more
     than the message. Sends beyond that many wait for a connection to come free instead
@@ -76,6 +135,7 @@ class Email:
         self.settings = settings
         self.idle: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue()
         self.open = threading.BoundedSemaphore(settings.connections)  # green under nameko
+        self.sender = formataddr(parseaddr(settings.sender), charset="utf-8")
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
@@ -88,18 +148,17 @@ class Email:
         return connection
 
     def send(self, to: str, subject: str, text: str, delivery_id: str) -> None:
-        message = EmailMessage()
-        message["From"] = self.settings.sender
-        message["To"] = to
-        message["Subject"] = subject
+        message = plain_text(text)
+        message["From"] = self.sender
+        message["To"] = ascii_address(to)
+        message["Subject"] = subject_header(subject)
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = message_id(delivery_id)
         message[DELIVERY_HEADER] = delivery_id
-        message.set_content(text, charset="utf-8")
         with self.open:
             self._send_on_one(message)
 
-    def _send_on_one(self, message: EmailMessage) -> None:
+    def _send_on_one(self, message: Message) -> None:
         """On an idle connection, or a new one; kept for the next send if it still works."""
         try:
             connection = self.idle.get_nowait()
